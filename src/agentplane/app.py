@@ -1,0 +1,77 @@
+"""The ASGI application: routes and the lifespan that owns every shared resource."""
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from agentplane import __version__, db
+from agentplane.bootstrap import bootstrap_admin_token
+from agentplane.config import Settings
+from agentplane.graphql_app import GraphQLApp
+from agentplane.health import readiness
+from agentplane.rest_compat import routes as rest_routes
+from agentplane.runtime.worker import Worker
+from agentplane.subscriptions.broker import make_broker, set_broker
+
+log = logging.getLogger("agentplane")
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    ready, checks = await readiness()
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def create_app(
+    settings: Settings | None = None, *, run_worker: bool = True, bootstrap: bool = False
+) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.is_sqlite:
+            await db.migrate(settings.database_url)  # embedded default: always up to date
+        await db.init(settings.database_url)
+        broker = make_broker(settings.redis_url)
+        await broker.start()
+        set_broker(broker)
+        if bootstrap and not settings.admin_token:
+            plaintext = await bootstrap_admin_token()
+            if plaintext:
+                print(
+                    "\n  First start: created a platform-admin token (shown only now):\n"
+                    f"\n    {plaintext}\n",
+                    flush=True,
+                )
+        worker = Worker(settings) if run_worker else None
+        if worker is not None:
+            await worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            await broker.close()
+            set_broker(None)
+            await db.close()
+
+    graphql = GraphQLApp(settings)
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        *rest_routes(),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    return app

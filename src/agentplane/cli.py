@@ -1,0 +1,116 @@
+"""The `agentplane` command: serve, worker, migrate, token create."""
+
+import argparse
+import asyncio
+import logging
+import signal
+
+import uvicorn
+
+from agentplane import db
+from agentplane.config import Settings
+from agentplane.errors import DomainError
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    if not settings.is_sqlite:
+        pending = asyncio.run(_pending(settings))
+        if pending:
+            raise SystemExit(
+                f"{len(pending)} migration(s) pending ({', '.join(pending)}): "
+                "run `agentplane migrate` first"
+            )
+    from agentplane.app import create_app
+
+    app = create_app(settings, run_worker=not args.no_worker, bootstrap=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws="websockets-sansio")
+
+
+async def _pending(settings: Settings) -> list[str]:
+    try:
+        return await db.pending_migrations(settings.database_url)
+    finally:
+        await db.close()
+
+
+async def _worker(settings: Settings) -> None:
+    from agentplane.runtime.worker import Worker
+    from agentplane.subscriptions.broker import make_broker, set_broker
+
+    if settings.is_sqlite:
+        await db.migrate(settings.database_url)
+    await db.init(settings.database_url)
+    broker = make_broker(settings.redis_url)
+    await broker.start()
+    set_broker(broker)
+    worker = Worker(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await worker.start()
+    logging.getLogger("agentplane").info("worker %s running", worker.id)
+    try:
+        await stop.wait()
+    finally:
+        await worker.stop()
+        await broker.close()
+        await db.close()
+
+
+async def _migrate(settings: Settings) -> None:
+    await db.migrate(settings.database_url)
+    await db.close()
+    print("migrations applied")
+
+
+async def _token_create(settings: Settings, tenant_name: str | None, role: str, name: str) -> str:
+    from agentplane.models import Tenant
+    from agentplane.resolvers.tokens import mint_token
+
+    if settings.is_sqlite:
+        await db.migrate(settings.database_url)
+    await db.init(settings.database_url)
+    try:
+        tenant_id = None
+        if tenant_name is not None:
+            tenant, created = await Tenant.get_or_create(name=tenant_name)
+            if created:
+                print(f"created tenant {tenant_name!r}")
+            tenant_id = tenant.id
+        _, plaintext = await mint_token(tenant_id=tenant_id, role=role, name=name)
+        return plaintext
+    finally:
+        await db.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="agentplane", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the API (and, by default, a worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8090)
+    serve.add_argument("--no-worker", action="store_true", help="API only; run workers apart")
+    sub.add_parser("worker", help="run a worker that executes queued tasks")
+    sub.add_parser("migrate", help="apply database migrations")
+    token = sub.add_parser("token", help="manage access tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it once")
+    create.add_argument("--tenant", help="tenant name (created if missing); omit for platform")
+    create.add_argument("--role", required=True)
+    create.add_argument("--name", default="cli")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings.from_env()
+    if args.command == "serve":
+        _serve(settings, args)
+    elif args.command == "worker":
+        asyncio.run(_worker(settings))
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    elif args.command == "token":
+        try:
+            print(asyncio.run(_token_create(settings, args.tenant, args.role, args.name)))
+        except DomainError as exc:
+            raise SystemExit(f"error: {exc.message}") from None

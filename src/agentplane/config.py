@@ -1,0 +1,47 @@
+"""Settings, read once from the environment (see README: Configuration)."""
+
+import os
+from dataclasses import dataclass
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite://agentplane.db"
+    redis_url: str | None = None
+    admin_token: str | None = None
+    env: str = "development"
+    scripted_delay_ms: int = 20
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: str | None = None
+    task_timeout_s: int = 600
+    worker_concurrency: int = 8
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        env = os.environ.get("AGENTPLANE_ENV", "development")
+        if env not in ("development", "production"):
+            raise SystemExit(f"AGENTPLANE_ENV must be development or production, not {env!r}")
+        return cls(
+            database_url=os.environ.get("AGENTPLANE_DATABASE_URL") or cls.database_url,
+            redis_url=os.environ.get("AGENTPLANE_REDIS_URL") or None,
+            admin_token=os.environ.get("AGENTPLANE_ADMIN_TOKEN") or None,
+            env=env,
+            scripted_delay_ms=_int("AGENTPLANE_SCRIPTED_DELAY_MS", cls.scripted_delay_ms),
+            openai_base_url=os.environ.get("AGENTPLANE_OPENAI_BASE_URL") or cls.openai_base_url,
+            openai_api_key=os.environ.get("AGENTPLANE_OPENAI_API_KEY") or None,
+            task_timeout_s=_int("AGENTPLANE_TASK_TIMEOUT_S", cls.task_timeout_s),
+            worker_concurrency=_int("AGENTPLANE_WORKER_CONCURRENCY", cls.worker_concurrency),
+        )

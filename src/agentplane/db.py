@@ -1,0 +1,57 @@
+"""Database lifecycle: Tortoise config, init/close, and checked-in migrations."""
+
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.connection import get_connection
+from tortoise.context import TortoiseContext
+from tortoise.migrations.api import migrate as run_migrations
+from tortoise.migrations.executor import MigrationExecutor
+
+APPS = {
+    "models": {
+        "models": ["agentplane.models"],
+        "default_connection": "default",
+        "migrations": "agentplane.migrations",
+    }
+}
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    # Accept the libpq spelling too; Tortoise names the asyncpg backend `postgres`.
+    if database_url.startswith("postgresql://"):
+        database_url = "postgres://" + database_url.removeprefix("postgresql://")
+    return {"connections": {"default": database_url}, "apps": APPS, "use_tz": True}
+
+
+async def migrate(database_url: str) -> None:
+    """Apply every pending migration from agentplane/migrations (idempotent)."""
+    # A context of its own, so migrating never disturbs the application's connections.
+    async with TortoiseContext():
+        await run_migrations(config=tortoise_config(database_url))
+
+
+async def pending_migrations(database_url: str) -> list[str]:
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=tortoise_config(database_url))
+        plan = await MigrationExecutor(get_connection("default"), APPS).plan(None)
+    return [f"{step.migration.app_label}.{step.migration.name}" for step in plan]
+
+
+async def init(database_url: str) -> None:
+    # Global fallback: requests and background tasks run outside the lifespan's
+    # context, and must all see the one connection pool.
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def close() -> None:
+    await Tortoise.close_connections()
+
+
+async def ping() -> None:
+    """Raise unless the database answers a trivial query."""
+    await get_connection("default").execute_query("SELECT 1")
+
+
+# For `tortoise makemigrations` (configured in pyproject.toml): the autodetector needs a config.
+TORTOISE_ORM = tortoise_config("sqlite://:memory:")

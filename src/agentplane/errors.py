@@ -1,0 +1,32 @@
+"""One domain error hierarchy; each adapter (GraphQL, REST dialects) renders it."""
+
+from typing import Any
+
+
+class DomainError(Exception):
+    code = "INTERNAL"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+class ValidationFailed(DomainError):
+    code = "VALIDATION"
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"

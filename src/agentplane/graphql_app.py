@@ -1,0 +1,50 @@
+"""The GraphQL endpoint (HTTP and both websocket protocols) with bearer-token auth."""
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from agentplane.auth import authenticate, bearer_from_header
+from agentplane.config import Settings
+from agentplane.errors import DomainError
+from agentplane.schema import schema
+from agentplane.schema.context import Context
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            graphql_ide=None if settings.production else "graphiql",
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            keep_alive=True,
+            keep_alive_interval=15,
+        )
+        self.settings = settings
+
+    async def _actor_from(self, header: str | None, context: Context) -> None:
+        try:
+            context.set_actor(
+                await authenticate(bearer_from_header(header), self.settings.admin_token)
+            )
+        except DomainError as exc:
+            context.auth_error = exc
+
+    async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
+        context = Context(request=request, response=response)
+        await self._actor_from(request.headers.get("authorization"), context)
+        return context
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """Websocket auth: `connection_init` payload first, else the upgrade request's header."""
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization")
+        if isinstance(header, str):
+            await self._actor_from(header, context)
+        if context.auth_error is not None:
+            raise ConnectionRejectionError({"message": context.auth_error.message})
+        return None

@@ -1,0 +1,53 @@
+"""Prefixed, time-sortable opaque IDs (`ten_…`, `agt_…`).
+
+The hex millisecond timestamp first makes IDs sort by creation time, so keyset
+pagination can order by the primary key alone.
+"""
+
+import secrets
+import time
+
+PREFIXES = {
+    "ten": "Tenant",
+    "tok": "AccessToken",
+    "agt": "Agent",
+    "tsk": "Task",
+    "stp": "Step",
+    "use": "UsageRecord",
+}
+
+
+def new_id(prefix: str) -> str:
+    assert prefix in PREFIXES, prefix
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"
+
+
+def kind_of(id_: str) -> str | None:
+    """The model name an ID names, or None when the prefix is unknown."""
+    prefix, sep, _ = id_.partition("_")
+    return PREFIXES.get(prefix) if sep else None
+
+
+# Module-level defaults for model primary keys (migrations cannot serialise lambdas).
+def tenant_id() -> str:
+    return new_id("ten")
+
+
+def token_id() -> str:
+    return new_id("tok")
+
+
+def agent_id() -> str:
+    return new_id("agt")
+
+
+def task_id() -> str:
+    return new_id("tsk")
+
+
+def step_id() -> str:
+    return new_id("stp")
+
+
+def usage_id() -> str:
+    return new_id("use")

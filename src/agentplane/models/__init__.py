@@ -1,0 +1,18 @@
+"""Tortoise ORM models: the only place the database schema is declared."""
+
+from agentplane.models.agent import Agent, AgentState
+from agentplane.models.task import Step, StepKind, Task, TaskStatus, UsageRecord
+from agentplane.models.tenant import AccessToken, Tenant, TenantPhase
+
+__all__ = [
+    "AccessToken",
+    "Agent",
+    "AgentState",
+    "Step",
+    "StepKind",
+    "Task",
+    "TaskStatus",
+    "Tenant",
+    "TenantPhase",
+    "UsageRecord",
+]

@@ -1,0 +1,38 @@
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from agentplane import ids
+from agentplane.models.tenant import Tenant
+
+
+class AgentState(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ARCHIVED = "archived"
+
+
+class Agent(Model):
+    id = fields.CharField(max_length=40, primary_key=True, default=ids.agent_id)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="agents", on_delete=fields.CASCADE
+    )
+    tenant_id: str
+    name = fields.CharField(max_length=200)
+    description = fields.TextField(default="")
+    model = fields.CharField(max_length=200)
+    system_prompt = fields.TextField(default="")
+    # Names of built-in tools the agent may call.
+    tools = fields.JSONField(default=list)
+    # Provider-specific settings, e.g. the scripted model's `script`.
+    config = fields.JSONField(default=dict)
+    state = fields.CharEnumField(AgentState, max_length=16, default=AgentState.ACTIVE)
+    max_steps = fields.IntField(default=8)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "agent"
+        unique_together = (("tenant", "name"),)

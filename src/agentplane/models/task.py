@@ -1,0 +1,112 @@
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from agentplane import ids
+from agentplane.models.agent import Agent
+from agentplane.models.tenant import Tenant
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+class StepKind(StrEnum):
+    PROVIDER_CALL = "PROVIDER_CALL"
+    TOOL_CALL = "TOOL_CALL"
+    MEMORY_HIT = "MEMORY_HIT"
+    RETRIEVAL_HIT = "RETRIEVAL_HIT"
+    AUDIT = "AUDIT"
+    STATUS_CHANGE = "STATUS_CHANGE"
+
+
+class Task(Model):
+    id = fields.CharField(max_length=40, primary_key=True, default=ids.task_id)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="tasks", on_delete=fields.CASCADE
+    )
+    tenant_id: str
+    agent: fields.ForeignKeyRelation[Agent] = fields.ForeignKeyField(
+        "models.Agent", related_name="tasks", on_delete=fields.CASCADE
+    )
+    agent_id: str
+    status = fields.CharEnumField(TaskStatus, max_length=16, default=TaskStatus.QUEUED)
+    query = fields.TextField()
+    output = fields.TextField(null=True)
+    error = fields.TextField(null=True)
+    metadata = fields.JSONField(default=dict)
+    cost_usd = fields.DecimalField(max_digits=14, decimal_places=6, default=0)
+    # Highest `seq` written so far: the step write path bumps it atomically.
+    last_seq = fields.IntField(default=0)
+    attempt = fields.IntField(default=0)
+    worker_id = fields.CharField(max_length=100, null=True)
+    cancel_requested = fields.BooleanField(default=False)
+    created_by = fields.CharField(max_length=40, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    started_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "task"
+        indexes = (("status", "id"), ("tenant_id", "id"), ("agent_id", "id"))
+
+
+class Step(Model):
+    id = fields.CharField(max_length=40, primary_key=True, default=ids.step_id)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="steps", on_delete=fields.CASCADE
+    )
+    task_id: str
+    seq = fields.IntField()
+    kind = fields.CharEnumField(StepKind, max_length=16)
+    payload = fields.JSONField(default=dict)
+    # Typed columns for provider calls; null on other kinds.
+    model = fields.CharField(max_length=200, null=True)
+    input_tokens = fields.IntField(null=True)
+    output_tokens = fields.IntField(null=True)
+    latency_ms = fields.IntField(null=True)
+    cost_usd = fields.DecimalField(max_digits=14, decimal_places=6, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "step"
+        unique_together = (("task", "seq"),)
+
+
+class UsageRecord(Model):
+    """Tokens and price of one provider call: the source of every spend figure."""
+
+    id = fields.CharField(max_length=40, primary_key=True, default=ids.usage_id)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="usage", on_delete=fields.CASCADE
+    )
+    tenant_id: str
+    agent_id = fields.CharField(max_length=40)
+    task_id = fields.CharField(max_length=40)
+    step_id = fields.CharField(max_length=40)
+    model = fields.CharField(max_length=200)
+    input_tokens = fields.IntField()
+    output_tokens = fields.IntField()
+    cost_usd = fields.DecimalField(max_digits=14, decimal_places=6)
+    # False when the catalog has no price for the model: cost is then unknown, not $0.
+    priced = fields.BooleanField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "usage_record"
+        indexes = (("tenant_id", "created_at"),)

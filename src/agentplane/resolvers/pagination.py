@@ -1,0 +1,58 @@
+"""Keyset pagination over time-sortable primary keys, shared by every list."""
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from tortoise.queryset import QuerySet
+
+from agentplane.errors import ValidationFailed
+
+T = TypeVar("T")
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    has_next: bool
+    has_previous: bool
+
+    def cursor(self, item: T) -> str:
+        return encode_cursor(item.id)  # type: ignore[attr-defined]
+
+
+def encode_cursor(key: object) -> str:
+    return base64.urlsafe_b64encode(f"k:{key}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValidationFailed("Malformed cursor", field="after") from None
+    if not raw.startswith("k:"):
+        raise ValidationFailed("Malformed cursor", field="after")
+    return raw[2:]
+
+
+def page_size(first: int | None) -> int:
+    """`first` defaults to 20 and is capped at 100 (never an unbounded list)."""
+    if first is None:
+        return DEFAULT_PAGE
+    if first < 0:
+        raise ValidationFailed("`first` must not be negative", field="first")
+    return min(first, MAX_PAGE)
+
+
+async def paginate(
+    qs: QuerySet[T], first: int | None, after: str | None, newest_first: bool = False
+) -> Page[T]:
+    size = page_size(first)
+    if after is not None:
+        key = decode_cursor(after)
+        qs = qs.filter(id__lt=key) if newest_first else qs.filter(id__gt=key)
+    rows = await qs.order_by("-id" if newest_first else "id").limit(size + 1)
+    return Page(items=list(rows[:size]), has_next=len(rows) > size, has_previous=after is not None)

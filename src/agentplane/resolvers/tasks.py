@@ -1,0 +1,108 @@
+import asyncio
+from typing import Any
+
+from agentplane.auth import Actor
+from agentplane.errors import NotFound, ValidationFailed
+from agentplane.models import AgentState, Step, Task, TaskStatus
+from agentplane.models.task import TERMINAL_STATUSES
+from agentplane.resolvers import traces
+from agentplane.resolvers.agents import get_agent
+from agentplane.resolvers.pagination import Page, paginate
+from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
+from agentplane.subscriptions import events
+from agentplane.subscriptions.broker import get_broker
+
+MAX_QUERY_CHARS = 100_000
+CANCEL_WAIT_S = 2.0
+
+
+async def submit_task(
+    actor: Actor | None, *, agent_id: str, query: str, metadata: dict[str, Any] | None = None
+) -> Task:
+    actor = require(actor, Perm.TASK_WRITE)
+    agent = await get_agent(actor, agent_id)
+    if agent.state != AgentState.ACTIVE:
+        raise ValidationFailed(f"Agent is {agent.state.value}, not active", field="agentId")
+    if not query.strip():
+        raise ValidationFailed("`query` must not be empty", field="query")
+    if len(query) > MAX_QUERY_CHARS:
+        raise ValidationFailed(f"`query` exceeds {MAX_QUERY_CHARS} characters", field="query")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValidationFailed("`metadata` must be a JSON object", field="metadata")
+    task = await traces.create_task(
+        tenant_id=agent.tenant_id,
+        agent_id=agent.id,
+        query=query,
+        metadata=metadata or {},
+        created_by=actor.subject,
+    )
+    await get_broker().publish(events.QUEUE_CHANNEL, {"task_id": task.id})
+    return task
+
+
+async def get_task(actor: Actor | None, task_id: str) -> Task:
+    actor = require(actor, Perm.TASK_READ)
+    task = await Task.get_or_none(id=task_id)
+    if task is None:
+        raise NotFound(f"Task {task_id!r} not found")
+    check_tenant(actor, task.tenant_id, f"Task {task_id!r}")
+    return task
+
+
+async def list_tasks(
+    actor: Actor | None,
+    first: int | None,
+    after: str | None,
+    agent_id: str | None = None,
+    status: TaskStatus | None = None,
+) -> Page[Task]:
+    """Newest first: a dashboard wants the latest runs on top."""
+    actor = require(actor, Perm.TASK_READ)
+    qs = Task.all() if is_platform(actor) else Task.filter(tenant_id=actor.tenant_id)
+    if agent_id is not None:
+        qs = qs.filter(agent_id=agent_id)
+    if status is not None:
+        qs = qs.filter(status=status)
+    return await paginate(qs, first, after, newest_first=True)
+
+
+async def cancel_task(actor: Actor | None, task_id: str) -> Task:
+    """Cancel a task: at once when queued, else by telling the worker that runs it.
+
+    Waits briefly for the worker to confirm, so the caller usually gets the task
+    back already `cancelled`; a terminal task is returned unchanged.
+    """
+    actor = require(actor, Perm.TASK_WRITE)
+    task = await get_task(actor, task_id)
+    if task.status in TERMINAL_STATUSES:
+        return task
+    cancelled = await traces.transition(
+        task.id,
+        [TaskStatus.QUEUED, TaskStatus.PAUSED],
+        TaskStatus.CANCELLED,
+        reason="cancelled by " + actor.subject,
+    )
+    if cancelled is not None:
+        return cancelled
+    await Task.filter(id=task.id).update(cancel_requested=True)
+    broker = get_broker()
+    async with broker.subscribe(events.task_channel(task.id)) as sub:
+        await broker.publish(events.CONTROL_CHANNEL, {"cancel": task.id})
+        try:
+            async with asyncio.timeout(CANCEL_WAIT_S):
+                current = await Task.get(id=task.id)
+                while current.status not in TERMINAL_STATUSES:
+                    await sub.get()
+                    current = await Task.get(id=task.id)
+        except TimeoutError:
+            pass
+    return await Task.get(id=task.id)
+
+
+async def get_step(actor: Actor | None, step_id: str) -> Step:
+    actor = require(actor, Perm.TASK_READ)
+    step = await Step.get_or_none(id=step_id).select_related("task")
+    if step is None:
+        raise NotFound(f"Step {step_id!r} not found")
+    check_tenant(actor, step.task.tenant_id, f"Step {step_id!r}")
+    return step

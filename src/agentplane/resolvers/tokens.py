@@ -1,0 +1,70 @@
+from datetime import UTC, datetime
+
+from agentplane.auth import Actor, generate_token, hash_token
+from agentplane.errors import Forbidden, ValidationFailed
+from agentplane.models import AccessToken, Tenant
+from agentplane.resolvers.pagination import Page, paginate
+from agentplane.resolvers.permissions import ROLES, Perm, is_platform, require
+from agentplane.resolvers.tenants import resolve_tenant_name
+
+
+async def mint_token(
+    *, tenant_id: str | None, role: str, name: str, expires_at: datetime | None = None
+) -> tuple[AccessToken, str]:
+    """Create a token row and return it with its plaintext, which is never stored."""
+    if role not in ROLES:
+        raise ValidationFailed(f"Unknown role {role!r}; one of {sorted(ROLES)}", field="role")
+    if (role == "platform_admin") != (tenant_id is None):
+        raise ValidationFailed(
+            "platform_admin tokens have no tenant; every other role needs one", field="tenant"
+        )
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise ValidationFailed("`expiresAt` must be in the future", field="expiresAt")
+    plaintext = generate_token()
+    token = await AccessToken.create(
+        tenant_id=tenant_id,
+        name=name,
+        role=role,
+        token_hash=hash_token(plaintext),
+        prefix=plaintext[:12],
+        expires_at=expires_at,
+    )
+    return token, plaintext
+
+
+async def create_access_token(
+    actor: Actor | None,
+    *,
+    name: str,
+    tenant: str | None,
+    role: str,
+    expires_at: datetime | None = None,
+) -> tuple[AccessToken, str]:
+    actor = require(actor, Perm.TOKEN_WRITE)
+    if not name.strip():
+        raise ValidationFailed("`name` must not be empty", field="name")
+    if role == "platform_admin":
+        if not is_platform(actor):
+            raise Forbidden("Only platform admins may create platform_admin tokens")
+        if tenant is not None:
+            raise ValidationFailed("platform_admin tokens have no tenant", field="tenant")
+        tenant_id = None
+    else:
+        tenant_id = await resolve_tenant_name(actor, tenant)
+    return await mint_token(tenant_id=tenant_id, role=role, name=name, expires_at=expires_at)
+
+
+async def list_access_tokens(
+    actor: Actor | None, first: int | None, after: str | None
+) -> Page[AccessToken]:
+    actor = require(actor, Perm.TOKEN_READ)
+    qs = AccessToken.all() if is_platform(actor) else AccessToken.filter(tenant_id=actor.tenant_id)
+    return await paginate(qs, first, after)
+
+
+async def has_any_token() -> bool:
+    return await AccessToken.exists()
+
+
+async def tenant_by_name(name: str) -> Tenant | None:
+    return await Tenant.get_or_none(name=name)

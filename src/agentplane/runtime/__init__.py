@@ -1,0 +1,1 @@
+"""Task execution: the worker, the agent loop, tools and model providers."""

@@ -1,0 +1,71 @@
+"""The built-in scripted provider: deterministic, offline models for demos and tests.
+
+- `scripted/echo` answers with the user's query, streamed word by word.
+- `scripted/agent` plays the agent's `config.script`, one turn per call:
+  `{"tool": name, "arguments": {...}}` asks for a tool call, `{"say": text}`
+  answers (`{query}` and `{last_tool_result}` are filled in). When the script
+  runs out it answers with the last tool result, or echoes the query.
+
+Token counts are honest: `count_tokens` of what was sent and produced.
+"""
+
+import asyncio
+import json
+from typing import Any
+
+from agentplane.runtime.providers.base import (
+    Completion,
+    CompletionRequest,
+    Message,
+    OnChunk,
+    ToolCall,
+    count_tokens,
+)
+
+
+def _last(messages: list[Message], role: str) -> str:
+    return next((m.content or "" for m in reversed(messages) if m.role == role), "")
+
+
+class ScriptedProvider:
+    def __init__(self, delay_ms: int) -> None:
+        self.delay_s = delay_ms / 1000
+
+    async def complete(self, request: CompletionRequest, on_chunk: OnChunk) -> Completion:
+        query = _last(request.messages, "user")
+        tool_result = _last(request.messages, "tool")
+        turn = self._turn(request)
+        input_tokens = sum(count_tokens(m.content or "") for m in request.messages)
+        if turn is not None and "tool" in turn:
+            turn_no = sum(1 for m in request.messages if m.role == "assistant")
+            call = ToolCall(
+                id=f"call_{turn_no}",
+                name=str(turn["tool"]),
+                arguments=dict(turn.get("arguments") or {}),
+            )
+            await asyncio.sleep(self.delay_s)
+            output_tokens = count_tokens(call.name) + count_tokens(json.dumps(call.arguments))
+            return Completion("", [call], input_tokens, output_tokens)
+        if turn is not None and "say" in turn:
+            text = (
+                str(turn["say"])
+                .replace("{query}", query)
+                .replace("{last_tool_result}", tool_result)
+            )
+        else:
+            text = tool_result or query
+        await self._stream(text, on_chunk)
+        return Completion(text, [], input_tokens, count_tokens(text))
+
+    def _turn(self, request: CompletionRequest) -> dict[str, Any] | None:
+        if request.model != "agent":
+            return None
+        script = request.config.get("script") or []
+        turn_no = sum(1 for m in request.messages if m.role == "assistant")
+        return script[turn_no] if turn_no < len(script) else None
+
+    async def _stream(self, text: str, on_chunk: OnChunk) -> None:
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            await asyncio.sleep(self.delay_s)
+            await on_chunk(word if i == len(words) - 1 else word + " ")

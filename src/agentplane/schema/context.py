@@ -1,0 +1,37 @@
+"""Per-request GraphQL context: the caller and the request's DataLoaders."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from agentplane.auth import Actor
+from agentplane.errors import DomainError
+from agentplane.models import Agent, Tenant
+from agentplane.resolvers import agents, tenants
+
+
+@dataclass
+class Context:
+    request: Any
+    response: Any = None
+    _actor: Actor | None = None
+    auth_error: DomainError | None = None
+    connection_params: dict[str, Any] | None = None  # set by the websocket protocols
+    agent_loader: DataLoader[str, Agent | None] = field(init=False)
+    tenant_loader: DataLoader[str, Tenant | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Loaders call resolvers, so batching never bypasses the tenant filter.
+        self.agent_loader = DataLoader(lambda ids: agents.load_agents(self.actor, list(ids)))
+        self.tenant_loader = DataLoader(lambda ids: tenants.load_tenants(self.actor, list(ids)))
+
+    @property
+    def actor(self) -> Actor | None:
+        """The caller; a bad credential raises here, on first use, as a GraphQL error."""
+        if self.auth_error is not None:
+            raise self.auth_error
+        return self._actor
+
+    def set_actor(self, actor: Actor | None) -> None:
+        self._actor, self.auth_error = actor, None

@@ -1,0 +1,142 @@
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from agentplane.resolvers import agents, tasks, tenants, tokens
+from agentplane.schema.context import Context
+from agentplane.schema.types import AccessToken, Agent, Task, Tenant
+
+
+@strawberry.input
+class CreateTenantInput:
+    name: str
+    display_name: str = ""
+    email: str = ""
+    team: str = ""
+
+
+@strawberry.type
+class CreateTenantPayload:
+    tenant: Tenant
+
+
+@strawberry.input
+class CreateAccessTokenInput:
+    name: str
+    role: str = strawberry.field(description='A role\'s name, e.g. "operator"')
+    tenant: str | None = strawberry.field(
+        default=None, description="Tenant name; defaults to the caller's tenant"
+    )
+    expires_at: datetime | None = None
+
+
+@strawberry.type
+class CreateAccessTokenPayload:
+    token: AccessToken
+    plain_text_token: str = strawberry.field(description="Shown once; only a hash is stored")
+
+
+@strawberry.input
+class CreateAgentInput:
+    name: str
+    model: str = "scripted/echo"
+    description: str = ""
+    system_prompt: str = ""
+    tools: list[str] | None = None
+    config: JSON | None = strawberry.field(
+        default=None, description="Provider settings, e.g. the scripted model's `script`"
+    )
+    max_steps: int = 8
+    tenant: str | None = strawberry.field(
+        default=None, description="Tenant name; required for platform-scoped callers"
+    )
+
+
+@strawberry.type
+class CreateAgentPayload:
+    agent: Agent
+
+
+@strawberry.input
+class SubmitTaskInput:
+    agent_id: strawberry.ID
+    query: str
+    metadata: JSON | None = None
+
+
+@strawberry.type
+class SubmitTaskPayload:
+    task: Task
+
+
+@strawberry.input
+class CancelTaskInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class CancelTaskPayload:
+    task: Task
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create a tenant (platform admins only).")
+    async def create_tenant(
+        self, info: Info[Context, None], input: CreateTenantInput
+    ) -> CreateTenantPayload:
+        tenant = await tenants.create_tenant(
+            info.context.actor,
+            name=input.name,
+            display_name=input.display_name,
+            email=input.email,
+            team=input.team,
+        )
+        return CreateTenantPayload(tenant=tenant)  # type: ignore[arg-type]
+
+    @strawberry.mutation
+    async def create_access_token(
+        self, info: Info[Context, None], input: CreateAccessTokenInput
+    ) -> CreateAccessTokenPayload:
+        token, plaintext = await tokens.create_access_token(
+            info.context.actor,
+            name=input.name,
+            tenant=input.tenant,
+            role=input.role,
+            expires_at=input.expires_at,
+        )
+        return CreateAccessTokenPayload(token=token, plain_text_token=plaintext)  # type: ignore[arg-type]
+
+    @strawberry.mutation
+    async def create_agent(
+        self, info: Info[Context, None], input: CreateAgentInput
+    ) -> CreateAgentPayload:
+        agent = await agents.create_agent(
+            info.context.actor,
+            name=input.name,
+            model=input.model,
+            description=input.description,
+            system_prompt=input.system_prompt,
+            tools=input.tools,
+            config=input.config,
+            max_steps=input.max_steps,
+            tenant=input.tenant,
+        )
+        return CreateAgentPayload(agent=agent)  # type: ignore[arg-type]
+
+    @strawberry.mutation
+    async def submit_task(
+        self, info: Info[Context, None], input: SubmitTaskInput
+    ) -> SubmitTaskPayload:
+        task = await tasks.submit_task(
+            info.context.actor, agent_id=input.agent_id, query=input.query, metadata=input.metadata
+        )
+        return SubmitTaskPayload(task=task)  # type: ignore[arg-type]
+
+    @strawberry.mutation
+    async def cancel_task(
+        self, info: Info[Context, None], input: CancelTaskInput
+    ) -> CancelTaskPayload:
+        return CancelTaskPayload(task=await tasks.cancel_task(info.context.actor, input.id))  # type: ignore[arg-type]

@@ -1,0 +1,35 @@
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry.types import Info
+
+from agentplane.schema.context import Context
+from agentplane.schema.types import Step, Task
+from agentplane.subscriptions import streams
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="The task's steps in seq order: persisted ones after `afterSeq`, then live "
+        "ones; completes after the step that makes the task terminal."
+    )
+    async def task_events(
+        self, info: Info[Context, None], task_id: strawberry.ID, after_seq: int | None = None
+    ) -> AsyncGenerator[Step, None]:
+        async for step in streams.task_events(info.context.actor, task_id, after_seq):
+            yield step  # type: ignore[misc]
+
+    @strawberry.subscription(description="Status changes of your tenant's tasks.")
+    async def task_updates(
+        self, info: Info[Context, None], agent_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[Task, None]:
+        async for task in streams.task_updates(info.context.actor, agent_id):
+            yield task  # type: ignore[misc]
+
+    @strawberry.subscription(description="Best-effort live text of the task's model calls.")
+    async def task_output(
+        self, info: Info[Context, None], task_id: strawberry.ID
+    ) -> AsyncGenerator[str, None]:
+        async for chunk in streams.task_output(info.context.actor, task_id):
+            yield chunk

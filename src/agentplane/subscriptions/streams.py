@@ -1,0 +1,100 @@
+"""Replay-then-tail streams over the broker.
+
+`task_events` subscribes first, then replays persisted steps after the cursor,
+then tails live events, dropping any `seq` already sent and reading a gap back
+from the database, so a client resuming with its last `seq` misses nothing and
+sees nothing twice.
+"""
+
+from collections.abc import AsyncIterator
+
+from agentplane.auth import Actor
+from agentplane.errors import ValidationFailed
+from agentplane.models import Step, StepKind, Task
+from agentplane.resolvers import traces
+from agentplane.resolvers.agents import get_agent
+from agentplane.resolvers.permissions import Perm, require
+from agentplane.resolvers.tasks import get_task
+from agentplane.subscriptions import events
+from agentplane.subscriptions.broker import get_broker
+
+# Re-check the database this often while idle, in case a publish was lost
+# (e.g. Redis restarted) so a stream never hangs on a finished task.
+IDLE_RECHECK_S = 5.0
+
+
+def _ends_task(step: Step) -> bool:
+    return step.kind == StepKind.STATUS_CHANGE and step.payload.get("to") in (
+        "completed",
+        "failed",
+        "cancelled",
+    )
+
+
+async def task_events(
+    actor: Actor | None, task_id: str, after_seq: int | None
+) -> AsyncIterator[Step]:
+    task = await get_task(actor, task_id)  # authorises: same answer as a missing task
+    last = max(after_seq or 0, 0)
+    async with get_broker().subscribe(events.task_channel(task.id)) as sub:
+        while True:
+            # Catch up from the database: the replay, and any gap the live feed skipped.
+            backlog = await traces.steps_after(task.id, last)
+            for step in backlog:
+                last = step.seq
+                yield step
+                if _ends_task(step):
+                    return
+            if backlog:
+                continue
+            if (await Task.get(id=task.id)).status.is_terminal:
+                return  # the terminal step was before the cursor
+            while True:
+                message = await sub.get(timeout=IDLE_RECHECK_S)
+                if message is None:
+                    break  # idle: go back to the database
+                seq = message["seq"]
+                if seq <= last:
+                    continue  # already sent during replay
+                if seq > last + 1:
+                    break  # a gap: read it from the database
+                step = events.step_from_event(message)
+                last = seq
+                yield step
+                if _ends_task(step):
+                    return
+
+
+async def task_updates(actor: Actor | None, agent_id: str | None) -> AsyncIterator[Task]:
+    """Status changes of the caller's tenant's tasks, optionally of one agent only.
+
+    Platform-scoped callers belong to no tenant, so they name the agent to watch.
+    """
+    actor = require(actor, Perm.TASK_READ)
+    if agent_id is not None:
+        tenant_id = (await get_agent(actor, agent_id)).tenant_id
+    elif actor.tenant_id is not None:
+        tenant_id = actor.tenant_id
+    else:
+        raise ValidationFailed("Platform-scoped callers must pass `agentId`", field="agentId")
+    async with get_broker().subscribe(events.tenant_tasks_channel(tenant_id)) as sub:
+        async for message in sub:
+            if agent_id is None or message["agent_id"] == agent_id:
+                yield events.task_from_event(message)
+
+
+async def task_output(actor: Actor | None, task_id: str) -> AsyncIterator[str]:
+    """Live text chunks until the task ends; not replayed (the trace holds the full text)."""
+    task = await get_task(actor, task_id)
+    async with get_broker().subscribe(events.task_output_channel(task.id)) as sub:
+        if (await Task.get(id=task.id)).status.is_terminal:
+            return
+        while True:
+            message = await sub.get(timeout=IDLE_RECHECK_S)
+            if message is None:
+                if (await Task.get(id=task.id)).status.is_terminal:
+                    return
+            elif message.get("end"):
+                return
+            else:
+                yield message["text"]

@@ -1,0 +1,88 @@
+"""Fixtures: a real database always (SQLite by default; PostgreSQL and Redis when
+AGENTPLANE_DATABASE_URL / AGENTPLANE_REDIS_URL are set), the app with its lifespan,
+and an HTTP client speaking to it in-process."""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from tortoise.connection import get_connection
+
+from agentplane import db
+from agentplane.app import create_app
+from agentplane.auth import Actor
+from agentplane.config import Settings
+from tests.support.graphql import GraphQLClient
+
+TABLES = ("usage_record", "step", "task", "agent", "access_token", "tenant")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("AGENTPLANE_DATABASE_URL") or (
+        f"sqlite://{tmp_path_factory.mktemp('db') / 'agentplane-test.db'}"
+    )
+    asyncio.run(db.migrate(url))
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=os.environ.get("AGENTPLANE_REDIS_URL") or None,
+        admin_token=None,
+        scripted_delay_ms=1,
+        task_timeout_s=30,
+    )
+
+
+async def truncate_all() -> None:
+    conn = get_connection("default")
+    if conn.capabilities.dialect == "postgres":
+        await conn.execute_script(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+    else:
+        for table in TABLES:
+            await conn.execute_script(f"DELETE FROM {table}")
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings, run_worker=True)
+    async with application.router.lifespan_context(application):
+        await truncate_all()
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://agentplane.test") as c:
+        yield c
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(client)
+
+
+@pytest.fixture
+def platform_admin() -> Actor:
+    return Actor(kind="token", role="platform_admin", tenant_id=None)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def pytest_report_header(config: Any) -> str:
+    return (
+        f"agentplane database: {os.environ.get('AGENTPLANE_DATABASE_URL') or 'sqlite (temp file)'}"
+        f"; broker: {os.environ.get('AGENTPLANE_REDIS_URL') or 'memory'}"
+    )

@@ -1,0 +1,20 @@
+"""Factories: real rows through the same functions the product uses."""
+
+from agentplane.models import Agent, Tenant
+from agentplane.resolvers.tokens import mint_token
+
+
+async def make_tenant(name: str) -> Tenant:
+    return await Tenant.create(name=name, display_name=name.title())
+
+
+async def make_token(tenant: Tenant | None, role: str) -> str:
+    _, plaintext = await mint_token(
+        tenant_id=tenant.id if tenant else None, role=role, name=f"{role} token"
+    )
+    return plaintext
+
+
+async def make_agent(tenant: Tenant, name: str = "echo", **fields: object) -> Agent:
+    fields.setdefault("model", "scripted/echo")
+    return await Agent.create(tenant_id=tenant.id, name=name, **fields)

@@ -1,0 +1,77 @@
+"""Run `agentplane serve` as a real uvicorn process for over-the-wire tests."""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    ws_url: str
+    admin_token: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def live_server(database_url: str, workdir: Path, *extra_args: str) -> Iterator[LiveServer]:
+    port = free_port()
+    admin_token = "agp_admin_" + secrets.token_urlsafe(24)
+    env = {
+        **os.environ,
+        "AGENTPLANE_DATABASE_URL": database_url,
+        "AGENTPLANE_ADMIN_TOKEN": admin_token,
+        "AGENTPLANE_SCRIPTED_DELAY_MS": os.environ.get("AGENTPLANE_SCRIPTED_DELAY_MS", "5"),
+    }
+    log_path = workdir / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agentplane", "serve", "--port", str(port), *extra_args],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(
+        f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql", admin_token, process, log_path
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{server.log()}")
+            try:
+                if httpx.get(server.base_url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not become ready:\n{server.log()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
