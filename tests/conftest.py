@@ -86,3 +86,12 @@ def pytest_report_header(config: Any) -> str:
         f"agentplane database: {os.environ.get('AGENTPLANE_DATABASE_URL') or 'sqlite (temp file)'}"
         f"; broker: {os.environ.get('AGENTPLANE_REDIS_URL') or 'memory'}"
     )
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Settings]:
+    """Database and broker started, no worker: tests drive workers themselves."""
+    application = create_app(settings, run_worker=False)
+    async with application.router.lifespan_context(application):
+        await truncate_all()
+        yield settings

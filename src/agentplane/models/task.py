@@ -49,7 +49,7 @@ class Task(Model):
     output = fields.TextField(null=True)
     error = fields.TextField(null=True)
     metadata = fields.JSONField(default=dict)
-    cost_usd = fields.DecimalField(max_digits=14, decimal_places=6, default=0)
+    cost_usd = fields.DecimalField(max_digits=20, decimal_places=10, default=0)
     # Highest `seq` written so far: the step write path bumps it atomically.
     last_seq = fields.IntField(default=0)
     attempt = fields.IntField(default=0)
@@ -80,7 +80,7 @@ class Step(Model):
     input_tokens = fields.IntField(null=True)
     output_tokens = fields.IntField(null=True)
     latency_ms = fields.IntField(null=True)
-    cost_usd = fields.DecimalField(max_digits=14, decimal_places=6, null=True)
+    cost_usd = fields.DecimalField(max_digits=20, decimal_places=10, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -102,7 +102,7 @@ class UsageRecord(Model):
     model = fields.CharField(max_length=200)
     input_tokens = fields.IntField()
     output_tokens = fields.IntField()
-    cost_usd = fields.DecimalField(max_digits=14, decimal_places=6)
+    cost_usd = fields.DecimalField(max_digits=20, decimal_places=10)
     # False when the catalog has no price for the model: cost is then unknown, not $0.
     priced = fields.BooleanField()
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -19,7 +19,7 @@ class Tenant(Model):
     email = fields.CharField(max_length=320, default="")
     team = fields.CharField(max_length=200, default="")
     phase = fields.CharEnumField(TenantPhase, max_length=16, default=TenantPhase.ACTIVE)
-    monthly_budget_usd = fields.DecimalField(max_digits=14, decimal_places=6, null=True)
+    monthly_budget_usd = fields.DecimalField(max_digits=20, decimal_places=10, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

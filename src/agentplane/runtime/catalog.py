@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 MILLION = Decimal(1_000_000)
+# Costs are stored with 10 decimal places; rounding here keeps every sum exact.
+COST_QUANTUM = Decimal("1e-10")
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,8 @@ class ModelInfo:
         if not self.priced:
             return Decimal(0)
         assert self.input_usd_per_mtok is not None and self.output_usd_per_mtok is not None
-        return (
-            self.input_usd_per_mtok * input_tokens + self.output_usd_per_mtok * output_tokens
-        ) / MILLION
+        total = self.input_usd_per_mtok * input_tokens + self.output_usd_per_mtok * output_tokens
+        return (total / MILLION).quantize(COST_QUANTUM)
 
 
 _DEMO = "test/demo model: deterministic, offline, nominal price"

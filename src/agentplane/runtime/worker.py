@@ -93,25 +93,31 @@ class Worker:
                 runner.cancel()
 
     async def claim(self) -> Task | None:
-        """Claim the oldest queued task, or None when there is none left to win."""
-        candidates = (
-            await Task.filter(status=TaskStatus.QUEUED)
-            .order_by("id")
-            .limit(10)
-            .values_list("id", flat=True)
-        )
-        for task_id in candidates:
-            task = await transition(
-                str(task_id),
-                [TaskStatus.QUEUED],
-                TaskStatus.RUNNING,
-                worker_id=self.id,
-                attempt=F("attempt") + 1,
-                started_at=datetime.now(UTC),
+        """Claim the oldest queued task, or None when none is left.
+
+        Losing a race for a candidate means another worker took it, so each
+        round makes progress; the loop ends when the queue is empty.
+        """
+        while True:
+            candidates = (
+                await Task.filter(status=TaskStatus.QUEUED)
+                .order_by("id")
+                .limit(10)
+                .values_list("id", flat=True)
             )
-            if task is not None:
-                return task
-        return None
+            if not candidates:
+                return None
+            for task_id in candidates:
+                task = await transition(
+                    str(task_id),
+                    [TaskStatus.QUEUED],
+                    TaskStatus.RUNNING,
+                    worker_id=self.id,
+                    attempt=F("attempt") + 1,
+                    started_at=datetime.now(UTC),
+                )
+                if task is not None:
+                    return task
 
     async def _run(self, task: Task) -> None:
         try:
