@@ -33,9 +33,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(database_url: str, workdir: Path, *extra_args: str) -> Iterator[LiveServer]:
+def live_server(
+    database_url: str, workdir: Path, *extra_args: str, with_admin_token: bool = True
+) -> Iterator[LiveServer]:
+    """Serve on a free port; `with_admin_token=False` leaves AGENTPLANE_ADMIN_TOKEN unset."""
     port = free_port()
-    admin_token = "agp_admin_" + secrets.token_urlsafe(24)
+    admin_token = "agp_admin_" + secrets.token_urlsafe(24) if with_admin_token else ""
     env = {
         **os.environ,
         "AGENTPLANE_DATABASE_URL": database_url,

@@ -68,11 +68,14 @@ class Worker:
             ready.set()
             try:
                 while True:
-                    while len(self.running) < self.settings.worker_concurrency:
-                        task = await self.claim()
-                        if task is None:
-                            break
-                        self.running[task.id] = asyncio.create_task(self._run(task))
+                    try:
+                        while len(self.running) < self.settings.worker_concurrency:
+                            task = await self.claim()
+                            if task is None:
+                                break
+                            self.running[task.id] = asyncio.create_task(self._run(task))
+                    except Exception:  # database unavailable: keep polling, do not die
+                        log.exception("claiming tasks failed; retrying")
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)

@@ -113,9 +113,6 @@ class RedisBroker(Broker):
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
-    async def start(self) -> None:
-        await self.redis.ping()
-
     async def ping(self) -> None:
         await self.redis.ping()
 
