@@ -108,3 +108,21 @@ def test_first_serve_on_an_empty_database_prints_an_admin_token(tmp_path: Path) 
     # a second start prints no new token
     with live_server(url, tmp_path, with_admin_token=False) as server:
         assert not [w for w in server.log().split() if w.startswith("agp_")]
+
+
+async def test_graphiql_is_served_to_browsers_in_development(client: httpx.AsyncClient) -> None:
+    page = await client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "GraphiQL" in page.text
+    assert "wsConnectionParams: headers" in page.text
+
+
+async def test_graphiql_is_off_in_production(settings: Settings) -> None:
+    production = Settings(**{**settings.__dict__, "env": "production"})
+    app = create_app(production, run_worker=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+            page = await client.get("/graphql", headers={"Accept": "text/html"})
+    assert "GraphiQL" not in page.text
+    assert page.status_code in (400, 404, 405)

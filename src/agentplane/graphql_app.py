@@ -1,8 +1,10 @@
 """The GraphQL endpoint (HTTP and both websocket protocols) with bearer-token auth."""
 
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import HTMLResponse
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -13,6 +15,9 @@ from agentplane.config import Settings
 from agentplane.errors import DomainError
 from agentplane.schema import schema
 from agentplane.schema.context import Context
+
+# Our GraphiQL page: the stock one does not send the Headers tab over websockets.
+GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql.html").read_text()
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -25,6 +30,9 @@ class GraphQLApp(GraphQL[Context, None]):
             keep_alive_interval=15,
         )
         self.settings = settings
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(GRAPHIQL_HTML)
 
     async def _actor_from(self, header: str | None, context: Context) -> None:
         try:

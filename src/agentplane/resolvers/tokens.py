@@ -18,6 +18,11 @@ async def mint_token(
         raise ValidationFailed(
             "platform_admin tokens have no tenant; every other role needs one", field="tenant"
         )
+    if expires_at is not None and expires_at.tzinfo is None:
+        # Comparing a naive datetime with an aware one raises TypeError (an INTERNAL error).
+        raise ValidationFailed(
+            "`expiresAt` needs a timezone offset, e.g. 2030-01-01T00:00:00Z", field="expiresAt"
+        )
     if expires_at is not None and expires_at <= datetime.now(UTC):
         raise ValidationFailed("`expiresAt` must be in the future", field="expiresAt")
     plaintext = generate_token()
