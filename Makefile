@@ -18,6 +18,7 @@ run: $(STAMP)  ## set up and serve on the embedded default (SQLite, in-memory br
 test: $(STAMP)  ## set up and run the tests (PostgreSQL + Redis when AGENTPLANE_* URLs are set)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy src
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -1,4 +1,5 @@
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -25,9 +26,9 @@ class Agent(Model):
     model = fields.CharField(max_length=200)
     system_prompt = fields.TextField(default="")
     # Names of built-in tools the agent may call.
-    tools = fields.JSONField(default=list)
+    tools: fields.JSONField[list[str]] = fields.JSONField(default=list)
     # Provider-specific settings, e.g. the scripted model's `script`.
-    config = fields.JSONField(default=dict)
+    config: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     state = fields.CharEnumField(AgentState, max_length=16, default=AgentState.ACTIVE)
     max_steps = fields.IntField(default=8)
     created_at = fields.DatetimeField(auto_now_add=True)

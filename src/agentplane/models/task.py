@@ -1,4 +1,5 @@
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -48,7 +49,7 @@ class Task(Model):
     query = fields.TextField()
     output = fields.TextField(null=True)
     error = fields.TextField(null=True)
-    metadata = fields.JSONField(default=dict)
+    metadata: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     cost_usd = fields.DecimalField(max_digits=20, decimal_places=10, default=0)
     # Highest `seq` written so far: the step write path bumps it atomically.
     last_seq = fields.IntField(default=0)
@@ -74,7 +75,7 @@ class Step(Model):
     task_id: str
     seq = fields.IntField()
     kind = fields.CharEnumField(StepKind, max_length=16)
-    payload = fields.JSONField(default=dict)
+    payload: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     # Typed columns for provider calls; null on other kinds.
     model = fields.CharField(max_length=200, null=True)
     input_tokens = fields.IntField(null=True)

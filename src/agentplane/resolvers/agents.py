@@ -47,6 +47,8 @@ async def create_agent(
     if not name.strip() or len(name) > 200:
         raise ValidationFailed("`name` must be 1-200 characters", field="name")
     tools, config = tools or [], config or {}
+    if not isinstance(config, dict):
+        raise ValidationFailed("`config` must be a JSON object", field="config")
     _validate(model, tools, config, max_steps)
     tenant_id = await resolve_tenant_name(actor, tenant)
     try:

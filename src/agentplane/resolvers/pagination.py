@@ -5,11 +5,13 @@ import binascii
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from agentplane.errors import ValidationFailed
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
 
@@ -48,8 +50,8 @@ def page_size(first: int | None) -> int:
 
 
 async def paginate(
-    qs: QuerySet[T], first: int | None, after: str | None, newest_first: bool = False
-) -> Page[T]:
+    qs: QuerySet[M], first: int | None, after: str | None, newest_first: bool = False
+) -> Page[M]:
     size = page_size(first)
     if after is not None:
         key = decode_cursor(after)

@@ -5,6 +5,8 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError, StreamExecutionResult
 
 from agentplane.errors import DomainError
 
@@ -40,10 +42,26 @@ def render_error(error: GraphQLError) -> GraphQLError:
 
 
 class ErrorCodes(SchemaExtension):
-    """Runs once per operation (no per-field hook), after execution."""
+    """Runs once per operation (no per-field hook), after execution; and, for streams
+    (subscriptions, operations over websockets), on each result before it is sent,
+    since `on_operation` only resumes after a stream has ended."""
+
+    streamed = False
 
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is not None and result.errors:
+        if not self.streamed and result is not None and result.errors:
             result.errors = [render_error(e) for e in result.errors]
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        self.streamed = True
+        # Pre-execution errors (syntax, unknown operation) are left as they are:
+        # the websocket protocol handlers decide on their exact type how to answer.
+        if (
+            isinstance(result, ExecutionResult)
+            and not isinstance(result, PreExecutionError)
+            and result.errors
+        ):
+            result.errors = [render_error(e) for e in result.errors]
+        yield

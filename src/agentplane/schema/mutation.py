@@ -120,7 +120,7 @@ class Mutation:
             description=input.description,
             system_prompt=input.system_prompt,
             tools=input.tools,
-            config=input.config,
+            config=input.config,  # type: ignore[arg-type]  # checked in the resolver
             max_steps=input.max_steps,
             tenant=input.tenant,
         )
@@ -131,7 +131,10 @@ class Mutation:
         self, info: Info[Context, None], input: SubmitTaskInput
     ) -> SubmitTaskPayload:
         task = await tasks.submit_task(
-            info.context.actor, agent_id=input.agent_id, query=input.query, metadata=input.metadata
+            info.context.actor,
+            agent_id=input.agent_id,
+            query=input.query,
+            metadata=input.metadata,  # type: ignore[arg-type]  # checked in the resolver
         )
         return SubmitTaskPayload(task=task)  # type: ignore[arg-type]
 

@@ -3,7 +3,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from agentplane import ids
+from agentplane import ids, models
 from agentplane.errors import NotFound
 from agentplane.resolvers import agents, tasks, tenants, tokens
 from agentplane.runtime import catalog
@@ -15,7 +15,6 @@ from agentplane.schema.types import (
     ModelInfo,
     Node,
     Task,
-    TaskStatus,
     Tenant,
     Viewer,
 )
@@ -81,7 +80,7 @@ class Query:
         first: int | None = None,
         after: str | None = None,
         agent_id: strawberry.ID | None = None,
-        status: TaskStatus | None = None,
+        status: models.TaskStatus | None = None,
     ) -> Connection[Task]:
         page = await tasks.list_tasks(info.context.actor, first, after, agent_id, status)
         return Connection.of(page)

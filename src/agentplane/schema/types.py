@@ -16,10 +16,9 @@ from agentplane.schema.context import Context
 
 T = TypeVar("T")
 
-TaskStatus = strawberry.enum(models.TaskStatus, name="TaskStatus")
-StepKind = strawberry.enum(models.StepKind, name="StepKind")
-AgentState = strawberry.enum(models.AgentState, name="AgentState")
-TenantPhase = strawberry.enum(models.TenantPhase, name="TenantPhase")
+# The model enums are the GraphQL enums (names like QUEUED, values like "queued").
+for _enum in (models.TaskStatus, models.StepKind, models.AgentState, models.TenantPhase):
+    strawberry.enum(_enum)
 
 
 def _usd(value: Decimal | None) -> float | None:
@@ -71,7 +70,7 @@ class Tenant(Node):
     display_name: str
     email: str
     team: str
-    phase: TenantPhase
+    phase: models.TenantPhase
     created_at: datetime
 
     @classmethod
@@ -91,9 +90,12 @@ class AccessToken(Node):
     created_at: datetime
 
     @strawberry.field
-    async def tenant(self, info: Info[Context, None]) -> Tenant | None:
-        tenant_id = self.tenant_id  # type: ignore[attr-defined]
-        return None if tenant_id is None else await info.context.tenant_loader.load(tenant_id)
+    async def tenant(
+        self, root: strawberry.Parent[models.AccessToken], info: Info[Context, None]
+    ) -> Tenant | None:
+        if root.tenant_id is None:
+            return None
+        return await info.context.tenant_loader.load(root.tenant_id)  # type: ignore[return-value]
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:
@@ -104,7 +106,7 @@ class AccessToken(Node):
 class Step(Node):
     id: strawberry.ID
     seq: int
-    kind: StepKind
+    kind: models.StepKind
     payload: JSON
     created_at: datetime
     model: str | None
@@ -113,12 +115,12 @@ class Step(Node):
     latency_ms: int | None
 
     @strawberry.field
-    def task_id(self) -> strawberry.ID:
-        return strawberry.ID(self.task_id)  # type: ignore[attr-defined]
+    def task_id(self, root: strawberry.Parent[models.Step]) -> strawberry.ID:
+        return strawberry.ID(root.task_id)
 
     @strawberry.field
-    def cost_usd(self) -> float | None:
-        return _usd(self.cost_usd)  # type: ignore[attr-defined]
+    def cost_usd(self, root: strawberry.Parent[models.Step]) -> float | None:
+        return _usd(root.cost_usd)
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:
@@ -128,7 +130,7 @@ class Step(Node):
 @strawberry.type
 class Task(Node):
     id: strawberry.ID
-    status: TaskStatus
+    status: models.TaskStatus
     query: str
     output: str | None
     error: str | None
@@ -140,22 +142,29 @@ class Task(Node):
     finished_at: datetime | None
 
     @strawberry.field
-    def is_terminal(self) -> bool:
-        return self.status.is_terminal  # type: ignore[attr-defined]
+    def is_terminal(self, root: strawberry.Parent[models.Task]) -> bool:
+        return root.status.is_terminal
 
     @strawberry.field
-    def cost_usd(self) -> float:
-        return float(self.cost_usd)  # type: ignore[arg-type]
+    def cost_usd(self, root: strawberry.Parent[models.Task]) -> float:
+        return float(root.cost_usd)
 
     @strawberry.field
-    async def agent(self, info: Info[Context, None]) -> "Agent | None":
-        return await info.context.agent_loader.load(self.agent_id)  # type: ignore[attr-defined]
+    async def agent(
+        self, root: strawberry.Parent[models.Task], info: Info[Context, None]
+    ) -> "Agent | None":
+        return await info.context.agent_loader.load(root.agent_id)  # type: ignore[return-value]
 
     @strawberry.field(description="The trace, in seq order, after `afterSeq` (at most 1000).")
     async def steps(
-        self, info: Info[Context, None], after_seq: int | None = None, first: int | None = None
+        self,
+        root: strawberry.Parent[models.Task],
+        info: Info[Context, None],
+        after_seq: int | None = None,
+        first: int | None = None,
     ) -> list[Step]:
-        return await traces.list_steps(info.context.actor, self, after_seq, first)  # type: ignore[arg-type, return-value]
+        steps = await traces.list_steps(info.context.actor, root, after_seq, first)
+        return steps  # type: ignore[return-value]
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:
@@ -172,16 +181,20 @@ class Agent(Node):
     tools: list[str]
     config: JSON
     max_steps: int
-    state: AgentState
+    state: models.AgentState
     created_at: datetime
     updated_at: datetime
 
     @strawberry.field
     async def tasks(
-        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+        self,
+        root: strawberry.Parent[models.Agent],
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
     ) -> Connection[Task]:
-        page = await task_resolvers.list_tasks(info.context.actor, first, after, agent_id=self.id)
-        return Connection.of(page)
+        page = await task_resolvers.list_tasks(info.context.actor, first, after, agent_id=root.id)
+        return Connection.of(page)  # type: ignore[return-value]
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:
