@@ -31,6 +31,12 @@ class Agent(Model):
     config: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     state = fields.CharEnumField(AgentState, max_length=16, default=AgentState.ACTIVE)
     max_steps = fields.IntField(default=8)
+    # Per-run timeout; null = the installation's AGENTPLANE_TASK_TIMEOUT_S.
+    timeout_s = fields.IntField(null=True)
+    # At most this many of the agent's tasks run at once; null = no limit.
+    max_concurrent_tasks = fields.IntField(null=True)
+    version = fields.IntField(default=1)
+    published_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -55,7 +55,12 @@ class Task(Model):
     last_seq = fields.IntField(default=0)
     attempt = fields.IntField(default=0)
     worker_id = fields.CharField(max_length=100, null=True)
+    # The running worker's claim: it must heartbeat before this passes, or another takes over.
+    lease_expires_at = fields.DatetimeField(null=True)
     cancel_requested = fields.BooleanField(default=False)
+    pause_requested = fields.BooleanField(default=False)
+    # Why the task is in its status, when that needs saying (e.g. paused for "budget").
+    status_reason = fields.CharField(max_length=200, null=True)
     created_by = fields.CharField(max_length=40, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
