@@ -11,15 +11,13 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
-from tortoise.connection import get_connection
 
 from agentplane import db
 from agentplane.app import create_app
 from agentplane.auth import Actor
 from agentplane.config import Settings
+from tests.support.database import truncate_all
 from tests.support.graphql import GraphQLClient
-
-TABLES = ("usage_record", "step", "task", "agent", "access_token", "tenant")
 
 
 @pytest.fixture(scope="session")
@@ -42,20 +40,11 @@ def settings(database_url: str) -> Settings:
     )
 
 
-async def truncate_all() -> None:
-    conn = get_connection("default")
-    if conn.capabilities.dialect == "postgres":
-        await conn.execute_script(f"TRUNCATE {', '.join(TABLES)} CASCADE")
-    else:
-        for table in TABLES:
-            await conn.execute_script(f"DELETE FROM {table}")
-
-
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    await truncate_all(settings.database_url)
     application = create_app(settings, run_worker=True)
     async with application.router.lifespan_context(application):
-        await truncate_all()
         yield application
 
 
@@ -91,7 +80,7 @@ def pytest_report_header(config: Any) -> str:
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[Settings]:
     """Database and broker started, no worker: tests drive workers themselves."""
+    await truncate_all(settings.database_url)
     application = create_app(settings, run_worker=False)
     async with application.router.lifespan_context(application):
-        await truncate_all()
         yield settings
