@@ -20,6 +20,10 @@ class Settings:
     openai_api_key: str | None = None
     task_timeout_s: int = 600
     worker_concurrency: int = 8
+    # A worker renews its lease every third of this; a task whose lease lapses is taken over.
+    lease_ttl_s: float = 10.0
+    # Lease expiries a task survives before it fails (a worker crash each time).
+    max_attempts: int = 3
 
     @property
     def production(self) -> bool:
@@ -44,4 +48,6 @@ class Settings:
             openai_api_key=os.environ.get("AGENTPLANE_OPENAI_API_KEY") or None,
             task_timeout_s=_int("AGENTPLANE_TASK_TIMEOUT_S", cls.task_timeout_s),
             worker_concurrency=_int("AGENTPLANE_WORKER_CONCURRENCY", cls.worker_concurrency),
+            lease_ttl_s=float(os.environ.get("AGENTPLANE_LEASE_TTL_S") or cls.lease_ttl_s),
+            max_attempts=_int("AGENTPLANE_MAX_ATTEMPTS", cls.max_attempts),
         )

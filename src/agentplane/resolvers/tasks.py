@@ -2,9 +2,8 @@ import asyncio
 from typing import Any
 
 from agentplane.auth import Actor
-from agentplane.errors import NotFound, ValidationFailed
+from agentplane.errors import Conflict, NotFound, ValidationFailed
 from agentplane.models import AgentState, Step, Task, TaskStatus
-from agentplane.models.task import TERMINAL_STATUSES
 from agentplane.resolvers import traces
 from agentplane.resolvers.agents import get_agent
 from agentplane.resolvers.pagination import Page, paginate
@@ -13,6 +12,8 @@ from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
 
 MAX_QUERY_CHARS = 100_000
+# Statuses in which no worker runs the task, so a control action applies at once.
+IDLE = (TaskStatus.QUEUED, TaskStatus.RETRYING, TaskStatus.PAUSED)
 CANCEL_WAIT_S = 2.0
 
 
@@ -74,7 +75,7 @@ async def cancel_task(actor: Actor | None, task_id: str) -> Task:
     """
     actor = require(actor, Perm.TASK_WRITE)
     task = await get_task(actor, task_id)
-    if task.status in TERMINAL_STATUSES:
+    if task.status.is_terminal:
         return task
     cancelled = await traces.transition(
         task.id,
@@ -91,7 +92,7 @@ async def cancel_task(actor: Actor | None, task_id: str) -> Task:
         try:
             async with asyncio.timeout(CANCEL_WAIT_S):
                 current = await Task.get(id=task.id)
-                while current.status not in TERMINAL_STATUSES:
+                while not current.status.is_terminal:
                     await sub.get()
                     current = await Task.get(id=task.id)
         except TimeoutError:
@@ -106,3 +107,68 @@ async def get_step(actor: Actor | None, step_id: str) -> Step:
         raise NotFound(f"Step {step_id!r} not found")
     check_tenant(actor, step.task.tenant_id, f"Step {step_id!r}")
     return step
+
+
+async def pause_task(actor: Actor | None, task_id: str) -> Task:
+    """Pause between steps: at once when idle, else the worker stops after the current step."""
+    actor = require(actor, Perm.TASK_WRITE)
+    task = await get_task(actor, task_id)
+    if task.status.is_terminal or task.status == TaskStatus.PAUSED:
+        raise Conflict(f"Task is {task.status.value}; only an active task can be paused")
+    paused = await traces.transition(
+        task.id,
+        (TaskStatus.QUEUED, TaskStatus.RETRYING),
+        TaskStatus.PAUSED,
+        reason="paused by " + actor.subject,
+        status_reason="paused",
+    )
+    if paused is not None:
+        return paused
+    await Task.filter(id=task.id, status=TaskStatus.RUNNING).update(pause_requested=True)
+    return await Task.get(id=task.id)
+
+
+async def resume_task(actor: Actor | None, task_id: str) -> Task:
+    """Queue a paused task again; the next worker continues from its trace."""
+    actor = require(actor, Perm.TASK_WRITE)
+    task = await get_task(actor, task_id)
+    resumed = await traces.transition(
+        task.id,
+        [TaskStatus.PAUSED],
+        TaskStatus.QUEUED,
+        reason="resumed by " + actor.subject,
+        status_reason=None,
+        pause_requested=False,
+    )
+    if resumed is None:
+        if task.status == TaskStatus.RUNNING and task.pause_requested:
+            # Not paused yet: withdraw the request instead.
+            await Task.filter(id=task.id).update(pause_requested=False)
+            return await Task.get(id=task.id)
+        raise Conflict(f"Task is {task.status.value}, not paused")
+    await get_broker().publish(events.QUEUE_CHANNEL, {"task_id": task.id})
+    return resumed
+
+
+async def retry_task(actor: Actor | None, task_id: str) -> Task:
+    """Run a failed or cancelled task again from the start, as a new attempt in its trace."""
+    actor = require(actor, Perm.TASK_WRITE)
+    task = await get_task(actor, task_id)
+    retried = await traces.transition(
+        task.id,
+        (TaskStatus.FAILED, TaskStatus.CANCELLED),
+        TaskStatus.QUEUED,
+        reason="retry by " + actor.subject,
+        details={"restart": True},
+        error=None,
+        output=None,
+        expiries=0,
+        finished_at=None,
+        cancel_requested=False,
+        pause_requested=False,
+        status_reason=None,
+    )
+    if retried is None:
+        raise Conflict(f"Task is {task.status.value}; only failed or cancelled tasks can be retried")
+    await get_broker().publish(events.QUEUE_CHANNEL, {"task_id": task.id})
+    return retried
