@@ -12,6 +12,7 @@ from agentplane.runtime import catalog
 from agentplane.runtime.tools import TOOLS
 
 MAX_STEPS_LIMIT = 50
+MAX_TIMEOUT_S = 24 * 3600
 
 
 def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: int) -> None:
@@ -41,6 +42,7 @@ async def create_agent(
     tools: list[str] | None = None,
     config: dict[str, Any] | None = None,
     max_steps: int = 8,
+    timeout_s: int | None = None,
     tenant: str | None = None,
 ) -> Agent:
     actor = require(actor, Perm.AGENT_WRITE)
@@ -50,6 +52,8 @@ async def create_agent(
     if not isinstance(config, dict):
         raise ValidationFailed("`config` must be a JSON object", field="config")
     _validate(model, tools, config, max_steps)
+    if timeout_s is not None and not 1 <= timeout_s <= MAX_TIMEOUT_S:
+        raise ValidationFailed(f"`timeoutS` must be 1..{MAX_TIMEOUT_S}", field="timeoutS")
     tenant_id = await resolve_tenant_name(actor, tenant)
     try:
         return await Agent.create(
@@ -61,6 +65,7 @@ async def create_agent(
             tools=tools,
             config=config,
             max_steps=max_steps,
+            timeout_s=timeout_s,
         )
     except IntegrityError:
         raise Conflict(f"An agent named {name!r} already exists", field="name") from None

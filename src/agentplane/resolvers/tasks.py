@@ -169,6 +169,8 @@ async def retry_task(actor: Actor | None, task_id: str) -> Task:
         status_reason=None,
     )
     if retried is None:
-        raise Conflict(f"Task is {task.status.value}; only failed or cancelled tasks can be retried")
+        raise Conflict(
+            f"Task is {task.status.value}; only failed or cancelled tasks can be retried"
+        )
     await get_broker().publish(events.QUEUE_CHANNEL, {"task_id": task.id})
     return retried

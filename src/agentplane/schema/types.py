@@ -140,6 +140,7 @@ class Task(Node):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    status_reason: str | None = strawberry.field(description="Why the task is in its status")
 
     @strawberry.field
     def is_terminal(self, root: strawberry.Parent[models.Task]) -> bool:
@@ -181,6 +182,7 @@ class Agent(Node):
     tools: list[str]
     config: JSON
     max_steps: int
+    timeout_s: int | None
     state: models.AgentState
     created_at: datetime
     updated_at: datetime
