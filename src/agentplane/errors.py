@@ -30,3 +30,9 @@ class ValidationFailed(DomainError):
 
 class Conflict(DomainError):
     code = "CONFLICT"
+
+
+class SlowConsumer(DomainError):
+    """A live stream fell too far behind and was closed; resume with its cursor."""
+
+    code = "SLOW_CONSUMER"
