@@ -547,3 +547,22 @@ async def test_errors_over_websockets_carry_codes_and_validation_errors_stay_err
             ]
             # and the connection stays usable
             assert await flush(ws) == []
+
+
+async def test_syntax_errors_over_websockets_are_reported(server: LiveServer) -> None:
+    async with asyncio.timeout(TIMEOUT_S):
+        tenant_token = server.admin_token
+        # graphql-transport-ws closes the socket with 4400 and the parser's message
+        async with open_ws(server.ws_url, token=tenant_token) as ws:
+            await ws.subscribe("subscription { taskEvents(taskId: ")
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.receive()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4400
+        assert closed.value.rcvd.reason.startswith("Syntax Error")
+        # the legacy protocol answers the operation with an error
+        async with open_ws(server.ws_url, LEGACY_WS, token=tenant_token) as ws:
+            op = await ws.subscribe("subscription { taskEvents(taskId: ")
+            message = await ws.receive()
+            assert (message.type, message.id) == ("error", op)
+            assert message.payload["message"].startswith("Syntax Error")
