@@ -9,6 +9,7 @@ import asyncio
 import os
 import secrets
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,28 @@ async def test_resume_on_the_other_api_process_misses_nothing(
     assert end.type == "complete"
     streamed = first + [p["data"]["taskEvents"] for p in rest]
     assert streamed == gql(api_a, TRACE, id=task_id)["task"]["steps"]
+
+
+async def test_cancel_reaches_the_worker_process_within_a_second(
+    cluster: tuple[LiveServer, LiveServer], tmp_path: Path
+) -> None:
+    api_a, api_b = cluster
+    url = os.environ["AGENTPLANE_DATABASE_URL"]
+    slow = {**ENV, "AGENTPLANE_SCRIPTED_DELAY_MS": "2000"}  # each model call takes 2 s
+    with live_worker(url, tmp_path, slow):
+        task_id = submit_long_task(api_a, "cancel-" + secrets.token_hex(3))
+        async with asyncio.timeout(30):
+            while gql(api_a, TRACE, id=task_id)["task"]["status"] != "RUNNING":
+                await asyncio.sleep(0.05)
+        started = time.monotonic()
+        cancelled = gql(
+            api_b,
+            "mutation($id: ID!) { cancelTask(input: {id: $id}) { task { status } } }",
+            id=task_id,
+        )
+        elapsed = time.monotonic() - started
+    assert cancelled["cancelTask"]["task"]["status"] == "CANCELLED"
+    assert elapsed < 1.0
+    steps = gql(api_a, TRACE, id=task_id)["task"]["steps"]
+    assert steps[-1]["payload"] == {"from": "running", "to": "cancelled", "reason": "cancelled"}
+    assert not [s for s in steps if s["kind"] == "PROVIDER_CALL"]
