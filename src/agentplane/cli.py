@@ -23,7 +23,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from agentplane.app import create_app
 
     app = create_app(settings, run_worker=not args.no_worker, bootstrap=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws="websockets-sansio")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        ws="websockets-sansio",
+        # Compressing every frame for every subscriber costs more CPU than it saves on
+        # small JSON events; fan-out is CPU-bound.
+        ws_per_message_deflate=False,
+    )
 
 
 async def _pending(settings: Settings) -> list[str]:

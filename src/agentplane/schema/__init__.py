@@ -4,6 +4,7 @@ import strawberry
 from strawberry.extensions import ValidationCache
 
 from agentplane.schema.errors import ErrorCodes
+from agentplane.schema.executor import SharedEventExecutor
 from agentplane.schema.mutation import Mutation
 from agentplane.schema.parse_cache import ParseCache
 from agentplane.schema.query import Query
@@ -17,6 +18,7 @@ def build_schema() -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         types=[Tenant, AccessToken, Agent, Task, Step],
+        execution_context_class=SharedEventExecutor,
         extensions=[
             ErrorCodes,
             ParseCache,
