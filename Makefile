@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint migrations clean
+.PHONY: run test lint bench migrations clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy src
+
+bench: $(STAMP)  ## figures as ratios to baselines measured in the same run (see README: Performance)
+	$(BIN)/python bench/fanout.py
 
 migrations: $(STAMP)  ## write a migration for model changes (checked in under src/agentplane/migrations)
 	$(BIN)/tortoise makemigrations
