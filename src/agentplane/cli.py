@@ -11,6 +11,8 @@ from agentplane import db
 from agentplane.config import Settings
 from agentplane.errors import DomainError
 
+WS_MAX_MESSAGE_BYTES = 1024 * 1024  # a larger websocket message closes the connection (1009)
+
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     if not settings.is_sqlite:
@@ -23,7 +25,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from agentplane.app import create_app
 
     app = create_app(settings, run_worker=not args.no_worker, bootstrap=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws="websockets-sansio")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
+    )
 
 
 async def _pending(settings: Settings) -> list[str]:

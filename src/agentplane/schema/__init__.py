@@ -1,29 +1,41 @@
 """The GraphQL schema: types map onto resolvers/, never onto the ORM."""
 
+import functools
+from collections.abc import Callable
+
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import SchemaExtension
 
 from agentplane.schema.errors import ErrorCodes
 from agentplane.schema.execution import ExecutionContext
+from agentplane.schema.hardening import Hardening
 from agentplane.schema.mutation import Mutation
 from agentplane.schema.query import Query
 from agentplane.schema.subscription import Subscription
 from agentplane.schema.types import AccessToken, Agent, Step, Task, Tenant
 
-SCHEMA_EXTENSIONS = [
-    ErrorCodes,
-    lambda: ParserCache(maxsize=512),
-    lambda: ValidationCache(maxsize=512),
-]
+
+def schema_extensions(production: bool = False) -> list[Callable[[], SchemaExtension]]:
+    """Each a factory of per-request instances; the rules and caches they use are built once."""
+    return [
+        lambda: ErrorCodes(production),
+        # Cached parse and validation; token/depth/alias/directive limits; cost.
+        lambda: Hardening(production),
+    ]
 
 
-def build_schema() -> strawberry.Schema:
+SCHEMA_EXTENSIONS = schema_extensions()
+
+
+@functools.cache
+def build_schema(production: bool = False) -> strawberry.Schema:
+    """Production: no introspection, no "Did you mean" suggestions (GraphiQL is off too)."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[Tenant, AccessToken, Agent, Task, Step],
-        extensions=SCHEMA_EXTENSIONS,
+        extensions=schema_extensions(production),
         execution_context_class=ExecutionContext,
     )
 

@@ -9,6 +9,7 @@ from agentplane.auth import Actor
 from agentplane.errors import DomainError
 from agentplane.models import Agent, Tenant
 from agentplane.resolvers import agents, tenants
+from agentplane.schema.cost import RateLimitStatus
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Context:
     _actor: Actor | None = None
     auth_error: DomainError | None = None
     connection_params: dict[str, Any] | None = None  # set by the websocket protocols
+    rate_limit: RateLimitStatus | None = None  # this operation's cost, once charged
     agent_loader: DataLoader[str, Agent | None] = field(init=False)
     tenant_loader: DataLoader[str, Tenant | None] = field(init=False)
 

@@ -216,3 +216,15 @@ class ModelInfo:
     label: str
     input_usd_per_million_tokens: float | None
     output_usd_per_million_tokens: float | None
+
+
+@strawberry.type(description="What this query cost, and the caller's rate-limit bucket after it.")
+class RateLimit:
+    cost: int = strawberry.field(
+        description="Points charged: requests needed to fill every connection, / 100, ≥ 1"
+    )
+    node_count: int = strawberry.field(description="Most nodes this query can return")
+    limit: int | None = strawberry.field(description="Points per window; null without a bucket")
+    used: int | None
+    remaining: int | None
+    reset_at: datetime | None
