@@ -7,8 +7,8 @@ from strawberry.dataloader import DataLoader
 
 from agentplane.auth import Actor
 from agentplane.errors import DomainError
-from agentplane.models import Agent, Tenant
-from agentplane.resolvers import agents, tenants
+from agentplane.models import Agent, Step, Tenant
+from agentplane.resolvers import agents, steps, tenants
 from agentplane.schema.cost import RateLimitStatus
 
 
@@ -22,11 +22,13 @@ class Context:
     rate_limit: RateLimitStatus | None = None  # this operation's cost, once charged
     agent_loader: DataLoader[str, Agent | None] = field(init=False)
     tenant_loader: DataLoader[str, Tenant | None] = field(init=False)
+    steps_loader: DataLoader[steps.StepsKey, list[Step]] = field(init=False)
 
     def __post_init__(self) -> None:
         # Loaders call resolvers, so batching never bypasses the tenant filter.
         self.agent_loader = DataLoader(lambda ids: agents.load_agents(self.actor, list(ids)))
         self.tenant_loader = DataLoader(lambda ids: tenants.load_tenants(self.actor, list(ids)))
+        self.steps_loader = DataLoader(lambda keys: steps.load_steps(self.actor, list(keys)))
 
     @property
     def actor(self) -> Actor | None:

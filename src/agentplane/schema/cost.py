@@ -44,7 +44,7 @@ from agentplane.auth import Actor
 from agentplane.errors import DomainError
 
 MAX_PAGE = 100  # `first` on any connection
-MAX_NODES = 100_000  # per request
+MAX_NODES = 500_000  # per request, as GitHub
 LIST_DEFAULT_SIZES = {("Task", "steps"): 1000}  # lists taking an optional `first`
 
 

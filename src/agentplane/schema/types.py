@@ -10,8 +10,8 @@ from strawberry.types import Info
 
 from agentplane import models
 from agentplane.resolvers import tasks as task_resolvers
-from agentplane.resolvers import traces
 from agentplane.resolvers.pagination import Page
+from agentplane.resolvers.steps import StepsKey
 from agentplane.schema.context import Context
 
 T = TypeVar("T")
@@ -163,8 +163,9 @@ class Task(Node):
         after_seq: int | None = None,
         first: int | None = None,
     ) -> list[Step]:
-        steps = await traces.list_steps(info.context.actor, root, after_seq, first)
-        return steps  # type: ignore[return-value]
+        key = StepsKey(root.id, root.tenant_id, after_seq, first)
+        key.bounds()  # a bad argument fails here, not inside the batch
+        return await info.context.steps_loader.load(key)  # type: ignore[return-value]
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:
