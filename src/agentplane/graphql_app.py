@@ -16,6 +16,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from agentplane.auth import authenticate, bearer_from_header
 from agentplane.config import Settings
 from agentplane.errors import DomainError
+from agentplane.observability import error_extensions
 from agentplane.schema import build_schema
 from agentplane.schema.context import Context
 
@@ -50,7 +51,14 @@ class GraphQLApp(GraphQL[Context, None]):
             response = await self.run(request)
         except HTTPException as exc:  # refused before execution: a GraphQL error body, not text
             response = JSONResponse(
-                {"errors": [{"message": exc.reason, "extensions": {"code": "BAD_REQUEST"}}]},
+                {
+                    "errors": [
+                        {
+                            "message": exc.reason,
+                            "extensions": {"code": "BAD_REQUEST", **error_extensions()},
+                        }
+                    ]
+                },
                 status_code=exc.status_code,
             )
         await response(scope, receive, send)

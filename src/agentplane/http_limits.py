@@ -3,6 +3,8 @@
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agentplane.observability import error_extensions
+
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB: a task's query is at most 100,000 characters
 
 
@@ -49,7 +51,11 @@ class BodySizeLimit:
                 "errors": [
                     {
                         "message": f"Request body exceeds {self.max_bytes} bytes",
-                        "extensions": {"code": "PAYLOAD_TOO_LARGE", "maxBytes": self.max_bytes},
+                        "extensions": {
+                            "code": "PAYLOAD_TOO_LARGE",
+                            "maxBytes": self.max_bytes,
+                            **error_extensions(),
+                        },
                     }
                 ]
             }

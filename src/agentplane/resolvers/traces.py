@@ -15,6 +15,7 @@ from typing import Any
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from agentplane import observability
 from agentplane.auth import Actor
 from agentplane.errors import ValidationFailed
 from agentplane.models import Step, StepKind, Task, TaskStatus, UsageRecord
@@ -95,6 +96,8 @@ async def append_step(
             )
             await Task.filter(id=task.id).update(cost_usd=F("cost_usd") + usage.cost_usd)
     await written.publish()
+    if usage is not None and usage.priced:
+        observability.spent(usage.model, float(usage.cost_usd))
     return step
 
 
@@ -130,7 +133,15 @@ async def transition(
         written.steps.append(await _append(task_id, StepKind.STATUS_CHANGE, payload, None))
         written.task = await Task.get(id=task_id)
     await written.publish()
+    if to.is_terminal:
+        observability.task_finished(to.value, _run_seconds(written.task))
     return written.task
+
+
+def _run_seconds(task: Task) -> float | None:
+    if task.started_at is None or task.finished_at is None:
+        return None
+    return (task.finished_at - task.started_at).total_seconds()
 
 
 async def create_task(

@@ -12,12 +12,14 @@ from agentplane.schema.hardening import Hardening
 from agentplane.schema.mutation import Mutation
 from agentplane.schema.query import Query
 from agentplane.schema.subscription import Subscription
+from agentplane.schema.telemetry import OperationTelemetry
 from agentplane.schema.types import AccessToken, Agent, Step, Task, Tenant
 
 
 def schema_extensions(production: bool = False) -> list[Callable[[], SchemaExtension]]:
     """Each a factory of per-request instances; the rules and caches they use are built once."""
     return [
+        OperationTelemetry,  # metrics and an optional span per operation, no field hook
         lambda: ErrorCodes(production),
         # Cached parse and validation; token/depth/alias/directive limits; cost.
         lambda: Hardening(production),

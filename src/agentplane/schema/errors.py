@@ -9,6 +9,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError, StreamExecutionResult
 
 from agentplane.errors import DomainError
+from agentplane.observability import error_extensions
 from agentplane.schema.hardening import strip_suggestions
 
 log = logging.getLogger("agentplane.graphql")
@@ -16,6 +17,14 @@ MASKED_MESSAGE = "Internal server error"
 
 
 def render_error(error: GraphQLError, production: bool = False) -> GraphQLError:
+    rendered = _render(error, production)
+    request_id = error_extensions()
+    if request_id:  # the id in the X-Request-ID header and in the server's log lines
+        rendered.extensions = {**(rendered.extensions or {}), **request_id}
+    return rendered
+
+
+def _render(error: GraphQLError, production: bool) -> GraphQLError:
     original = error.original_error
     if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
         return GraphQLError(
@@ -44,7 +53,7 @@ def render_error(error: GraphQLError, production: bool = False) -> GraphQLError:
             extensions={"code": original.code, **original.details},
         )
     if isinstance(original, GraphQLError):  # e.g. a variable that failed to coerce
-        return render_error(original, production)
+        return _render(original, production)
     log.error("unexpected error in %s", error.path, exc_info=original)
     return GraphQLError(
         MASKED_MESSAGE, nodes=error.nodes, path=error.path, extensions={"code": "INTERNAL"}
