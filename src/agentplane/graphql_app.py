@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
@@ -63,6 +64,12 @@ class GraphQLApp(GraphQL[Context, None]):
             )
         await response(scope, receive, send)
         return None
+
+    def encode_json(self, data: object) -> str | bytes:
+        try:
+            return orjson.dumps(data)
+        except TypeError:  # e.g. an integer beyond 64 bits in a JSON payload
+            return super().encode_json(data)
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(GRAPHIQL_HTML)

@@ -41,6 +41,11 @@ GRAPHQL_LATENCY = Histogram(
     "GraphQL operation latency (parse to result)",
     ["type", "operation"],
 )
+COMPILED_QUERIES = Counter(
+    "agentplane_graphql_compiled_total",
+    "Queries answered from a compiled plan (hit) or handed back to graphql-core (fallback)",
+    ["outcome"],
+)
 WEBSOCKETS_ACTIVE = Gauge("agentplane_websockets_active", "Open websocket connections")
 SUBSCRIPTIONS_ACTIVE = Gauge("agentplane_subscriptions_active", "Running GraphQL subscriptions")
 QUEUE_DEPTH = Gauge("agentplane_queue_depth", "Tasks waiting in the queue (at scrape time)")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 import strawberry
 from strawberry.extensions import SchemaExtension
 
+from agentplane.schema.compiled import CompiledQueries
 from agentplane.schema.errors import ErrorCodes
 from agentplane.schema.execution import ExecutionContext
 from agentplane.schema.hardening import Hardening
@@ -23,6 +24,7 @@ def schema_extensions(production: bool = False) -> list[Callable[[], SchemaExten
         lambda: ErrorCodes(production),
         # Cached parse and validation; token/depth/alias/directive limits; cost.
         lambda: Hardening(production),
+        CompiledQueries,  # hot read queries from a cached plan; the rest: graphql-core
     ]
 
 
