@@ -213,7 +213,7 @@ async def prepare(url: str, tasks: int) -> dict[str, str]:
     await db.init(url)
     try:
         conn = get_connection("default")
-        tables = ("usage_record", "step", "task", "agent", "access_token", "tenant")
+        tables = ("step_payload", "usage_record", "step", "task", "agent", "access_token", "tenant")
         if conn.capabilities.dialect == "postgres":
             await conn.execute_script(f"TRUNCATE {', '.join(tables)} CASCADE")
             await conn.execute_script("DROP TABLE IF EXISTS bench_step, bench_task")

@@ -19,7 +19,7 @@ from agentplane.auth import Actor
 from agentplane.config import Settings
 from tests.support.graphql import GraphQLClient
 
-TABLES = ("usage_record", "step", "task", "agent", "access_token", "tenant")
+TABLES = ("step_payload", "usage_record", "step", "task", "agent", "access_token", "tenant")
 
 
 @pytest.fixture(scope="session")

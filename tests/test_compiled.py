@@ -20,7 +20,6 @@ from agentplane.schema.types import Step as StepType
 from agentplane.schema.types import Task as TaskType
 from agentplane.schema.types import Tenant as TenantType
 from tests.support.factories import make_agent, make_tenant
-from tests.support.graphql import GraphQLClient
 
 general_schema = strawberry.Schema(
     query=Query,
@@ -79,7 +78,7 @@ async def seed() -> tuple[Actor, list[Task]]:
             agent_id=agents[i % 2].id,
             query=f"q{i}",
             output=None if i % 3 else f"out {i}",
-            status=TaskStatus.COMPLETED if i % 2 else TaskStatus.QUEUED,
+            status=TaskStatus.COMPLETED if i % 2 else TaskStatus.FAILED,
             metadata={"i": i, "nested": {"ok": True}},
             cost_usd="0.0001230000",
         )
@@ -88,7 +87,7 @@ async def seed() -> tuple[Actor, list[Task]]:
     return Actor(kind="token", role="viewer", tenant_id=tenant.id), tasks
 
 
-async def test_compiled_answers_equal_graphql_core(gql: GraphQLClient) -> None:
+async def test_compiled_answers_equal_graphql_core(services: object) -> None:
     actor, tasks = await seed()
     queries = [
         *QUERIES,
@@ -104,7 +103,7 @@ async def test_compiled_answers_equal_graphql_core(gql: GraphQLClient) -> None:
         assert compiled[1] == [] and compiled[0]
 
 
-async def test_same_authorisation_on_the_compiled_path(gql: GraphQLClient) -> None:
+async def test_same_authorisation_on_the_compiled_path(services: object) -> None:
     _, tasks = await seed()
     other = await make_tenant("other")
     outsider = Actor(kind="token", role="viewer", tenant_id=other.id)
@@ -122,7 +121,7 @@ async def test_same_authorisation_on_the_compiled_path(gql: GraphQLClient) -> No
     assert anonymous == await run(general_schema, QUERIES[0][0], None)  # type: ignore[arg-type]
 
 
-async def test_uncovered_operations_take_the_general_path(gql: GraphQLClient) -> None:
+async def test_uncovered_operations_take_the_general_path(services: object) -> None:
     actor, _ = await seed()
     before = hits("hit"), hits("fallback")
     data, errors = await run(

@@ -8,7 +8,10 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from agentplane.app import create_app
+from agentplane.config import Settings
 from agentplane.models import Task, TaskStatus
+from tests.conftest import truncate_all
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.graphql import GraphQLClient
 from tests.support.server import live_server
@@ -48,7 +51,6 @@ async def test_metrics_count_operations_requests_queue_tasks_and_spend(
         if (await Task.get(id=task_id)).status == TaskStatus.COMPLETED:
             break
         await asyncio.sleep(0.05)
-    await Task.create(tenant_id=tenant.id, agent_id=agent.id, query="waits")  # not yet claimed
 
     # then /metrics has moved by exactly those
     text = (await client.get("/metrics")).text
@@ -71,8 +73,23 @@ async def test_metrics_count_operations_requests_queue_tasks_and_spend(
     )
     assert "agentplane_task_duration_seconds_bucket" in text
     assert "agentplane_websockets_active" in text and "agentplane_subscriptions_active" in text
-    queued = await Task.filter(status=TaskStatus.QUEUED).count()
-    assert f"agentplane_queue_depth {float(queued)}" in text
+
+
+async def test_queue_depth_is_read_at_scrape_time(settings: Settings) -> None:
+    # given an app with no worker and two queued tasks
+    application = create_app(settings, run_worker=False)
+    async with application.router.lifespan_context(application):
+        await truncate_all()
+        tenant = await make_tenant("queue")
+        agent = await make_agent(tenant)
+        for query in ("one", "two"):
+            await Task.create(tenant_id=tenant.id, agent_id=agent.id, query=query)
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://m") as c:
+            text = (await c.get("/metrics")).text
+        # (leave no queued task for the next test's worker to race its cleanup)
+        await Task.filter(tenant_id=tenant.id).delete()
+    assert "agentplane_queue_depth 2.0" in text.splitlines()
 
 
 async def test_request_id_in_header_and_graphql_errors(client: httpx.AsyncClient) -> None:

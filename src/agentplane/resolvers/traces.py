@@ -18,7 +18,8 @@ from tortoise.transactions import in_transaction
 from agentplane import observability
 from agentplane.auth import Actor
 from agentplane.errors import ValidationFailed
-from agentplane.models import Step, StepKind, Task, TaskStatus, UsageRecord
+from agentplane.models import Step, StepKind, StepPayload, Task, TaskStatus, UsageRecord
+from agentplane.resolvers import step_payloads
 from agentplane.resolvers.permissions import Perm, check_tenant, require
 from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
@@ -63,7 +64,8 @@ async def _append(
     # Must run inside a transaction: the row lock taken by this UPDATE serialises seq allocation.
     await Task.filter(id=task_id).update(last_seq=F("last_seq") + 1)
     seq = await Task.filter(id=task_id).first().values_list("last_seq", flat=True)
-    step = Step(task_id=task_id, seq=seq, kind=kind, payload=payload)
+    inline, full, size = step_payloads.split(payload)  # a large payload is stored apart
+    step = Step(task_id=task_id, seq=seq, kind=kind, payload=inline)
     if usage is not None:
         step.model = usage.model
         step.input_tokens = usage.input_tokens
@@ -71,6 +73,8 @@ async def _append(
         step.latency_ms = usage.latency_ms
         step.cost_usd = usage.cost_usd
     await step.save()
+    if full is not None:
+        await StepPayload.create(step_id=step.id, payload=full, size_bytes=size)
     return step
 
 

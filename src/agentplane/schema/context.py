@@ -8,7 +8,7 @@ from strawberry.dataloader import DataLoader
 from agentplane.auth import Actor
 from agentplane.errors import DomainError
 from agentplane.models import Agent, Step, Tenant
-from agentplane.resolvers import agents, steps, tenants
+from agentplane.resolvers import agents, step_payloads, steps, tenants
 from agentplane.schema.cost import RateLimitStatus
 
 
@@ -23,12 +23,16 @@ class Context:
     agent_loader: DataLoader[str, Agent | None] = field(init=False)
     tenant_loader: DataLoader[str, Tenant | None] = field(init=False)
     steps_loader: DataLoader[steps.StepsKey, list[Step]] = field(init=False)
+    full_payload_loader: DataLoader[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         # Loaders call resolvers, so batching never bypasses the tenant filter.
         self.agent_loader = DataLoader(lambda ids: agents.load_agents(self.actor, list(ids)))
         self.tenant_loader = DataLoader(lambda ids: tenants.load_tenants(self.actor, list(ids)))
         self.steps_loader = DataLoader(lambda keys: steps.load_steps(self.actor, list(keys)))
+        self.full_payload_loader = DataLoader(
+            lambda ids: step_payloads.load_full_payloads(self.actor, list(ids))
+        )
 
     @property
     def actor(self) -> Actor | None:

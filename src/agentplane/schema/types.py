@@ -9,6 +9,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from agentplane import models
+from agentplane.resolvers import step_payloads
 from agentplane.resolvers import tasks as task_resolvers
 from agentplane.resolvers.pagination import Page
 from agentplane.resolvers.steps import StepsKey
@@ -121,6 +122,21 @@ class Step(Node):
     @strawberry.field
     def cost_usd(self, root: strawberry.Parent[models.Step]) -> float | None:
         return _usd(root.cost_usd)
+
+    @strawberry.field(
+        description="True when `payload` is a preview: the step was larger than "
+        f"{step_payloads.STEP_INLINE_BYTES} bytes; `fullPayload` has all of it."
+    )
+    def payload_truncated(self, root: strawberry.Parent[models.Step]) -> bool:
+        return step_payloads.is_truncated(root.payload)
+
+    @strawberry.field(description="The whole payload, however large (read it only when needed).")
+    async def full_payload(
+        self, root: strawberry.Parent[models.Step], info: Info[Context, None]
+    ) -> JSON:
+        if not step_payloads.is_truncated(root.payload):
+            return root.payload  # type: ignore[return-value]
+        return await info.context.full_payload_loader.load(root.id)
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:
