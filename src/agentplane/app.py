@@ -5,6 +5,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -14,6 +15,8 @@ from agentplane.bootstrap import bootstrap_admin_token
 from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
 from agentplane.health import readiness
+from agentplane.http_limits import BodySizeLimit
+from agentplane.observability import RequestObservability, metrics
 from agentplane.rest_compat import routes as rest_routes
 from agentplane.runtime.worker import Worker
 from agentplane.subscriptions.broker import make_broker, set_broker
@@ -68,10 +71,12 @@ def create_app(
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *rest_routes(),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(RequestObservability), Middleware(BodySizeLimit)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
     return app

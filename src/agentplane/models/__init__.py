@@ -1,6 +1,7 @@
 """Tortoise ORM models: the only place the database schema is declared."""
 
 from agentplane.models.agent import Agent, AgentState
+from agentplane.models.step_blob import StepPayload
 from agentplane.models.task import Step, StepKind, Task, TaskStatus, UsageRecord
 from agentplane.models.tenant import AccessToken, Tenant, TenantPhase
 
@@ -10,6 +11,7 @@ __all__ = [
     "AgentState",
     "Step",
     "StepKind",
+    "StepPayload",
     "Task",
     "TaskStatus",
     "Tenant",

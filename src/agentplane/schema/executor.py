@@ -26,9 +26,9 @@ from graphql import (
     visit,
 )
 from graphql.language import Visitor
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from agentplane.models import Step
+from agentplane.schema.execution import ExecutionContext
 
 SHARED_ROOT_FIELDS = frozenset({"taskEvents"})
 _MAX_ENTRIES = 4096
@@ -70,7 +70,7 @@ def _shared_variables(
     return tuple(sorted(collector.names))
 
 
-class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+class SharedEventExecutor(ExecutionContext):
     def execute_operation(self, serially: bool | None = None) -> Any:
         step = self.root_value
         if not isinstance(step, Step) or step.id is None:
