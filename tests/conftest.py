@@ -19,7 +19,15 @@ from agentplane.auth import Actor
 from agentplane.config import Settings
 from tests.support.graphql import GraphQLClient
 
-TABLES = ("usage_record", "step", "task", "agent", "access_token", "tenant")
+TABLES = (
+    "usage_record",
+    "step",
+    "task",
+    "worker_queue",
+    "agent",
+    "access_token",
+    "tenant",
+)
 
 
 @pytest.fixture(scope="session")

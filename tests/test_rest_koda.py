@@ -12,13 +12,13 @@ ENVELOPE_KEYS = {"code", "category", "message", "retryable", "user_action"}
 
 async def test_submit_poll_and_trace(client: httpx.AsyncClient) -> None:
     tenant = await make_tenant("acme")
-    agent = await make_agent(tenant, "atlas")
+    await make_agent(tenant, "atlas")
     token = await make_token(tenant, "operator")
     auth = {"Authorization": f"Bearer {token}"}
     created = await client.post(
         "/api/runtime/tasks",
         headers=auth,
-        json={"agent_id": agent.id, "query": "audit auth", "metadata": {"source": "operator"}},
+        json={"agent_id": "atlas", "query": "audit auth", "metadata": {"source": "operator"}},
     )
     assert created.status_code == 202
     record = created.json()
@@ -31,7 +31,7 @@ async def test_submit_poll_and_trace(client: httpx.AsyncClient) -> None:
         "metadata",
         "output",
     }
-    assert record["agent_id"] == agent.id and record["metadata"] == {"source": "operator"}
+    assert record["agent_id"] == "atlas" and record["metadata"] == {"source": "operator"}
     assert record["status"] == "queued" and record["output"] is None
     async with asyncio.timeout(10):
         while (await Task.get(id=record["id"])).status.value != "completed":

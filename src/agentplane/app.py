@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from agentplane import __version__, db
+from agentplane import db
 from agentplane.bootstrap import bootstrap_admin_token
 from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
@@ -19,10 +19,6 @@ from agentplane.runtime.worker import Worker
 from agentplane.subscriptions.broker import make_broker, set_broker
 
 log = logging.getLogger("agentplane")
-
-
-async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok", "version": __version__})
 
 
 async def readyz(request: Request) -> JSONResponse:
@@ -66,11 +62,10 @@ def create_app(
 
     graphql = GraphQLApp(settings)
     routes = [
-        Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
-        *rest_routes(),
+        *rest_routes(),  # including /healthz (OpsClaw's health check)
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
