@@ -175,6 +175,7 @@ class Task(Node):
 class Agent(Node):
     id: strawberry.ID
     name: str
+    display_name: str
     description: str
     model: str
     system_prompt: str
@@ -182,6 +183,8 @@ class Agent(Node):
     config: JSON
     max_steps: int
     state: models.AgentState
+    version: int = strawberry.field(description="Bumped by each publish")
+    published_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
