@@ -8,6 +8,7 @@ from tortoise.transactions import in_transaction
 
 from agentplane.auth import Actor
 from agentplane.errors import Conflict, NotFound, ValidationFailed
+from agentplane.ids import MAX_LEN as MAX_ID_LEN
 from agentplane.models import Agent, AgentState
 from agentplane.resolvers.pagination import OffsetPage, Page, offset_paginate, paginate
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
@@ -16,6 +17,7 @@ from agentplane.runtime import catalog
 from agentplane.runtime.tools import TOOLS
 
 MAX_STEPS_LIMIT = 50
+MAX_NAME = 200
 
 
 def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: int) -> None:
@@ -92,7 +94,8 @@ async def _free_archived_name(tenant_id: str, name: str) -> None:
 async def get_agent(actor: Actor | None, agent_id: str) -> Agent:
     """An agent by ID; a deleted (archived) one answers like a missing one."""
     actor = require(actor, Perm.AGENT_READ)
-    agent = await Agent.get_or_none(id=agent_id)
+    # An ID longer than any ID cannot exist (and the ORM refuses to compare it).
+    agent = await Agent.get_or_none(id=agent_id) if len(agent_id) <= MAX_ID_LEN else None
     if agent is None or agent.state == AgentState.ARCHIVED:
         raise NotFound(f"Agent {agent_id!r} not found")
     check_tenant(actor, agent.tenant_id, f"Agent {agent_id!r}")
@@ -110,7 +113,7 @@ async def find_agent(actor: Actor | None, ref: str) -> Agent:
     if ref.startswith("agt_"):
         return await get_agent(actor, ref)
     agent = None
-    if actor.tenant_id is not None:
+    if actor.tenant_id is not None and len(ref) <= MAX_NAME:
         agent = (
             await Agent.filter(tenant_id=actor.tenant_id, name=ref)
             .exclude(state=AgentState.ARCHIVED)
@@ -341,7 +344,7 @@ async def list_agents(actor: Actor | None, first: int | None, after: str | None)
 async def load_agents(actor: Actor | None, ids: list[str]) -> list[Agent | None]:
     """Batch lookup for DataLoaders: foreign or missing IDs come back as None."""
     actor = require(actor, Perm.AGENT_READ)
-    qs = Agent.filter(id__in=ids)
+    qs = Agent.filter(id__in=[i for i in ids if len(i) <= MAX_ID_LEN])
     if not is_platform(actor):
         qs = qs.filter(tenant_id=actor.tenant_id)
     by_id = {a.id: a for a in await qs}

@@ -13,6 +13,7 @@ from agentplane.errors import ValidationFailed
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
 MAX_PAGE = 100
+MAX_KEY = 40  # longest primary key a cursor can name
 DEFAULT_PAGE = 20
 
 
@@ -35,7 +36,7 @@ def decode_cursor(cursor: str) -> str:
         raw = base64.urlsafe_b64decode(cursor.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValidationFailed("Malformed cursor", field="after") from None
-    if not raw.startswith("k:"):
+    if not raw.startswith("k:") or len(raw) > 2 + MAX_KEY:
         raise ValidationFailed("Malformed cursor", field="after")
     return raw[2:]
 
