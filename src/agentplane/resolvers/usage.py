@@ -7,8 +7,8 @@ from decimal import Decimal
 from tortoise.functions import Count, Sum
 
 from agentplane.auth import Actor
-from agentplane.errors import ValidationFailed
-from agentplane.models import Task, UsageRecord
+from agentplane.errors import NotFound, ValidationFailed
+from agentplane.models import Task, Tenant, UsageRecord
 from agentplane.resolvers.permissions import Perm, check_tenant, require
 
 
@@ -128,3 +128,25 @@ async def tasks_usage(actor: Actor | None, task_list: list[Task]) -> dict[str, T
     )
     tokens = {r["task_id"]: (int(r["i"] or 0), int(r["o"] or 0)) for r in rows}
     return {t.id: TaskUsage(*tokens.get(t.id, (0, 0)), cost_usd=t.cost_usd) for t in task_list}
+
+
+async def list_usage_records(
+    actor: Actor | None, tenant: str | None = None, limit: int = 100
+) -> list[UsageRecord]:
+    """Usage records, newest first, with their tenant loaded. Tenant callers see their own;
+    platform callers see all, or one tenant's when they name it."""
+    actor = require(actor, Perm.TENANT_READ)
+    if not 1 <= limit <= 1000:
+        raise ValidationFailed("`limit` must be 1..1000", field="limit")
+    qs = (
+        UsageRecord.all()
+        if actor.tenant_id is None
+        else UsageRecord.filter(tenant_id=actor.tenant_id)
+    )
+    if tenant is not None:
+        found = await Tenant.get_or_none(name=tenant) if len(tenant) <= 63 else None
+        if found is None:
+            raise NotFound(f"Tenant {tenant!r} not found")
+        check_tenant(actor, found.id, f"Tenant {tenant!r}")
+        qs = qs.filter(tenant_id=found.id)
+    return await qs.select_related("tenant").order_by("-created_at", "-id").limit(limit)

@@ -8,10 +8,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from agentplane.errors import DomainError
-from agentplane.rest_compat import koda, kubiya, openapi, opsclaw
+from agentplane.rest_compat import koda, kubiya, openapi, opencrane, opsclaw
 from agentplane.rest_compat.common import OBJ, STR, Call, Dialect, Operation, Resp, json, record
 
-DIALECTS = [koda.koda, kubiya.kubiya, opsclaw.opsclaw]
+DIALECTS = [koda.koda, kubiya.kubiya, opencrane.opencrane, opsclaw.opsclaw]
 
 
 def _render(exc: DomainError, status: int) -> Response:
@@ -36,8 +36,8 @@ def document(prefix: str = "/", title: str = "agentplane REST compatibility") ->
     return openapi.build(
         ops,
         title,
-        "Koda, Kubiya and OpsClaw control-plane paths served by agentplane from the same "
-        "resolvers as its GraphQL API (`/graphql`).",
+        "Koda, Kubiya, OpenCrane and OpsClaw control-plane paths served by agentplane from "
+        "the same resolvers as its GraphQL API (`/graphql`).",
     )
 
 
@@ -49,7 +49,7 @@ async def openapi_all(call: Call) -> Response:
 @meta.route(
     "GET",
     "/api/v1/openapi.json",
-    summary="The `/api/v1` paths (Kubiya; OpenCrane as they land)",
+    summary="The `/api/v1` paths (Kubiya and OpenCrane)",
     ok=OPENAPI_DOC,
     public=True,
 )
