@@ -22,7 +22,7 @@ from tests.support.server import live_server
 
 # Served at fixed paths for other protocols; not REST-compatibility routes.
 NOT_REST = {"/graphql", "/readyz"}
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 20
 
 
 async def test_every_route_has_an_openapi_entry(app: Starlette, client: httpx.AsyncClient) -> None:

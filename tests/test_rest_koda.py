@@ -3,8 +3,13 @@
 import asyncio
 
 import httpx
+import pytest
 
+from agentplane.app import create_app
+from agentplane.config import Settings
 from agentplane.models import Task
+from agentplane.rest_compat import common
+from tests.conftest import truncate_all
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.rest import parse_sse, wait_terminal
 
@@ -222,3 +227,61 @@ async def test_task_events_stream_replays_resumes_and_ends(client: httpx.AsyncCl
         f"/api/runtime/tasks/{task['id']}/events", headers={**auth, "Last-Event-ID": "x"}
     )
     assert bad.status_code == 400
+
+
+async def test_task_events_send_heartbeat_comments_while_idle(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a worker the task stays queued: the stream replays step 1, then stays open
+    with `: ping` comments (every 15 s; shortened here) until the client goes away."""
+    monkeypatch.setattr(common, "SSE_HEARTBEAT_S", 0.05)
+    app = create_app(settings, run_worker=False)
+    async with app.router.lifespan_context(app):
+        await truncate_all()
+        tenant = await make_tenant("acme")
+        await make_agent(tenant, "atlas")
+        token = await make_token(tenant, "operator")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            task = (
+                await client.post(
+                    "/api/runtime/tasks",
+                    headers=_auth(token),
+                    json={"agent_id": "atlas", "query": "wait"},
+                )
+            ).json()
+        body = bytearray()
+        pinged, gone = asyncio.Event(), asyncio.Event()
+
+        async def receive() -> dict[str, object]:
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, object]) -> None:
+            body.extend(message.get("body", b""))  # type: ignore[arg-type]
+            if b": ping" in body:
+                pinged.set()
+
+        path = f"/api/runtime/tasks/{task['id']}/events"
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"authorization", f"Bearer {token}".encode())],
+            "server": ("t", 80),
+            "client": ("127.0.0.1", 50000),
+        }
+        stream = asyncio.create_task(app(scope, receive, send))  # type: ignore[arg-type]
+        await asyncio.wait_for(pinged.wait(), 5)
+        gone.set()
+        await asyncio.wait_for(stream, 5)
+    events = parse_sse(body.decode())
+    assert [e["id"] for e in events] == ["1"]  # the replayed step; pings are comments
+    assert events[0]["data"]["payload"] == {"from": None, "to": "queued"}
+    assert body.count(b": ping") >= 1
