@@ -1,7 +1,11 @@
 """The OpenAPI documents: generated from the route declarations, complete, valid, and
 honoured by the server (schemathesis against a live server)."""
 
+import asyncio
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +144,27 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(
             run()
         assert calls >= 200, calls
         assert "Traceback" not in server.log(), server.log()
+
+
+async def test_documents_generate_a_client_without_warnings(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """What a new user would do with the contract: feed it to a client generator."""
+    generator = Path(sys.executable).parent / "openapi-python-client"
+    urls = ("/openapi.json", "/api/v1/openapi.json", "/openapi/control-plane.json")
+    for i, url in enumerate(urls):
+        source = tmp_path / "openapi.json"
+        source.write_text((await client.get(url)).text)
+        out = tmp_path / f"client{i}"
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [str(generator), "generate", "--path", str(source), "--output-path", str(out)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PATH": f"{generator.parent}{os.pathsep}{os.environ['PATH']}"},
+            timeout=120,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "Warning" not in output and "will not be generated" not in output, output
+        assert list(out.glob("*/api/*/*.py")), output

@@ -343,7 +343,10 @@ async def _finished(call: Call, task: Task) -> Task:
 MESSAGE = obj(
     {
         "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
-        "content": {"anyOf": [{"type": "string"}, {"type": "array"}, {"type": "null"}]},
+        "content": {
+            "anyOf": [{"type": "string"}, array({"type": "object"}), {"type": "null"}],
+            "description": "Text, or content parts (the `text` parts are read)",
+        },
     },
     required=("role",),
 )
@@ -367,7 +370,9 @@ COMPLETION = record(
             record(
                 {
                     "index": INT,
-                    "message": record({"role": {"const": "assistant"}, "content": STR}),
+                    "message": record(
+                        {"role": {"type": "string", "const": "assistant"}, "content": STR}
+                    ),
                     "finish_reason": STR,
                 }
             )
