@@ -3,8 +3,13 @@
 import uuid
 
 import httpx
+import pytest
+from starlette.requests import Request
 
+from agentplane.auth import Actor
+from agentplane.errors import DomainError
 from agentplane.models import Agent, Task, WorkerQueue
+from agentplane.rest_compat import common
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.rest import parse_sse, wait_terminal
 
@@ -190,3 +195,32 @@ async def test_errors_use_the_kubiya_envelope(client: httpx.AsyncClient) -> None
     assert await Task.all().count() == 0
     health = await client.get(V1 + "/health")
     assert health.status_code == 200 and health.json()["status"] == "healthy"
+
+
+async def test_rate_limit_plug_point(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limiter itself comes with issue 4; this checks where it plugs in: its headers reach
+    every Kubiya response, and its refusal is a 429 with Retry-After in the Kubiya envelope."""
+
+    class Limited(DomainError):
+        code = "RATE_LIMITED"
+
+    seen: list[str | None] = []
+
+    async def limiter(request: Request, actor: Actor | None) -> dict[str, str]:
+        seen.append(actor.tenant_id if actor else None)
+        if len(seen) > 2:
+            raise Limited("Too many requests", retry_after=7)
+        return {"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": str(2 - len(seen))}
+
+    monkeypatch.setattr(common, "rate_limit_hook", limiter)
+    tenant = await make_tenant("acme")
+    auth = _auth(await make_token(tenant, "operator"))
+    first = await client.get(V1 + "/agents", headers=auth)
+    assert first.status_code == 200 and first.headers["X-RateLimit-Remaining"] == "1"
+    assert (await client.get(V1 + "/worker-queues", headers=auth)).status_code == 200
+    refused = await client.get(V1 + "/agents", headers=auth)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "7"
+    assert refused.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+    assert seen == [tenant.id] * 3

@@ -124,8 +124,10 @@ class Call:
 
 Handler = Callable[[Call], Awaitable[Response]]
 ErrorRenderer = Callable[[DomainError, int], Response]
-# Issue 4 (rate limits) installs the limiter here; until then no X-RateLimit-* headers
-# are sent rather than made-up numbers.
+# The rate limiter plugs in here (it comes with issue 4): called before every handler with the
+# caller, it answers the `X-RateLimit-*` headers to send, or raises a DomainError with code
+# RATE_LIMITED (429; a `retry_after` detail becomes `Retry-After`). Until a limiter exists no
+# rate-limit headers are sent rather than made-up numbers.
 RateLimitHook = Callable[[Request, Actor | None], Awaitable[Mapping[str, str]]]
 rate_limit_hook: RateLimitHook | None = None
 
@@ -158,7 +160,7 @@ class Operation:
     def error_statuses(self) -> list[int]:
         statuses = set(self.errors)
         if not self.public:
-            statuses |= {400, 401, 403, 404, self.dialect.validation_status}
+            statuses |= {400, 401, 403, 404, 429, self.dialect.validation_status}
         if self.body is not None or self.query:
             statuses |= {400, self.dialect.validation_status}
         if self.path_params:
@@ -170,9 +172,12 @@ class Operation:
     async def handle(self, request: Request) -> Response:
         dialect = self.dialect
         actor: Actor | None = None
+        headers: dict[str, str] = {}
         try:
             if not self.public:
                 actor = await request_actor(request, dialect.cookie)
+            if rate_limit_hook is not None:
+                headers.update(await rate_limit_hook(request, actor))
             path = dict(request.path_params)
             for value in path.values():
                 _reject_nul(value, "path")
@@ -180,11 +185,13 @@ class Operation:
             response = await self.handler(call)
         except DomainError as exc:
             response = dialect.render(exc)
+            if "retry_after" in exc.details:
+                headers["Retry-After"] = str(exc.details["retry_after"])
         except Exception:  # never a stack trace on the wire
             log.exception("unexpected error in %s %s", self.method, self.path)
             response = dialect.render(DomainError("Internal server error"), 500)
-        if dialect.rate_limit_headers and rate_limit_hook is not None:
-            response.headers.update(await rate_limit_hook(request, actor))
+        if dialect.rate_limit_headers or "Retry-After" in headers:
+            response.headers.update(headers)
         return response
 
     async def _body(self, request: Request) -> JSON:
