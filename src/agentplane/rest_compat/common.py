@@ -65,6 +65,7 @@ NUM: JSON = {"type": "number"}
 BOOL: JSON = {"type": "boolean"}
 OBJ: JSON = {"type": "object"}
 DATETIME: JSON = {"type": "string", "format": "date-time"}
+SSE = "text/event-stream"
 
 
 def nullable(schema: JSON) -> JSON:
@@ -84,6 +85,21 @@ def obj(properties: JSON, required: tuple[str, ...] | list[str] = (), **extra: A
     if required:
         schema["required"] = list(required)
     return schema
+
+
+def sse_schema(data: JSON, events: tuple[str, ...] = (), with_id: bool = False) -> JSON:
+    """One Server-Sent Event: `data` carries JSON text (described by `contentSchema`)."""
+    properties: JSON = {
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data}
+    }
+    required = ["data"]
+    if events:
+        properties["event"] = {"type": "string", "enum": list(events)}
+        required.append("event")
+    if with_id:
+        properties["id"] = {"type": "string", "pattern": "^[0-9]+$"}
+        required.append("id")
+    return obj(properties, required=required)
 
 
 def record(properties: JSON) -> JSON:

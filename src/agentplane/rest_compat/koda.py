@@ -21,6 +21,7 @@ from agentplane.rest_compat.common import (
     INT,
     JSON,
     OBJ,
+    SSE,
     STR,
     Call,
     Dialect,
@@ -35,6 +36,7 @@ from agentplane.rest_compat.common import (
     record,
     sse,
     sse_event,
+    sse_schema,
 )
 from agentplane.subscriptions import streams
 
@@ -347,7 +349,7 @@ async def get_trace(call: Call) -> Response:
         "duplicates. A comment heartbeat is sent every 15 s; the stream ends after the step "
         "that makes the task terminal."
     ),
-    ok=Resp({"type": "string"}, "A stream of `step` events", "text/event-stream"),
+    ok=Resp(sse_schema(STEP, ("step",), with_id=True), "A stream of `step` events", SSE),
     query=(Param("after_seq", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),),
 )
 async def task_events(call: Call) -> Response:

@@ -24,6 +24,7 @@ from agentplane.rest_compat.common import (
     JSON,
     NUM,
     OBJ,
+    SSE,
     STR,
     Call,
     Dialect,
@@ -40,6 +41,7 @@ from agentplane.rest_compat.common import (
     record,
     sse,
     sse_event,
+    sse_schema,
 )
 from agentplane.subscriptions import streams
 
@@ -378,7 +380,7 @@ async def execution_record(call: Call, task: Task) -> JSON:
     ok=Resp(
         SUBMITTED,
         "Execution submitted; with `stream: true`, its events",
-        alternatives=(("text/event-stream", {"type": "string"}),),
+        alternatives=((SSE, sse_schema({"anyOf": [koda.STEP, EXECUTION]}, ("step", "done"))),),
     ),
     body=EXECUTE,
 )

@@ -28,6 +28,7 @@ from agentplane.rest_compat.common import (
     JSON,
     NUM,
     OBJ,
+    SSE,
     STR,
     Call,
     Dialect,
@@ -426,7 +427,15 @@ class _Tokens:
     ok=Resp(
         COMPLETION,
         "A completion; with `stream: true`, its chunks",
-        alternatives=(("text/event-stream", {"type": "string"}),),
+        alternatives=(
+            (
+                SSE,
+                obj(
+                    {"data": {"type": "string", "description": "A chunk as JSON, or [DONE]"}},
+                    required=("data",),
+                ),
+            ),
+        ),
     ),
     body=COMPLETION_REQUEST,
     errors=(502,),
