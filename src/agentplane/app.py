@@ -14,6 +14,7 @@ from agentplane.bootstrap import bootstrap_admin_token
 from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
 from agentplane.health import readiness
+from agentplane.rest_compat import exception_handlers as rest_exception_handlers
 from agentplane.rest_compat import routes as rest_routes
 from agentplane.runtime.worker import Worker
 from agentplane.subscriptions.broker import make_broker, set_broker
@@ -67,6 +68,7 @@ def create_app(
         WebSocketRoute("/graphql", graphql),
         *rest_routes(),  # including /healthz (OpsClaw's health check)
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # Unknown paths/methods under a REST dialect's prefix answer in that dialect's envelope.
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=rest_exception_handlers)
     app.state.settings = settings
     return app

@@ -4,10 +4,12 @@ Each dialect module declares its operations on a `Dialect`; the router and the
 OpenAPI documents are both built from those declarations.
 """
 
-from starlette.responses import Response
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute
 
-from agentplane.errors import DomainError
+from agentplane.errors import DomainError, NotFound
 from agentplane.rest_compat import koda, kubiya, openapi, opencrane, opsclaw
 from agentplane.rest_compat.common import OBJ, STR, Call, Dialect, Operation, Resp, json, record
 
@@ -71,3 +73,42 @@ async def openapi_koda(call: Call) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [route for dialect in [*DIALECTS, meta] for route in dialect.routes()]
+
+
+class MethodNotAllowed(DomainError):
+    code = "METHOD_NOT_ALLOWED"
+
+
+def _dialect_for(path: str) -> Dialect | None:
+    """The dialect whose paths `path` is among (or next to), by the longest shared prefix."""
+    best: tuple[int, Dialect | None] = (0, None)
+    for op in operations():
+        if op.dialect is meta:
+            continue
+        prefix = op.path.split("{")[0].rstrip("/")
+        family = "/".join(prefix.split("/")[:3])  # e.g. /api/v1, /api/runtime, /v1/agents
+        for candidate in (prefix, family):
+            if candidate and path.startswith(candidate) and len(candidate) > best[0]:
+                best = (len(candidate), op.dialect)
+    return best[1]
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods under a dialect's prefix answer in its envelope."""
+    assert isinstance(exc, HTTPException)
+    dialect = _dialect_for(request.url.path)
+    if dialect is None:
+        return PlainTextResponse(exc.detail, exc.status_code, headers=exc.headers)
+    error: DomainError
+    if exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    elif exc.status_code == 404:
+        error = NotFound(f"No such path: {request.url.path}")
+    else:
+        error = DomainError(str(exc.detail))
+    response = dialect.render(error, exc.status_code)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+exception_handlers = {404: http_error, 405: http_error}

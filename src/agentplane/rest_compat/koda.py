@@ -48,6 +48,7 @@ _CATEGORY = {
     "CONFLICT": "conflict",
     "RATE_LIMITED": "rate_limit",
     "UNAVAILABLE": "availability",
+    "METHOD_NOT_ALLOWED": "validation",
 }
 _USER_ACTION = {
     "UNAUTHENTICATED": "Send a valid bearer token or operator session.",
@@ -57,6 +58,7 @@ _USER_ACTION = {
     "CONFLICT": "Use another identifier or update the existing object.",
     "RATE_LIMITED": "Retry with backoff.",
     "UNAVAILABLE": "Check /api/runtime/ready and retry.",
+    "METHOD_NOT_ALLOWED": "Use a method the path allows (see the Allow header).",
 }
 
 

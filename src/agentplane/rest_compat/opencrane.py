@@ -33,6 +33,7 @@ _CODES = {
     "VALIDATION": "invalid_request",
     "CONFLICT": "conflict",
     "RATE_LIMITED": "rate_limited",
+    "METHOD_NOT_ALLOWED": "method_not_allowed",
 }
 
 

@@ -56,6 +56,7 @@ _TYPES = {
     "RATE_LIMITED": ("rate_limited", "rate_limit_error"),
     "UPSTREAM": ("run_failed", "server_error"),
     "UNAVAILABLE": ("unavailable", "server_error"),
+    "METHOD_NOT_ALLOWED": ("method_not_allowed", "invalid_request_error"),
 }
 
 
