@@ -181,6 +181,15 @@ async def test_errors_use_the_kubiya_envelope(client: httpx.AsyncClient) -> None
             403,
             "FORBIDDEN",
         ),
+        (
+            await client.post(
+                execute,
+                headers=auth,
+                json={"prompt": "x", "worker_queue_id": queue_id, "system_prompt": "Be rude."},
+            ),
+            422,
+            "VALIDATION_ERROR",
+        ),
         (await client.get(V1 + "/agents"), 401, "UNAUTHORIZED"),
         (await client.get(f"{V1}/executions/tsk_missing", headers=auth), 404, "NOT_FOUND"),
         (await client.get(f"{V1}/worker-queues/not-a-uuid", headers=auth), 404, "NOT_FOUND"),

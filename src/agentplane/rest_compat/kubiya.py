@@ -12,7 +12,7 @@ from sse_starlette.sse import ServerSentEvent
 from starlette.responses import Response
 
 from agentplane import __version__
-from agentplane.errors import DomainError
+from agentplane.errors import DomainError, ValidationFailed
 from agentplane.health import readiness
 from agentplane.models import Agent, AgentState, Task, TaskStatus, WorkerQueue
 from agentplane.resolvers import agents, tasks, usage, worker_queues
@@ -339,6 +339,9 @@ EXECUTE = obj(
         "worker_queue_id": {"type": "string", "description": "UUID of an existing worker queue"},
         "stream": {"type": "boolean", "default": False},
         "user_metadata": nullable(OBJ),
+        "system_prompt": nullable(
+            {"type": "string", "description": "Not supported: set the agent's system_prompt"}
+        ),
     },
     required=("prompt", "worker_queue_id"),
 )
@@ -388,6 +391,12 @@ async def execution_record(call: Call, task: Task) -> JSON:
 async def execute_agent(call: Call) -> Response:
     body = call.body
     agent = await agents.get_agent(call.actor, call.path["id"])
+    if body.get("system_prompt"):
+        # Refused rather than silently ignored: runs use the agent's own system prompt.
+        raise ValidationFailed(
+            "A per-execution system_prompt is not supported; PATCH the agent's system_prompt",
+            field="system_prompt",
+        )
     worker_queues.parse_queue_id(body["worker_queue_id"], "worker_queue_id")
     queue = await worker_queues.get_worker_queue(call.actor, body["worker_queue_id"])
     metadata: JSON = {"worker_queue_id": str(queue.id)}
