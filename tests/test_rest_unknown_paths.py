@@ -14,7 +14,8 @@ async def test_unknown_paths_and_methods_use_the_dialect_envelope(
     assert kubiya.status_code == 404 and kubiya.json()["error"]["code"] == "NOT_FOUND"
 
     opencrane = await client.post("/api/v1/token-usage")
-    assert opencrane.status_code == 405 and opencrane.headers["allow"] == "GET, HEAD"
+    assert opencrane.status_code == 405
+    assert set(opencrane.headers["allow"].split(", ")) == {"GET", "HEAD"}
     assert opencrane.json()["code"] == "method_not_allowed"
 
     opsclaw = await client.delete("/v1/agent-runs")
