@@ -10,22 +10,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from agentplane import __version__, db
+from agentplane import db
 from agentplane.bootstrap import bootstrap_admin_token
 from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
 from agentplane.health import readiness
 from agentplane.http_limits import BodySizeLimit
-from agentplane.observability import RequestObservability, metrics
+from agentplane.observability import RequestObservability
+from agentplane.rest_compat import exception_handlers as rest_exception_handlers
 from agentplane.rest_compat import routes as rest_routes
 from agentplane.runtime.worker import Worker
 from agentplane.subscriptions.broker import make_broker, set_broker
 
 log = logging.getLogger("agentplane")
-
-
-async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok", "version": __version__})
 
 
 async def readyz(request: Request) -> JSONResponse:
@@ -69,14 +66,18 @@ def create_app(
 
     graphql = GraphQLApp(settings)
     routes = [
-        Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
-        *rest_routes(),
+        *rest_routes(),  # including /healthz (OpsClaw's health check)
     ]
     middleware = [Middleware(RequestObservability), Middleware(BodySizeLimit)]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    # Unknown paths/methods under a REST dialect's prefix answer in that dialect's envelope.
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers=rest_exception_handlers,
+    )
     app.state.settings = settings
     return app

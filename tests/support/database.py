@@ -5,7 +5,16 @@ from tortoise.context import TortoiseContext
 
 from agentplane import db
 
-TABLES = ("step_payload", "usage_record", "step", "task", "agent", "access_token", "tenant")
+TABLES = (
+    "step_payload",
+    "usage_record",
+    "step",
+    "task",
+    "worker_queue",
+    "agent",
+    "access_token",
+    "tenant",
+)
 
 
 async def truncate_all(database_url: str) -> None:

@@ -4,6 +4,7 @@ from agentplane.models.agent import Agent, AgentState
 from agentplane.models.step_blob import StepPayload
 from agentplane.models.task import Step, StepKind, Task, TaskStatus, UsageRecord
 from agentplane.models.tenant import AccessToken, Tenant, TenantPhase
+from agentplane.models.worker_queue import WorkerQueue
 
 __all__ = [
     "AccessToken",
@@ -17,4 +18,5 @@ __all__ = [
     "Tenant",
     "TenantPhase",
     "UsageRecord",
+    "WorkerQueue",
 ]

@@ -193,6 +193,7 @@ class Task(Node):
 class Agent(Node):
     id: strawberry.ID
     name: str
+    display_name: str
     description: str
     model: str
     system_prompt: str
@@ -201,6 +202,8 @@ class Agent(Node):
     max_steps: int
     timeout_s: int | None
     state: models.AgentState
+    version: int = strawberry.field(description="Bumped by each publish")
+    published_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
