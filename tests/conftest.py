@@ -19,7 +19,23 @@ from agentplane.auth import Actor
 from agentplane.config import Settings
 from tests.support.graphql import GraphQLClient
 
-TABLES = ("usage_record", "step", "task", "agent", "access_token", "tenant")
+TABLES = (
+    "audit_event",
+    "budget_reservation",
+    "budget",
+    "provider_key",
+    "device_grant",
+    "oidc_login",
+    "session",
+    "role_assignment",
+    "user_account",
+    "usage_record",
+    "step",
+    "task",
+    "agent",
+    "access_token",
+    "tenant",
+)
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +55,8 @@ def settings(database_url: str) -> Settings:
         admin_token=None,
         scripted_delay_ms=1,
         task_timeout_s=30,
+        # Tests poll hard; the rate-limit tests build apps with small limits of their own.
+        rate_limit_per_min=1_000_000,
     )
 
 

@@ -1,19 +1,23 @@
 """The ASGI application: routes and the lifespan that owns every shared resource."""
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from agentplane import __version__, db
+from agentplane import __version__, db, maintenance, secretbox
+from agentplane.authn import routes as auth_routes
 from agentplane.bootstrap import bootstrap_admin_token
 from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
 from agentplane.health import readiness
+from agentplane.middleware import RateLimitMiddleware, RequestContextMiddleware
 from agentplane.rest_compat import routes as rest_routes
 from agentplane.runtime.worker import Worker
 from agentplane.subscriptions.broker import make_broker, set_broker
@@ -41,6 +45,8 @@ def create_app(
         if settings.is_sqlite:
             await db.migrate(settings.database_url)  # embedded default: always up to date
         await db.init(settings.database_url)
+        secretbox.configure(settings.secret_key)
+        housekeeping = asyncio.create_task(maintenance.run_forever(settings))
         broker = make_broker(settings.redis_url)
         await broker.start()
         set_broker(broker)
@@ -60,6 +66,7 @@ def create_app(
         finally:
             if worker is not None:
                 await worker.stop()
+            housekeeping.cancel()
             await broker.close()
             set_broker(None)
             await db.close()
@@ -71,7 +78,12 @@ def create_app(
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *rest_routes(),
+        *auth_routes,
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [
+        Middleware(RequestContextMiddleware),
+        Middleware(RateLimitMiddleware, settings.rate_limit_per_min, settings.redis_url),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
     return app

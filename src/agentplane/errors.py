@@ -30,3 +30,19 @@ class ValidationFailed(DomainError):
 
 class Conflict(DomainError):
     code = "CONFLICT"
+
+
+class TenantSuspended(DomainError):
+    code = "TENANT_SUSPENDED"
+
+
+class BudgetExceeded(DomainError):
+    code = "BUDGET_EXCEEDED"
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+
+
+class NotConfigured(DomainError):
+    code = "NOT_CONFIGURED"

@@ -10,7 +10,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from agentplane.auth import authenticate, bearer_from_header
+from agentplane.auth import authenticate, authenticate_request, bearer_from_header
 from agentplane.config import Settings
 from agentplane.errors import DomainError
 from agentplane.schema import schema
@@ -44,7 +44,17 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         context = Context(request=request, response=response)
-        await self._actor_from(request.headers.get("authorization"), context)
+        if isinstance(request, Request):  # HTTP: a bearer token, or a session cookie + CSRF
+            try:
+                context.set_actor(
+                    await authenticate_request(
+                        request.method, request.headers, request.cookies, self.settings.admin_token
+                    )
+                )
+            except DomainError as exc:
+                context.auth_error = exc
+        else:
+            await self._actor_from(request.headers.get("authorization"), context)
         return context
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:

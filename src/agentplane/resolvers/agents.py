@@ -5,6 +5,7 @@ from tortoise.exceptions import IntegrityError
 from agentplane.auth import Actor
 from agentplane.errors import Conflict, NotFound, ValidationFailed
 from agentplane.models import Agent, AgentState
+from agentplane.resolvers.audit import audited
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
 from agentplane.resolvers.tenants import resolve_tenant_name
@@ -31,6 +32,7 @@ def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: i
         raise ValidationFailed("`config.script` must be a list of objects", field="config")
 
 
+@audited("agent.create")
 async def create_agent(
     actor: Actor | None,
     *,
@@ -42,6 +44,7 @@ async def create_agent(
     config: dict[str, Any] | None = None,
     max_steps: int = 8,
     tenant: str | None = None,
+    max_concurrent_tasks: int | None = None,
 ) -> Agent:
     actor = require(actor, Perm.AGENT_WRITE)
     if not name.strip() or len(name) > 200:
@@ -50,6 +53,10 @@ async def create_agent(
     if not isinstance(config, dict):
         raise ValidationFailed("`config` must be a JSON object", field="config")
     _validate(model, tools, config, max_steps)
+    if max_concurrent_tasks is not None and max_concurrent_tasks < 1:
+        raise ValidationFailed(
+            "`maxConcurrentTasks` must be at least 1", field="maxConcurrentTasks"
+        )
     tenant_id = await resolve_tenant_name(actor, tenant)
     try:
         return await Agent.create(
@@ -61,6 +68,7 @@ async def create_agent(
             tools=tools,
             config=config,
             max_steps=max_steps,
+            max_concurrent_tasks=max_concurrent_tasks,
         )
     except IntegrityError:
         raise Conflict(f"An agent named {name!r} already exists", field="name") from None

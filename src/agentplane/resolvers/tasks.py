@@ -2,13 +2,15 @@ import asyncio
 from typing import Any
 
 from agentplane.auth import Actor
-from agentplane.errors import NotFound, ValidationFailed
+from agentplane.errors import Conflict, NotFound, ValidationFailed
 from agentplane.models import AgentState, Step, Task, TaskStatus
 from agentplane.models.task import TERMINAL_STATUSES
-from agentplane.resolvers import traces
+from agentplane.resolvers import budgets, traces
 from agentplane.resolvers.agents import get_agent
+from agentplane.resolvers.audit import audited
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
+from agentplane.resolvers.tenants import check_writable
 from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
 
@@ -16,6 +18,7 @@ MAX_QUERY_CHARS = 100_000
 CANCEL_WAIT_S = 2.0
 
 
+@audited("task.submit")
 async def submit_task(
     actor: Actor | None, *, agent_id: str, query: str, metadata: dict[str, Any] | None = None
 ) -> Task:
@@ -29,6 +32,8 @@ async def submit_task(
         raise ValidationFailed(f"`query` exceeds {MAX_QUERY_CHARS} characters", field="query")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValidationFailed("`metadata` must be a JSON object", field="metadata")
+    await check_writable(agent.tenant_id)  # a suspended tenant starts no new task
+    await budgets.check_submit(agent.tenant_id, agent.id, actor.subject)
     task = await traces.create_task(
         tenant_id=agent.tenant_id,
         agent_id=agent.id,
@@ -66,6 +71,7 @@ async def list_tasks(
     return await paginate(qs, first, after, newest_first=True)
 
 
+@audited("task.cancel")
 async def cancel_task(actor: Actor | None, task_id: str) -> Task:
     """Cancel a task: at once when queued, else by telling the worker that runs it.
 
@@ -106,3 +112,28 @@ async def get_step(actor: Actor | None, step_id: str) -> Step:
         raise NotFound(f"Step {step_id!r} not found")
     check_tenant(actor, step.task.tenant_id, f"Step {step_id!r}")
     return step
+
+
+@audited("task.resume")
+async def resume_task(actor: Actor | None, task_id: str) -> Task:
+    """Queue a paused task again. One paused for `budget` resumes only once every
+    ceiling it spends against has room again (else BUDGET_EXCEEDED)."""
+    actor = require(actor, Perm.TASK_WRITE)
+    task = await get_task(actor, task_id)
+    await check_writable(task.tenant_id)
+    if task.status != TaskStatus.PAUSED:
+        raise Conflict(f"Task is {task.status.value}, not paused", field="id")
+    if task.status_reason == "budget":
+        await budgets.check_submit(task.tenant_id, task.agent_id, task.created_by)
+    resumed = await traces.transition(
+        task.id,
+        [TaskStatus.PAUSED],
+        TaskStatus.QUEUED,
+        reason="resumed by " + actor.subject,
+        status_reason=None,
+        pause_requested=False,
+    )
+    if resumed is None:
+        raise Conflict("Task changed status meanwhile; read it again", field="id")
+    await get_broker().publish(events.QUEUE_CHANNEL, {"task_id": task.id})
+    return resumed

@@ -7,7 +7,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from agentplane.auth import Actor, authenticate, bearer_from_header
+from agentplane.auth import Actor, authenticate_request
 from agentplane.config import Settings
 from agentplane.errors import DomainError, ValidationFailed
 
@@ -18,6 +18,9 @@ STATUS = {
     "NOT_FOUND": 404,
     "VALIDATION": 400,
     "CONFLICT": 409,
+    "TENANT_SUSPENDED": 403,
+    "BUDGET_EXCEEDED": 402,
+    "RATE_LIMITED": 429,
 }
 
 Renderer = Callable[[DomainError, int], Response]
@@ -26,8 +29,8 @@ Handler = Callable[[Request, Actor | None], Awaitable[Response]]
 
 async def request_actor(request: Request) -> Actor | None:
     settings: Settings = request.app.state.settings
-    return await authenticate(
-        bearer_from_header(request.headers.get("authorization")), settings.admin_token
+    return await authenticate_request(
+        request.method, request.headers, request.cookies, settings.admin_token
     )
 
 

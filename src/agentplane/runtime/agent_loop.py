@@ -5,6 +5,7 @@ from dataclasses import asdict
 from typing import Any
 
 from agentplane.models import Agent, StepKind, Task
+from agentplane.resolvers import budgets
 from agentplane.resolvers.traces import Usage, append_step
 from agentplane.runtime import catalog
 from agentplane.runtime.providers.base import (
@@ -70,8 +71,9 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
     tools = [TOOLS[name][0] for name in agent.tools if name in TOOLS]
     for _ in range(agent.max_steps):
         request = CompletionRequest(info.name, list(messages), tools, agent.config)
+        hold = await budgets.reserve_call(task, info, request)  # may pause the run (RunPaused)
         started = time.monotonic()
-        completion = await provider.complete(request, on_chunk)
+        completion = await budgets.guarded(hold, provider.complete(request, on_chunk))
         latency_ms = round((time.monotonic() - started) * 1000)
         usage = Usage(
             model=agent.model,
@@ -88,6 +90,7 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
             "priced": info.priced,
         }
         await append_step(task, StepKind.PROVIDER_CALL, payload, usage)
+        await budgets.settle_call(hold, usage.cost_usd)
         if not completion.tool_calls:
             return completion.text
         messages.append(Message("assistant", completion.text or None, completion.tool_calls))

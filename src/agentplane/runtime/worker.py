@@ -19,6 +19,7 @@ from agentplane.config import Settings
 from agentplane.models import Agent, Task, TaskStatus
 from agentplane.resolvers.traces import transition
 from agentplane.runtime.agent_loop import MaxStepsExceeded, run_agent
+from agentplane.runtime.control import RunPaused
 from agentplane.runtime.providers import build_providers
 from agentplane.runtime.providers.base import Provider, ProviderError
 from agentplane.subscriptions import events
@@ -150,6 +151,15 @@ class Worker:
                 )
             )
             raise
+        except RunPaused as paused:  # e.g. a budget ceiling: resumeTask continues it
+            await transition(
+                task.id,
+                running,
+                TaskStatus.PAUSED,
+                reason=paused.reason,
+                status_reason=paused.reason,
+                worker_id=None,
+            )
         except TimeoutError:
             await self._fail(task, f"timed out after {self.settings.task_timeout_s}s")
         except (ProviderError, MaxStepsExceeded) as exc:

@@ -6,6 +6,7 @@ from strawberry.types import Info
 
 from agentplane.resolvers import agents, tasks, tenants, tokens
 from agentplane.schema.context import Context
+from agentplane.schema.identity import IdentityMutation
 from agentplane.schema.types import AccessToken, Agent, Task, Tenant
 
 
@@ -52,6 +53,9 @@ class CreateAgentInput:
     tenant: str | None = strawberry.field(
         default=None, description="Tenant name; required for platform-scoped callers"
     )
+    max_concurrent_tasks: int | None = strawberry.field(
+        default=None, description="At most this many of its tasks run at once"
+    )
 
 
 @strawberry.type
@@ -82,7 +86,7 @@ class CancelTaskPayload:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(IdentityMutation):
     @strawberry.mutation(description="Create a tenant (platform admins only).")
     async def create_tenant(
         self, info: Info[Context, None], input: CreateTenantInput
@@ -123,6 +127,7 @@ class Mutation:
             config=input.config,  # type: ignore[arg-type]  # checked in the resolver
             max_steps=input.max_steps,
             tenant=input.tenant,
+            max_concurrent_tasks=input.max_concurrent_tasks,
         )
         return CreateAgentPayload(agent=agent)  # type: ignore[arg-type]
 

@@ -72,6 +72,10 @@ class Tenant(Node):
     team: str
     phase: models.TenantPhase
     created_at: datetime
+    suspended_at: datetime | None
+    deleted_at: datetime | None = strawberry.field(
+        description="Set while deleted: restorable for 30 days from then"
+    )
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:
@@ -88,6 +92,8 @@ class AccessToken(Node):
     revoked_at: datetime | None
     last_used_at: datetime | None
     created_at: datetime
+    owner_user_id: strawberry.ID | None
+    created_by: str | None
 
     @strawberry.field
     async def tenant(

@@ -57,6 +57,9 @@ class OpenAICompatProvider:
             # Without this, streamed answers carry no token counts.
             "stream_options": {"include_usage": True},
         }
+        max_output = request.config.get("maxOutputTokens")
+        if isinstance(max_output, int) and max_output > 0:  # the budget reserved for this much
+            body["max_tokens"] = max_output
         if request.tools:  # some servers reject an empty `tools` list
             body["tools"] = [_wire_tool(t) for t in request.tools]
         headers = {"Accept": "text/event-stream"}
