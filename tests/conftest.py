@@ -19,6 +19,8 @@ from agentplane.auth import Actor
 from agentplane.config import Settings
 from tests.support.graphql import GraphQLClient
 
+# A fixed Fernet key: provider keys are encrypted at rest with it.
+TEST_SECRET_KEY = "cw_0x689RpI-jtRR7oE8h_eQsUKOcDpAEk1GUHgUaWQ="
 TABLES = (
     "audit_event",
     "budget_reservation",
@@ -57,6 +59,7 @@ def settings(database_url: str) -> Settings:
         task_timeout_s=30,
         # Tests poll hard; the rate-limit tests build apps with small limits of their own.
         rate_limit_per_min=1_000_000,
+        secret_key=TEST_SECRET_KEY,
     )
 
 

@@ -142,6 +142,9 @@ class Task(Node):
     error: str | None
     metadata: JSON
     attempt: int
+    status_reason: str | None = strawberry.field(
+        description='Why the task is in its status, e.g. paused for "budget"'
+    )
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
