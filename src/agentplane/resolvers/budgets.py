@@ -24,6 +24,7 @@ from agentplane.errors import BudgetExceeded, NotFound, ValidationFailed
 from agentplane.models import (
     AccessToken,
     Agent,
+    AuditEvent,
     Budget,
     BudgetScope,
     Reservation,
@@ -314,11 +315,16 @@ async def remove_budget(
     return view
 
 
-async def check_submit(tenant_id: str, agent_id: str, account: str | None) -> None:
-    """Refuse a new task when a scope it would spend in has no room left at all."""
+async def check_submit(
+    tenant_id: str, agent_id: str, account: str | None, need: Decimal = Decimal(0)
+) -> None:
+    """Refuse work when a scope it would spend in has no room left at all (or not
+    `need` more: what a budget-paused task's refused call wanted)."""
     window = current_window()
+    units = to_units(need)
     for row in await Budget.filter(scope_key__in=task_keys(tenant_id, agent_id, account)):
-        if row.period == window and row.spent_units + row.reserved_units >= row.limit_units:
+        used = row.spent_units + row.reserved_units if row.period == window else 0
+        if (used + units > row.limit_units) if units else (used >= row.limit_units):
             raise BudgetExceeded(
                 f"The {row.scope.value} budget of ${to_usd(row.limit_units)} for {window} is spent",
                 scope=row.scope.value.upper(),
@@ -335,6 +341,15 @@ def _sql(conn: Any, sql: str) -> str:
         return sql
     parts = sql.split("?")
     return "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
+
+
+async def _update(conn: Any, sql: str, params: list[Any]) -> bool:
+    """Run a conditional UPDATE; True when it changed a row. (asyncpg reports the
+    row count; SQLite hands back the RETURNING rows.)"""
+    count, rows = await conn.execute_query(sql, params)
+    if conn.capabilities.dialect == "postgres":
+        return bool(count)
+    return bool(rows)
 
 
 class _Refused(Exception):
@@ -395,8 +410,7 @@ async def reserve(task: Task, amount: Decimal) -> Reservation | None:
                 "RETURNING id",
             )
             for budget_id in ids:  # in ID order, so concurrent reservers never deadlock
-                _, rows = await conn.execute_query(sql, [units, budget_id, window, units])
-                if not rows:
+                if not await _update(conn, sql, [units, budget_id, window, units]):
                     raise _Refused(str(budget_id))
             return await Reservation.create(
                 task_id=task.id, period=window, amount_units=units, budget_ids=list(ids)
@@ -431,10 +445,9 @@ async def settle(
         )
         other = _sql(conn, "UPDATE budget SET spent_units = spent_units + ? WHERE id = ?")
         for budget_id in reservation.budget_ids:
-            _, rows = await conn.execute_query(
-                same, [reservation.amount_units, units, budget_id, reservation.period]
-            )
-            if not rows:  # the window rolled over while the call ran: count it in the new one
+            if not await _update(
+                conn, same, [reservation.amount_units, units, budget_id, reservation.period]
+            ):  # the window rolled over while the call ran: count it in the new one
                 await conn.execute_query(other, [units, budget_id])
     if units:
         await _announce_crossings(reservation.budget_ids, task)
@@ -527,6 +540,17 @@ async def reserve_call(task: Task, info: ModelInfo, request: CompletionRequest) 
         )
         raise RunPaused("budget", exc.message) from None
     return Hold(task, reservation)
+
+
+async def refused_amount(task_id: str) -> Decimal:
+    """What the call that paused the task for its budget wanted to reserve."""
+    event = (
+        await AuditEvent.filter(task_id=task_id, action="budget.exhausted").order_by("-id").first()
+    )
+    try:
+        return Decimal(str(event.details.get("reservedUsd"))) if event else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
 
 
 async def guarded(hold: Hold, call: Awaitable[T]) -> T:

@@ -124,7 +124,8 @@ async def resume_task(actor: Actor | None, task_id: str) -> Task:
     if task.status != TaskStatus.PAUSED:
         raise Conflict(f"Task is {task.status.value}, not paused", field="id")
     if task.status_reason == "budget":
-        await budgets.check_submit(task.tenant_id, task.agent_id, task.created_by)
+        need = await budgets.refused_amount(task.id)
+        await budgets.check_submit(task.tenant_id, task.agent_id, task.created_by, need)
     resumed = await traces.transition(
         task.id,
         [TaskStatus.PAUSED],
