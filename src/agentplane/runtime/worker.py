@@ -17,6 +17,7 @@ from tortoise.expressions import F
 
 from agentplane.config import Settings
 from agentplane.models import Agent, Task, TaskStatus
+from agentplane.resolvers import concurrency
 from agentplane.resolvers.traces import transition
 from agentplane.runtime.agent_loop import MaxStepsExceeded, run_agent
 from agentplane.runtime.control import RunPaused
@@ -105,6 +106,7 @@ class Worker:
         while True:
             candidates = (
                 await Task.filter(status=TaskStatus.QUEUED)
+                .exclude(agent_id__in=await concurrency.saturated_agents())
                 .order_by("id")
                 .limit(10)
                 .values_list("id", flat=True)
@@ -112,13 +114,16 @@ class Worker:
             if not candidates:
                 return None
             for task_id in candidates:
-                task = await transition(
+                task = await concurrency.claim_within_limit(
                     str(task_id),
-                    [TaskStatus.QUEUED],
-                    TaskStatus.RUNNING,
-                    worker_id=self.id,
-                    attempt=F("attempt") + 1,
-                    started_at=datetime.now(UTC),
+                    transition(
+                        str(task_id),
+                        [TaskStatus.QUEUED],
+                        TaskStatus.RUNNING,
+                        worker_id=self.id,
+                        attempt=F("attempt") + 1,
+                        started_at=datetime.now(UTC),
+                    ),
                 )
                 if task is not None:
                     return task
