@@ -12,6 +12,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from agentplane.auth import authenticate, authenticate_request, bearer_from_header
 from agentplane.config import Settings
+from agentplane.csrf import graphql_needs_csrf
 from agentplane.errors import DomainError
 from agentplane.schema import schema
 from agentplane.schema.context import Context
@@ -48,7 +49,11 @@ class GraphQLApp(GraphQL[Context, None]):
             try:
                 context.set_actor(
                     await authenticate_request(
-                        request.method, request.headers, request.cookies, self.settings.admin_token
+                        request.method,
+                        request.headers,
+                        request.cookies,
+                        self.settings.admin_token,
+                        csrf_exempt=not await graphql_needs_csrf(request),
                     )
                 )
             except DomainError as exc:

@@ -5,6 +5,7 @@ import html
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.requests import Request
@@ -316,8 +317,9 @@ async def device_activate(request: Request) -> Response:
         "application/x-www-form-urlencoded"
     )
     if is_form:
-        form = await request.form()
-        code, csrf = str(form.get("userCode") or ""), str(form.get("csrfToken") or "")
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        code = (form.get("userCode") or [""])[0]
+        csrf = (form.get("csrfToken") or [""])[0]
         headers = {**request.headers, "x-csrf-token": csrf}
         actor = await authenticate_request(
             request.method, headers, request.cookies, settings.admin_token
