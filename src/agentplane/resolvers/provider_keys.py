@@ -3,14 +3,18 @@
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar, cast
 
 from agentplane import secretbox
 from agentplane.auth import Actor
-from agentplane.errors import NotFound, ValidationFailed
+from agentplane.errors import NotConfigured, NotFound, ValidationFailed
 from agentplane.models import ProviderKey
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.permissions import Perm, require
 from agentplane.resolvers.tenants import resolve_tenant_name
+from agentplane.runtime.providers.base import ProviderError
+
+P = TypeVar("P")
 
 PROVIDER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -82,3 +86,16 @@ async def tenant_api_key(tenant_id: str, provider: str) -> str | None:
     """For the runtime: the tenant's own key for `provider`, decrypted, if it set one."""
     row = await ProviderKey.get_or_none(tenant_id=tenant_id, provider=provider)
     return None if row is None else secretbox.decrypt(row.ciphertext)
+
+
+async def for_tenant(provider: P, tenant_id: str, name: str) -> P:
+    """The provider as the tenant calls it: with the tenant's own key when it set one
+    (and the provider takes keys), else the installation's."""
+    with_key = getattr(provider, "with_api_key", None)
+    if with_key is None:
+        return provider
+    try:
+        key = await tenant_api_key(tenant_id, name)
+    except NotConfigured as exc:
+        raise ProviderError(f"The tenant's {name} key cannot be used: {exc.message}") from None
+    return provider if key is None else cast(P, with_key(key))

@@ -5,7 +5,7 @@ from dataclasses import asdict
 from typing import Any
 
 from agentplane.models import Agent, StepKind, Task
-from agentplane.resolvers import budgets
+from agentplane.resolvers import budgets, provider_keys
 from agentplane.resolvers.traces import Usage, append_step
 from agentplane.runtime import catalog
 from agentplane.runtime.providers.base import (
@@ -58,7 +58,9 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
     info = catalog.lookup(agent.model)
     if info is None or info.provider not in providers:
         raise ProviderError(f"No provider serves model {agent.model!r}")
-    provider = providers[info.provider]
+    provider = await provider_keys.for_tenant(
+        providers[info.provider], task.tenant_id, info.provider
+    )
     broker = get_broker()
     output_channel = events.task_output_channel(task.id)
 

@@ -49,6 +49,12 @@ class OpenAICompatProvider:
         # An injected client is reused (connection pooling) and never closed by us.
         self._client = client
 
+    def with_api_key(self, api_key: str) -> "OpenAICompatProvider":
+        """The same server, called with a tenant's own key."""
+        clone = OpenAICompatProvider("", api_key, self._timeout_s, self._client)
+        clone._url = self._url
+        return clone
+
     async def complete(self, request: CompletionRequest, on_chunk: OnChunk) -> Completion:
         body: dict[str, Any] = {
             "model": request.model,
