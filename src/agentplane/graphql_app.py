@@ -10,6 +10,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from agentplane import live_sockets
 from agentplane.auth import authenticate, authenticate_request, bearer_from_header
 from agentplane.config import Settings
 from agentplane.csrf import graphql_needs_csrf
@@ -70,4 +71,5 @@ class GraphQLApp(GraphQL[Context, None]):
             await self._actor_from(header, context)
         if context.auth_error is not None:
             raise ConnectionRejectionError({"message": context.auth_error.message})
+        live_sockets.register(context.actor, context.request)  # closed when revoked
         return None

@@ -10,6 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from agentplane import live_sockets
 from agentplane.auth import Actor, hash_token, user_actor
 from agentplane.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from agentplane.models import RoleAssignment, Session, User
@@ -137,7 +138,10 @@ async def change_password(actor: Actor | None, current: str, new: str) -> None:
     others = Session.filter(user_id=user_id, revoked_at__isnull=True)
     if actor is not None and actor.session_id:
         others = others.exclude(id=actor.session_id)
+    ended = await others.values_list("id", flat=True)
     await others.update(revoked_at=datetime.now(UTC))
+    for session_id in ended:
+        await live_sockets.revoked("session", str(session_id))
     await audit.record(actor, "account.password_change", resource=user_id)
 
 
@@ -145,6 +149,7 @@ async def logout(actor: Actor | None) -> None:
     if actor is None or actor.session_id is None:
         raise Unauthenticated("No session to end")
     await Session.filter(id=actor.session_id).update(revoked_at=datetime.now(UTC))
+    await live_sockets.revoked("session", actor.session_id)
     await audit.record(actor, "auth.logout", resource=actor.session_id)
 
 
@@ -175,6 +180,7 @@ async def revoke_session(actor: Actor | None, session_id: str) -> Session:
     await Session.filter(id=session.id, revoked_at__isnull=True).update(
         revoked_at=datetime.now(UTC)
     )
+    await live_sockets.revoked("session", session.id)
     await audit.record(actor, "session.revoke", resource=session.id)
     return await Session.get(id=session.id)
 

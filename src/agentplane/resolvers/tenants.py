@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
+from agentplane import live_sockets
 from agentplane.auth import Actor
 from agentplane.errors import Conflict, NotFound, TenantSuspended, ValidationFailed
 from agentplane.models import Budget, Task, TaskStatus, Tenant, TenantPhase
@@ -213,6 +214,7 @@ async def delete_tenant(actor: Actor | None, name: str) -> Tenant:
         .update(phase=TenantPhase.DELETED, deleted_at=now, updated_at=now)
     )
     await _pause_tenant_tasks(tenant.id, "tenant_deleted")
+    await live_sockets.revoked("tenant", tenant.id)
     return await Tenant.get(id=tenant.id)
 
 

@@ -1,5 +1,6 @@
 from datetime import UTC, datetime
 
+from agentplane import live_sockets
 from agentplane.auth import Actor, generate_token, hash_token
 from agentplane.errors import Forbidden, NotFound, ValidationFailed
 from agentplane.models import AccessToken, Tenant
@@ -100,6 +101,7 @@ async def revoke_access_token(actor: Actor | None, token_id: str) -> AccessToken
     await AccessToken.filter(id=token.id, revoked_at__isnull=True).update(
         revoked_at=datetime.now(UTC)
     )
+    await live_sockets.revoked("token", token.id)
     return await AccessToken.get(id=token.id)
 
 
