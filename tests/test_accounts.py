@@ -162,7 +162,7 @@ async def test_device_flow(client: httpx.AsyncClient) -> None:
     # given a CLI that starts a device login
     started = (await client.post("/api/v1/auth/device")).json()
     assert set(started) >= {"deviceCode", "userCode", "verificationUri", "expiresIn", "interval"}
-    assert started["verificationUri"].endswith("/api/v1/auth/device/activate")
+    assert started["verificationUri"] == BASE + "/api/v1/auth/device/activate"
     poll = f"/api/v1/auth/device/token?deviceCode={started['deviceCode']}"
     assert (await client.get(poll)).status_code == 202
 

@@ -24,7 +24,8 @@ class Settings:
     # Fernet key (urlsafe base64 of 32 bytes) for secrets at rest, e.g. provider API keys.
     secret_key: str | None = None
     session_ttl_h: int = 24 * 7
-    public_url: str = "http://127.0.0.1:8090"
+    # This server's URL as browsers see it; unset = taken from each request.
+    public_url: str | None = None
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
@@ -59,7 +60,7 @@ class Settings:
             rate_limit_per_min=_int("AGENTPLANE_RATE_LIMIT_PER_MIN", cls.rate_limit_per_min),
             secret_key=os.environ.get("AGENTPLANE_SECRET_KEY") or None,
             session_ttl_h=_int("AGENTPLANE_SESSION_TTL_H", cls.session_ttl_h),
-            public_url=(os.environ.get("AGENTPLANE_PUBLIC_URL") or cls.public_url).rstrip("/"),
+            public_url=(os.environ.get("AGENTPLANE_PUBLIC_URL") or "").rstrip("/") or None,
             oidc_issuer=os.environ.get("AGENTPLANE_OIDC_ISSUER") or None,
             oidc_client_id=os.environ.get("AGENTPLANE_OIDC_CLIENT_ID") or None,
             oidc_client_secret=os.environ.get("AGENTPLANE_OIDC_CLIENT_SECRET") or None,

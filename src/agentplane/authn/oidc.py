@@ -29,7 +29,7 @@ def configured(settings: Settings) -> bool:
     return bool(settings.oidc_issuer and settings.oidc_client_id)
 
 
-def _client(settings: Settings) -> AsyncOAuth2Client:
+def _client(settings: Settings, public_url: str) -> AsyncOAuth2Client:
     if not configured(settings):
         raise NotConfigured("OIDC is not configured (AGENTPLANE_OIDC_ISSUER, _CLIENT_ID)")
     return AsyncOAuth2Client(
@@ -37,7 +37,7 @@ def _client(settings: Settings) -> AsyncOAuth2Client:
         client_secret=settings.oidc_client_secret,
         token_endpoint_auth_method="client_secret_basic" if settings.oidc_client_secret else "none",
         scope="openid email profile",
-        redirect_uri=settings.public_url + CALLBACK_PATH,
+        redirect_uri=public_url + CALLBACK_PATH,
         code_challenge_method="S256",
     )
 
@@ -63,9 +63,9 @@ def safe_return_to(value: str | None) -> str:
     return "/"
 
 
-async def start_login(settings: Settings, return_to: str | None) -> str:
+async def start_login(settings: Settings, public_url: str, return_to: str | None) -> str:
     """The identity provider's authorization URL for a new login attempt."""
-    client = _client(settings)
+    client = _client(settings, public_url)
     assert settings.oidc_issuer is not None
     meta = await metadata(settings.oidc_issuer)
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -89,7 +89,7 @@ class Completed:
     return_to: str
 
 
-async def finish_login(settings: Settings, code: str, state: str) -> Completed:
+async def finish_login(settings: Settings, public_url: str, code: str, state: str) -> Completed:
     """Exchange the code (with the PKCE verifier), verify the ID token, find or create
     the user."""
     login = await OidcLogin.get_or_none(state=state)
@@ -100,7 +100,7 @@ async def finish_login(settings: Settings, code: str, state: str) -> Completed:
         raise Unauthenticated("The login attempt expired; start again")
     assert settings.oidc_issuer is not None
     meta = await metadata(settings.oidc_issuer)
-    async with _client(settings) as client:
+    async with _client(settings, public_url) as client:
         try:
             token = await client.fetch_token(
                 meta["token_endpoint"], code=code, code_verifier=login.code_verifier

@@ -78,6 +78,11 @@ def _set_cookie(response: Response, secret: str, settings: Settings) -> None:
     )
 
 
+def _public_url(request: Request) -> str:
+    """AGENTPLANE_PUBLIC_URL, or this request's own origin."""
+    return _settings(request).public_url or str(request.base_url).rstrip("/")
+
+
 def _client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
@@ -213,7 +218,9 @@ async def oidc_login(request: Request) -> Response:
     settings = _settings(request)
     if not oidc.configured(settings):
         return _json({"code": "NOT_CONFIGURED", "message": "OIDC is not configured"}, 503)
-    url = await oidc.start_login(settings, request.query_params.get("returnTo"))
+    url = await oidc.start_login(
+        settings, _public_url(request), request.query_params.get("returnTo")
+    )
     return RedirectResponse(url, status_code=302)
 
 
@@ -230,7 +237,7 @@ async def oidc_callback(request: Request) -> Response:
     if not code or not state:
         raise ValidationFailed("`code` and `state` are required")
     try:
-        done = await oidc.finish_login(settings, code, state)
+        done = await oidc.finish_login(settings, _public_url(request), code, state)
     except Unauthenticated as exc:
         await audit.record(
             None,
@@ -265,14 +272,13 @@ async def oidc_callback(request: Request) -> Response:
 @api
 async def device_start(request: Request) -> Response:
     started = await device.start()
-    settings = _settings(request)
+    activate = _public_url(request) + "/api/v1/auth/device/activate"
     return _json(
         {
             "deviceCode": started.device_code,
             "userCode": started.user_code,
-            "verificationUri": settings.public_url + "/api/v1/auth/device/activate",
-            "verificationUriComplete": settings.public_url
-            + f"/api/v1/auth/device/activate?userCode={started.user_code}",
+            "verificationUri": activate,
+            "verificationUriComplete": f"{activate}?userCode={started.user_code}",
             "expiresIn": started.expires_in,
             "interval": started.interval,
         }

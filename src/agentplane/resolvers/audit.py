@@ -98,6 +98,19 @@ def _resource_of(result: Any) -> tuple[str, str | None]:
     return (str(rid) if rid is not None else ""), getattr(result, "tenant_id", None)
 
 
+_RESOURCE_ARGS = ("name", "agent_id", "task_id", "token_id", "user_id", "scope", "provider")
+
+
+def _named_resource(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """What a failed call was about: its first string argument, or a well-known one."""
+    if args and isinstance(args[0], str):
+        return args[0]
+    for name in _RESOURCE_ARGS:
+        if isinstance(kwargs.get(name), str):
+            return str(kwargs[name])
+    return ""
+
+
 def audited(action: str) -> Callable[[F], F]:
     """Record a resolver's every call as `action`, with its outcome; the first
     argument is the Actor."""
@@ -114,7 +127,7 @@ def audited(action: str) -> Callable[[F], F]:
                     await record(
                         actor,
                         action,
-                        resource=str(args[0]) if args and isinstance(args[0], str) else "",
+                        resource=_named_resource(args, kwargs),
                         outcome="denied" if denied else "failure",
                         details={"code": exc.code, "message": exc.message},
                     )
