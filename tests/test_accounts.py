@@ -292,3 +292,38 @@ async def test_oidc_login_with_pkce_against_a_local_provider(
 async def test_oidc_not_configured_is_503(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/auth/login")
     assert response.status_code == 503 and response.json()["code"] == "NOT_CONFIGURED"
+
+
+async def test_admin_creates_a_member_who_signs_in_with_their_role(
+    client: httpx.AsyncClient,
+) -> None:
+    csrf = await register(client)
+    await make_tenant("acme")
+    create = (
+        "mutation($e: String!, $r: String!) { createUser(input: {email: $e, role: $r,"
+        ' password: "member passphrase", tenant: "acme"}) { user { id email } } }'
+    )
+    made = await gql(client, create, csrf=csrf, e="dev@acme.io", r="operator")
+    assert made["data"]["createUser"]["user"]["email"] == "dev@acme.io"
+    # a duplicate, or an unknown role, is refused and leaves nobody behind
+    assert codes(await gql(client, create, csrf=csrf, e="dev@acme.io", r="operator")) == [
+        "CONFLICT"
+    ]
+    assert codes(await gql(client, create, csrf=csrf, e="x@acme.io", r="wizard")) == ["VALIDATION"]
+    assert await User.filter(email="x@acme.io").count() == 0
+    # the member signs in and acts as an operator of acme
+    member = httpx.AsyncClient(transport=client._transport, base_url=BASE)
+    login = await member.post(
+        "/api/v1/auth/login", json={"email": "dev@acme.io", "password": "member passphrase"}
+    )
+    assert login.status_code == 200
+    assert (await gql(member, VIEWER["query"]))["data"]["viewer"] == {
+        "kind": "user",
+        "role": "operator",
+        "tenant": {"name": "acme"},
+    }
+    users = await gql(client, "{ users { email } }")
+    assert sorted(u["email"] for u in users["data"]["users"]) == [
+        "dev@acme.io",
+        "owner@example.com",
+    ]

@@ -97,6 +97,13 @@ MATRIX: list[tuple[str, str, set[str]]] = [
         {PA, TA},
     ),
     ("roleAssignments", "{ roleAssignments { id role } }", {PA, TA}),
+    ("users", "{ users { id email } }", {PA, TA}),
+    (
+        "createUser",
+        'mutation { createUser(input: {email: "u{n}@acme.io", password: "long enough pw",'
+        ' role: "operator", tenant: "acme"}) { user { id } } }',
+        {PA, TA},
+    ),
     (
         "assignRole",
         'mutation($user: ID!) { assignRole(input: {userId: $user, role: "viewer", tenant: "acme"})'
@@ -116,6 +123,7 @@ async def snapshot() -> dict[str, Any]:
         "budgets": sorted(await Budget.all().values_list("scope_key", "limit_units")),
         "keys": sorted(await ProviderKey.all().values_list("provider", "ciphertext")),
         "assignments": sorted(await RoleAssignment.all().values_list("user_id", "role")),
+        "users": sorted(await User.all().values_list("email", flat=True)),
     }
 
 

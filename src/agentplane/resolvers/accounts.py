@@ -25,18 +25,22 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
-def _check_email(email: str) -> str:
+def check_email(email: str) -> str:
     email = email.strip().lower()
     if not EMAIL_RE.match(email) or len(email) > 320:
         raise ValidationFailed("Invalid email address", field="email")
     return email
 
 
-def _check_password(password: str, field: str = "password") -> None:
+def check_password(password: str, field: str = "password") -> None:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise ValidationFailed(
             f"Password must be {MIN_PASSWORD}-{MAX_PASSWORD} characters", field=field
         )
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
 
 
 async def has_users() -> bool:
@@ -45,8 +49,8 @@ async def has_users() -> bool:
 
 async def register_first_owner(email: str, password: str, display_name: str = "") -> User:
     """On an installation without users: create its owner, a platform admin."""
-    email = _check_email(email)
-    _check_password(password)
+    email = check_email(email)
+    check_password(password)
     if await User.exists():
         raise Conflict("Registration is closed: this installation already has an owner")
     try:
@@ -127,7 +131,7 @@ def _user_of(actor: Actor | None) -> str:
 async def change_password(actor: Actor | None, current: str, new: str) -> None:
     """Change the caller's password; every other session of theirs is signed out."""
     user_id = _user_of(actor)
-    _check_password(new, "newPassword")
+    check_password(new, "newPassword")
     user = await User.get(id=user_id)
     try:
         _hasher.verify(user.password_hash or _DUMMY_HASH, current)

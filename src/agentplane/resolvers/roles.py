@@ -5,7 +5,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 
 from agentplane.auth import Actor
-from agentplane.errors import Conflict, NotFound, ValidationFailed
+from agentplane.errors import Conflict, DomainError, NotFound, ValidationFailed
 from agentplane.models import RoleAssignment, RoleDefinition, Tenant, TenantPhase, User
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.permissions import (
@@ -105,3 +105,48 @@ async def unassign_role(actor: Actor | None, assignment_id: str) -> RoleAssignme
     check_tenant(actor, assignment.tenant_id, f"Role assignment {assignment_id!r}")
     await RoleAssignment.filter(id=assignment.id).delete()
     return assignment
+
+
+@audited("user.create")
+async def create_user(
+    actor: Actor | None,
+    *,
+    email: str,
+    password: str | None,
+    role: str,
+    tenant: str | None = None,
+    display_name: str = "",
+) -> User:
+    """Create a local account (password sign-in; or OIDC-only without one) holding `role`
+    in a tenant; platform admins may also grant platform-scope roles."""
+    from agentplane.resolvers import accounts  # late: accounts imports auth helpers
+
+    actor = require(actor, Perm.USER_WRITE)
+    email = accounts.check_email(email)
+    if password is not None:
+        accounts.check_password(password)
+    if role not in ROLE_DEFS:
+        raise ValidationFailed(f"Unknown role {role!r}; one of {sorted(ROLE_DEFS)}", field="role")
+    try:
+        user = await User.create(
+            email=email,
+            display_name=display_name[:200],
+            password_hash=accounts.hash_password(password) if password is not None else None,
+        )
+    except IntegrityError:
+        raise Conflict(f"A user with email {email!r} already exists", field="email") from None
+    try:
+        await assign_role(actor, user.id, role=role, tenant=tenant)
+    except DomainError:
+        await User.filter(id=user.id).delete()  # no user without the role it was made for
+        raise
+    return user
+
+
+async def list_users(actor: Actor | None) -> list[User]:
+    """Platform scope: every user; a tenant: the users holding a role in it."""
+    actor = require(actor, Perm.USER_READ)
+    if is_platform(actor):
+        return await User.all().order_by("id").limit(1000)
+    ids = await RoleAssignment.filter(tenant_id=actor.tenant_id).values_list("user_id", flat=True)
+    return await User.filter(id__in=list(ids)).order_by("id")

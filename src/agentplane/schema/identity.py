@@ -292,6 +292,25 @@ class AssignRoleInput:
     )
 
 
+@strawberry.input
+class CreateUserInput:
+    email: str
+    role: str
+    password: str | None = strawberry.field(
+        default=None, description="Initial password; omit for an OIDC-only account"
+    )
+    tenant: str | None = strawberry.field(
+        default=None,
+        description="Tenant name; defaults to yours (platform admins: omit for platform scope)",
+    )
+    display_name: str = ""
+
+
+@strawberry.type
+class UserPayload:
+    user: User
+
+
 @strawberry.type
 class RoleAssignmentPayload:
     assignment: RoleAssignment
@@ -343,6 +362,10 @@ class IdentityQuery:
     @strawberry.field(description="The role definitions (roles are data).")
     async def roles(self, info: Info[Context, None]) -> list[RoleDefinition]:
         return await roles.list_roles(info.context.actor)  # type: ignore[return-value]
+
+    @strawberry.field(description="People: every user, or those holding a role in your tenant.")
+    async def users(self, info: Info[Context, None]) -> list[User]:
+        return await roles.list_users(info.context.actor)  # type: ignore[return-value]
 
     @strawberry.field
     async def role_assignments(
@@ -497,6 +520,18 @@ class IdentityMutation:
     async def resume_task(self, info: Info[Context, None], input: IdInput) -> TaskPayload:
         task = await tasks.resume_task(info.context.actor, input.id)
         return TaskPayload(task=task)  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Create a local account holding a role.")
+    async def create_user(self, info: Info[Context, None], input: CreateUserInput) -> UserPayload:
+        user = await roles.create_user(
+            info.context.actor,
+            email=input.email,
+            password=input.password,
+            role=input.role,
+            tenant=input.tenant,
+            display_name=input.display_name,
+        )
+        return UserPayload(user=user)  # type: ignore[arg-type]
 
     @strawberry.mutation
     async def assign_role(
