@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from agentplane.config import Settings
-from agentplane.models import DeviceGrant, OidcLogin, Session
+from agentplane.models import DeviceGrant, OidcLogin, Reservation, Session
 from agentplane.resolvers import audit, budgets, tenants
 from agentplane.resolvers.roles import seed_roles
 
@@ -20,6 +20,7 @@ async def run_once(settings: Settings, now: datetime | None = None) -> dict[str,
     for name in purged:
         await audit.record(audit.SYSTEM, "tenant.purge", resource=name)
     released = await budgets.release_stale(timedelta(seconds=settings.task_timeout_s + 300))
+    await Reservation.filter(settled_at__lt=now - timedelta(days=7)).delete()
     await OidcLogin.filter(expires_at__lt=now).delete()
     await DeviceGrant.filter(expires_at__lt=now - timedelta(days=1)).delete()
     await Session.filter(expires_at__lt=now - timedelta(days=30)).delete()
