@@ -190,6 +190,9 @@ class Agent(Node):
     tools: list[str]
     config: JSON
     max_steps: int
+    max_concurrent_tasks: int | None = strawberry.field(
+        description="At most this many of its tasks run at once (null: no limit)"
+    )
     state: models.AgentState
     created_at: datetime
     updated_at: datetime
