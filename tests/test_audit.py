@@ -116,3 +116,44 @@ async def test_provider_keys_are_encrypted_and_never_returned(gql: GraphQLClient
     assert await ProviderKey.filter(tenant_id=acme.id).count() == 0
     bad = await gql(set_key.replace('"openai"', '"Not A Provider!"'), admin, k="x")
     assert error_codes(bad) == ["VALIDATION"]
+
+
+async def test_a_mutation_without_its_own_record_is_still_audited(services: object) -> None:
+    import strawberry
+
+    from agentplane.auth import Actor
+    from agentplane.errors import Forbidden
+    from agentplane.schema.audit_extension import AuditMutations
+    from agentplane.schema.context import Context
+
+    @strawberry.type
+    class Q:
+        ok: bool = True
+
+    @strawberry.type
+    class M:
+        @strawberry.mutation
+        async def frobnicate(self) -> bool:  # a mutation someone forgot to audit
+            return True
+
+        @strawberry.mutation
+        async def refuse(self) -> bool:
+            raise Forbidden("no")
+
+    probe = strawberry.Schema(query=Q, mutation=M, extensions=[AuditMutations])
+    context = Context(request=None)
+    context.set_actor(Actor(kind="token", role="operator", tenant_id=None, token_id="tok_t"))
+    assert not (await probe.execute("mutation { frobnicate }", context_value=context)).errors
+    assert (await probe.execute("mutation { refuse }", context_value=context)).errors
+    await probe.execute("{ ok }", context_value=context)
+    rows = await AuditEvent.all().order_by("id").values_list("action", "outcome", "actor")
+    assert rows == [
+        ("graphql.frobnicate", "success", "tok_t"),
+        ("graphql.refuse", "denied", "tok_t"),
+    ]
+
+
+async def test_audited_mutations_are_not_recorded_twice(gql: GraphQLClient) -> None:
+    admin = await make_token(None, "platform_admin")
+    await gql.ok('mutation { createTenant(input: {name: "one"}) { tenant { id } } }', admin)
+    assert await AuditEvent.all().values_list("action", flat=True) == ["tenant.create"]

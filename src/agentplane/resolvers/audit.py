@@ -5,6 +5,7 @@ also appended to that task's trace as AUDIT steps.
 """
 
 import asyncio
+import contextvars
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 SYSTEM = Actor(kind="system", role="", tenant_id=None)
 _pending: set[asyncio.Task[Any]] = set()
+# Set for the length of one GraphQL mutation: the IDs of the records it produced.
+recorded_in_operation: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "agentplane_audit_recorded", default=None
+)
 
 
 async def record(
@@ -46,6 +51,9 @@ async def record(
         task_id=task_id,
         details=details or {},
     )
+    collected = recorded_in_operation.get()
+    if collected is not None:
+        collected.append(event.id)
     if task_id is not None:
         task = await Task.get_or_none(id=task_id)
         if task is not None:

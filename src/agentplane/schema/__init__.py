@@ -3,6 +3,7 @@
 import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 
+from agentplane.schema.audit_extension import AuditMutations
 from agentplane.schema.errors import ErrorCodes
 from agentplane.schema.mutation import Mutation
 from agentplane.schema.query import Query
@@ -18,6 +19,7 @@ def build_schema() -> strawberry.Schema:
         types=[Tenant, AccessToken, Agent, Task, Step],
         extensions=[
             ErrorCodes,
+            AuditMutations,
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
         ],
