@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from starlette.applications import Starlette
 from tortoise.connection import get_connection
 
@@ -47,6 +48,20 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     )
     asyncio.run(db.migrate(url))
     return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fresh_rate_limit_counters() -> None:
+    """Rate-limit and sign-in counters outlive a run in Redis: start from zero."""
+    url = os.environ.get("AGENTPLANE_REDIS_URL")
+    if not url:
+        return
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match="agentplane-rl*"):
+            client.delete(key)
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -327,3 +327,22 @@ async def test_admin_creates_a_member_who_signs_in_with_their_role(
         "dev@acme.io",
         "owner@example.com",
     ]
+
+
+async def test_failed_sign_ins_are_throttled_per_account(client: httpx.AsyncClient) -> None:
+    await register(client)
+    email = f"owner+{id(client)}@example.com"  # a fresh account key for the shared counter
+    await User.filter(email="owner@example.com").update(email=email)
+    for _ in range(10):
+        wrong = await client.post("/api/v1/auth/login", json={"email": email, "password": "x" * 12})
+        assert wrong.status_code == 401
+    # the right password no longer helps until the window passes
+    right = await client.post(
+        "/api/v1/auth/login", json={"email": email, "password": OWNER["password"]}
+    )
+    assert right.status_code == 429 and right.json()["code"] == "RATE_LIMITED"
+    # another account is unaffected
+    other = await client.post(
+        "/api/v1/auth/login", json={"email": "someone@else.io", "password": "x" * 12}
+    )
+    assert other.status_code == 401

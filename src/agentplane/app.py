@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from agentplane import __version__, db, maintenance, secretbox
+from agentplane import __version__, db, maintenance, secretbox, throttle
 from agentplane.authn import routes as auth_routes
 from agentplane.bootstrap import bootstrap_admin_token
 from agentplane.config import Settings
@@ -86,4 +86,5 @@ def create_app(
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
+    throttle.configure(settings.redis_url)
     return app

@@ -44,6 +44,8 @@ def live_server(
         "AGENTPLANE_DATABASE_URL": database_url,
         "AGENTPLANE_ADMIN_TOKEN": admin_token,
         "AGENTPLANE_SCRIPTED_DELAY_MS": os.environ.get("AGENTPLANE_SCRIPTED_DELAY_MS", "5"),
+        # Tests make many calls; the rate-limit tests set a small limit themselves.
+        "AGENTPLANE_RATE_LIMIT_PER_MIN": os.environ.get("AGENTPLANE_RATE_LIMIT_PER_MIN", "1000000"),
     }
     log_path = workdir / f"server-{port}.log"
     with log_path.open("wb") as log:

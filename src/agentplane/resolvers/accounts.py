@@ -10,7 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from agentplane import live_sockets
+from agentplane import live_sockets, throttle
 from agentplane.auth import Actor, hash_token, user_actor
 from agentplane.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from agentplane.models import RoleAssignment, Session, User
@@ -91,7 +91,9 @@ async def create_session(
 async def login_password(
     email: str, password: str, ttl: timedelta, user_agent: str = "", ip: str = ""
 ) -> tuple[Session, str, User]:
-    user = await User.get_or_none(email=email.strip().lower())
+    email = email.strip().lower()
+    await throttle.check_login(email)
+    user = await User.get_or_none(email=email)
     ok = False
     try:
         ok = _hasher.verify(
@@ -100,6 +102,7 @@ async def login_password(
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or user is None or user.password_hash is None or user.disabled:
+        await throttle.failed_login(email)
         await audit.record(
             None,
             "auth.login",
