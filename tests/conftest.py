@@ -12,33 +12,16 @@ import httpx
 import pytest
 import redis
 from starlette.applications import Starlette
-from tortoise.connection import get_connection
 
 from agentplane import db
 from agentplane.app import create_app
 from agentplane.auth import Actor
 from agentplane.config import Settings
+from tests.support.database import truncate_all
 from tests.support.graphql import GraphQLClient
 
 # A fixed Fernet key: provider keys are encrypted at rest with it.
 TEST_SECRET_KEY = "cw_0x689RpI-jtRR7oE8h_eQsUKOcDpAEk1GUHgUaWQ="
-TABLES = (
-    "audit_event",
-    "budget_reservation",
-    "budget",
-    "provider_key",
-    "device_grant",
-    "oidc_login",
-    "session",
-    "role_assignment",
-    "user_account",
-    "usage_record",
-    "step",
-    "task",
-    "agent",
-    "access_token",
-    "tenant",
-)
 
 
 @pytest.fixture(scope="session")
@@ -78,20 +61,11 @@ def settings(database_url: str) -> Settings:
     )
 
 
-async def truncate_all() -> None:
-    conn = get_connection("default")
-    if conn.capabilities.dialect == "postgres":
-        await conn.execute_script(f"TRUNCATE {', '.join(TABLES)} CASCADE")
-    else:
-        for table in TABLES:
-            await conn.execute_script(f"DELETE FROM {table}")
-
-
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    await truncate_all(settings.database_url)
     application = create_app(settings, run_worker=True)
     async with application.router.lifespan_context(application):
-        await truncate_all()
         yield application
 
 
@@ -127,7 +101,7 @@ def pytest_report_header(config: Any) -> str:
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[Settings]:
     """Database and broker started, no worker: tests drive workers themselves."""
+    await truncate_all(settings.database_url)
     application = create_app(settings, run_worker=False)
     async with application.router.lifespan_context(application):
-        await truncate_all()
         yield settings

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from agentplane.app import create_app
 from agentplane.config import Settings
 from agentplane.models import AuditEvent, DeviceGrant, Session, User
-from tests.conftest import truncate_all
+from tests.support.database import truncate_all
 from tests.support.factories import make_tenant
 from tests.support.oidc_provider import serve_oidc
 
@@ -149,8 +149,8 @@ async def test_secure_cookie_in_production(settings: Settings) -> None:
     application: Starlette = create_app(
         dataclasses.replace(settings, env="production"), run_worker=False
     )
+    await truncate_all(settings.database_url)
     async with application.router.lifespan_context(application):
-        await truncate_all()
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="https://agentplane.test") as c:
             response = await c.post("/api/v1/auth/register", json=OWNER)
@@ -228,8 +228,8 @@ async def oidc_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient,
             oidc_default_tenant="acme",
         )
         application: Starlette = create_app(configured, run_worker=False)
+        await truncate_all(settings.database_url)
         async with application.router.lifespan_context(application):
-            await truncate_all()
             transport = httpx.ASGITransport(app=application)
             async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
                 yield client, provider

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from agentplane.app import create_app
 from agentplane.config import Settings
 from agentplane.models import Task, TaskStatus
-from tests.conftest import truncate_all
+from tests.support.database import truncate_all
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.server import live_server
 
@@ -27,8 +27,8 @@ async def limited(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     application: Starlette = create_app(
         dataclasses.replace(settings, rate_limit_per_min=3, redis_url=None), run_worker=False
     )
+    await truncate_all(settings.database_url)
     async with application.router.lifespan_context(application):
-        await truncate_all()
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             yield client
@@ -95,8 +95,8 @@ async def test_per_agent_concurrency_limit(settings: Settings) -> None:
     application: Starlette = create_app(
         dataclasses.replace(settings, scripted_delay_ms=40, worker_concurrency=8)
     )
+    await truncate_all(settings.database_url)
     async with application.router.lifespan_context(application):
-        await truncate_all()
         acme = await make_tenant("acme")
         agent = await make_agent(acme, max_concurrent_tasks=1)
         free = await make_agent(acme, name="free")

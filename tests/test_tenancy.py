@@ -13,7 +13,7 @@ from agentplane import maintenance
 from agentplane.app import create_app
 from agentplane.config import Settings
 from agentplane.models import AccessToken, AuditEvent, Task, Tenant
-from tests.conftest import truncate_all
+from tests.support.database import truncate_all
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.graphql import GraphQLClient, error_codes
 
@@ -46,8 +46,8 @@ async def slow_gql(settings: Settings) -> AsyncIterator[GraphQLClient]:
     application: Starlette = create_app(
         dataclasses.replace(settings, scripted_delay_ms=400), run_worker=True
     )
+    await truncate_all(settings.database_url)
     async with application.router.lifespan_context(application):
-        await truncate_all()
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             yield GraphQLClient(client)

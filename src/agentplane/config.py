@@ -33,6 +33,10 @@ class Settings:
     oidc_default_role: str | None = None
     oidc_default_tenant: str | None = None
     maintenance_interval_s: int = 3600
+    # A worker renews its lease every third of this; a task whose lease lapses is taken over.
+    lease_ttl_s: float = 10.0
+    # Lease expiries a task survives before it fails (a worker crash each time).
+    max_attempts: int = 3
 
     @property
     def production(self) -> bool:
@@ -69,4 +73,6 @@ class Settings:
             maintenance_interval_s=_int(
                 "AGENTPLANE_MAINTENANCE_INTERVAL_S", cls.maintenance_interval_s
             ),
+            lease_ttl_s=float(os.environ.get("AGENTPLANE_LEASE_TTL_S") or cls.lease_ttl_s),
+            max_attempts=_int("AGENTPLANE_MAX_ATTEMPTS", cls.max_attempts),
         )

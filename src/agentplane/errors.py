@@ -46,3 +46,9 @@ class RateLimited(DomainError):
 
 class NotConfigured(DomainError):
     code = "NOT_CONFIGURED"
+
+
+class SlowConsumer(DomainError):
+    """A live stream fell too far behind and was closed; resume with its cursor."""
+
+    code = "SLOW_CONSUMER"

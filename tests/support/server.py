@@ -26,6 +26,42 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
+def _base_env(database_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AGENTPLANE_DATABASE_URL": database_url,
+        "AGENTPLANE_SCRIPTED_DELAY_MS": os.environ.get("AGENTPLANE_SCRIPTED_DELAY_MS", "5"),
+        # Tests make many calls; the rate-limit tests set a small limit themselves.
+        "AGENTPLANE_RATE_LIMIT_PER_MIN": os.environ.get("AGENTPLANE_RATE_LIMIT_PER_MIN", "1000000"),
+    }
+
+
+@contextmanager
+def live_worker(
+    database_url: str, workdir: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """An `agentplane worker` process; the caller may SIGKILL it."""
+    log_path = workdir / f"worker-{secrets.token_hex(4)}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agentplane", "worker"],
+            cwd=workdir,
+            env={**_base_env(database_url), **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -34,18 +70,21 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(
-    database_url: str, workdir: Path, *extra_args: str, with_admin_token: bool = True
+    database_url: str,
+    workdir: Path,
+    *extra_args: str,
+    with_admin_token: bool = True,
+    admin_token: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[LiveServer]:
     """Serve on a free port; `with_admin_token=False` leaves AGENTPLANE_ADMIN_TOKEN unset."""
     port = free_port()
-    admin_token = "agp_admin_" + secrets.token_urlsafe(24) if with_admin_token else ""
+    if admin_token is None:
+        admin_token = "agp_admin_" + secrets.token_urlsafe(24) if with_admin_token else ""
     env = {
-        **os.environ,
-        "AGENTPLANE_DATABASE_URL": database_url,
+        **_base_env(database_url),
         "AGENTPLANE_ADMIN_TOKEN": admin_token,
-        "AGENTPLANE_SCRIPTED_DELAY_MS": os.environ.get("AGENTPLANE_SCRIPTED_DELAY_MS", "5"),
-        # Tests make many calls; the rate-limit tests set a small limit themselves.
-        "AGENTPLANE_RATE_LIMIT_PER_MIN": os.environ.get("AGENTPLANE_RATE_LIMIT_PER_MIN", "1000000"),
+        **(env or {}),
     }
     log_path = workdir / f"server-{port}.log"
     with log_path.open("wb") as log:

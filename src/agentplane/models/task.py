@@ -59,6 +59,8 @@ class Task(Model):
     worker_id = fields.CharField(max_length=100, null=True)
     # The running worker's claim: it must heartbeat before this passes, or another takes over.
     lease_expires_at = fields.DatetimeField(null=True)
+    # Leases that lapsed in this run (worker crashes); at max_attempts the task fails.
+    expiries = fields.IntField(default=0)
     cancel_requested = fields.BooleanField(default=False)
     pause_requested = fields.BooleanField(default=False)
     # Why the task is in its status, when that needs saying (e.g. paused for "budget").

@@ -13,6 +13,7 @@ from agentplane.runtime import catalog
 from agentplane.runtime.tools import TOOLS
 
 MAX_STEPS_LIMIT = 50
+MAX_TIMEOUT_S = 24 * 3600
 
 
 def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: int) -> None:
@@ -43,6 +44,7 @@ async def create_agent(
     tools: list[str] | None = None,
     config: dict[str, Any] | None = None,
     max_steps: int = 8,
+    timeout_s: int | None = None,
     tenant: str | None = None,
     max_concurrent_tasks: int | None = None,
 ) -> Agent:
@@ -57,6 +59,8 @@ async def create_agent(
         raise ValidationFailed(
             "`maxConcurrentTasks` must be at least 1", field="maxConcurrentTasks"
         )
+    if timeout_s is not None and not 1 <= timeout_s <= MAX_TIMEOUT_S:
+        raise ValidationFailed(f"`timeoutS` must be 1..{MAX_TIMEOUT_S}", field="timeoutS")
     tenant_id = await resolve_tenant_name(actor, tenant)
     try:
         return await Agent.create(
@@ -69,6 +73,7 @@ async def create_agent(
             config=config,
             max_steps=max_steps,
             max_concurrent_tasks=max_concurrent_tasks,
+            timeout_s=timeout_s,
         )
     except IntegrityError:
         raise Conflict(f"An agent named {name!r} already exists", field="name") from None

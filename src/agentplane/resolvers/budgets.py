@@ -518,16 +518,13 @@ async def reserve_call(task: Task, info: ModelInfo, request: CompletionRequest) 
     """Called by the agent loop before each provider call.
 
     Raises RunPaused when the task must stop here: its tenant was suspended or
-    deleted, a pause was requested, or a budget has no room for this call.
+    deleted, or a budget has no room for this call.
     """
-    state = await Task.filter(id=task.id).first().values("pause_requested", "tenant__phase")
-    if state is not None:
-        if state["tenant__phase"] in (TenantPhase.SUSPENDED, TenantPhase.SUSPENDED.value):
-            raise RunPaused("tenant_suspended")
-        if state["tenant__phase"] in (TenantPhase.DELETED, TenantPhase.DELETED.value):
-            raise RunPaused("tenant_deleted")
-        if state["pause_requested"]:
-            raise RunPaused("requested")
+    phase = await Tenant.filter(id=task.tenant_id).first().values_list("phase", flat=True)
+    if phase in (TenantPhase.SUSPENDED, TenantPhase.SUSPENDED.value):
+        raise RunPaused("tenant_suspended")
+    if phase in (TenantPhase.DELETED, TenantPhase.DELETED.value):
+        raise RunPaused("tenant_deleted")
     amount = worst_case_cost(info, request)
     try:
         reservation = await reserve(task, amount)

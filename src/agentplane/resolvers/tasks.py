@@ -4,7 +4,6 @@ from typing import Any
 from agentplane.auth import Actor
 from agentplane.errors import Conflict, NotFound, ValidationFailed
 from agentplane.models import AgentState, Step, Task, TaskStatus
-from agentplane.models.task import TERMINAL_STATUSES
 from agentplane.resolvers import budgets, traces
 from agentplane.resolvers.agents import get_agent
 from agentplane.resolvers.audit import audited
@@ -15,6 +14,8 @@ from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
 
 MAX_QUERY_CHARS = 100_000
+# Statuses in which no worker runs the task, so a control action applies at once.
+IDLE = (TaskStatus.QUEUED, TaskStatus.RETRYING, TaskStatus.PAUSED)
 CANCEL_WAIT_S = 2.0
 
 
@@ -80,7 +81,7 @@ async def cancel_task(actor: Actor | None, task_id: str) -> Task:
     """
     actor = require(actor, Perm.TASK_WRITE)
     task = await get_task(actor, task_id)
-    if task.status in TERMINAL_STATUSES:
+    if task.status.is_terminal:
         return task
     cancelled = await traces.transition(
         task.id,
@@ -97,7 +98,7 @@ async def cancel_task(actor: Actor | None, task_id: str) -> Task:
         try:
             async with asyncio.timeout(CANCEL_WAIT_S):
                 current = await Task.get(id=task.id)
-                while current.status not in TERMINAL_STATUSES:
+                while not current.status.is_terminal:
                     await sub.get()
                     current = await Task.get(id=task.id)
         except TimeoutError:
@@ -114,16 +115,38 @@ async def get_step(actor: Actor | None, step_id: str) -> Step:
     return step
 
 
+@audited("task.pause")
+async def pause_task(actor: Actor | None, task_id: str) -> Task:
+    """Pause between steps: at once when idle, else the worker stops after the current step."""
+    actor = require(actor, Perm.TASK_WRITE)
+    task = await get_task(actor, task_id)
+    if task.status.is_terminal or task.status == TaskStatus.PAUSED:
+        raise Conflict(f"Task is {task.status.value}; only an active task can be paused")
+    paused = await traces.transition(
+        task.id,
+        (TaskStatus.QUEUED, TaskStatus.RETRYING),
+        TaskStatus.PAUSED,
+        reason="paused by " + actor.subject,
+        status_reason="paused",
+    )
+    if paused is not None:
+        return paused
+    await Task.filter(id=task.id, status=TaskStatus.RUNNING).update(pause_requested=True)
+    return await Task.get(id=task.id)
+
+
 @audited("task.resume")
 async def resume_task(actor: Actor | None, task_id: str) -> Task:
-    """Queue a paused task again. One paused for `budget` resumes only once every
-    ceiling it spends against has room again (else BUDGET_EXCEEDED)."""
+    """Queue a paused task again; the next worker continues from its trace.
+
+    One paused for `budget` resumes only once every ceiling it spends against has
+    room for the call that was refused (else BUDGET_EXCEEDED); none resumes while
+    its tenant is suspended (TENANT_SUSPENDED).
+    """
     actor = require(actor, Perm.TASK_WRITE)
     task = await get_task(actor, task_id)
     await check_writable(task.tenant_id)
-    if task.status != TaskStatus.PAUSED:
-        raise Conflict(f"Task is {task.status.value}, not paused", field="id")
-    if task.status_reason == "budget":
+    if task.status == TaskStatus.PAUSED and task.status_reason == "budget":
         need = await budgets.refused_amount(task.id)
         await budgets.check_submit(task.tenant_id, task.agent_id, task.created_by, need)
     resumed = await traces.transition(
@@ -135,6 +158,39 @@ async def resume_task(actor: Actor | None, task_id: str) -> Task:
         pause_requested=False,
     )
     if resumed is None:
-        raise Conflict("Task changed status meanwhile; read it again", field="id")
+        if task.status == TaskStatus.RUNNING and task.pause_requested:
+            # Not paused yet: withdraw the request instead.
+            await Task.filter(id=task.id).update(pause_requested=False)
+            return await Task.get(id=task.id)
+        raise Conflict(f"Task is {task.status.value}, not paused")
     await get_broker().publish(events.QUEUE_CHANNEL, {"task_id": task.id})
     return resumed
+
+
+@audited("task.retry")
+async def retry_task(actor: Actor | None, task_id: str) -> Task:
+    """Run a failed or cancelled task again from the start, as a new attempt in its trace."""
+    actor = require(actor, Perm.TASK_WRITE)
+    task = await get_task(actor, task_id)
+    await check_writable(task.tenant_id)
+    await budgets.check_submit(task.tenant_id, task.agent_id, task.created_by)
+    retried = await traces.transition(
+        task.id,
+        (TaskStatus.FAILED, TaskStatus.CANCELLED),
+        TaskStatus.QUEUED,
+        reason="retry by " + actor.subject,
+        details={"restart": True},
+        error=None,
+        output=None,
+        expiries=0,
+        finished_at=None,
+        cancel_requested=False,
+        pause_requested=False,
+        status_reason=None,
+    )
+    if retried is None:
+        raise Conflict(
+            f"Task is {task.status.value}; only failed or cancelled tasks can be retried"
+        )
+    await get_broker().publish(events.QUEUE_CHANNEL, {"task_id": task.id})
+    return retried

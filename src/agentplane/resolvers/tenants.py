@@ -145,15 +145,14 @@ async def update_tenant(
 
 
 async def _pause_tenant_tasks(tenant_id: str, reason: str) -> None:
-    """Queued tasks pause at once; running ones at their next provider call."""
-    await Task.filter(tenant_id=tenant_id, status=TaskStatus.RUNNING).update(pause_requested=True)
-    queued = await Task.filter(tenant_id=tenant_id, status=TaskStatus.QUEUED).values_list(
-        "id", flat=True
-    )
+    """Queued tasks pause at once; running ones at their next provider call (the runtime
+    checks the tenant's phase there, see budgets.reserve_call)."""
+    waiting = (TaskStatus.QUEUED, TaskStatus.RETRYING)
+    queued = await Task.filter(tenant_id=tenant_id, status__in=waiting).values_list("id", flat=True)
     for task_id in queued:
         await traces.transition(
             str(task_id),
-            [TaskStatus.QUEUED],
+            waiting,
             TaskStatus.PAUSED,
             reason=reason,
             status_reason=reason,
@@ -161,7 +160,6 @@ async def _pause_tenant_tasks(tenant_id: str, reason: str) -> None:
 
 
 async def _resume_tenant_tasks(tenant_id: str, reason: str) -> None:
-    await Task.filter(tenant_id=tenant_id, status=TaskStatus.RUNNING).update(pause_requested=False)
     paused = await Task.filter(
         tenant_id=tenant_id, status=TaskStatus.PAUSED, status_reason=reason
     ).values_list("id", flat=True)

@@ -56,11 +56,25 @@ class Written:
                 )
 
 
+class LeaseLost(Exception):
+    """The worker's claim on the task is gone (taken over, cancelled): it must stop writing."""
+
+
 async def _append(
-    task_id: str, kind: StepKind, payload: dict[str, Any], usage: Usage | None
+    task_id: str,
+    kind: StepKind,
+    payload: dict[str, Any],
+    usage: Usage | None,
+    fence: int | None = None,
 ) -> Step:
     # Must run inside a transaction: the row lock taken by this UPDATE serialises seq allocation.
-    await Task.filter(id=task_id).update(last_seq=F("last_seq") + 1)
+    # With a fence (the claim's attempt number) only the worker holding the claim may write,
+    # so a worker that lost its lease can never add a step after its successor's.
+    bump = Task.filter(id=task_id)
+    if fence is not None:
+        bump = bump.filter(attempt=fence, status=TaskStatus.RUNNING)
+    if not await bump.update(last_seq=F("last_seq") + 1):
+        raise LeaseLost(task_id)
     seq = await Task.filter(id=task_id).first().values_list("last_seq", flat=True)
     step = Step(task_id=task_id, seq=seq, kind=kind, payload=payload)
     if usage is not None:
@@ -74,12 +88,20 @@ async def _append(
 
 
 async def append_step(
-    task: Task, kind: StepKind, payload: dict[str, Any], usage: Usage | None = None
+    task: Task,
+    kind: StepKind,
+    payload: dict[str, Any],
+    usage: Usage | None = None,
+    *,
+    fence: int | None = None,
 ) -> Step:
-    """Persist one step with the next gapless seq, meter its usage, then publish it."""
+    """Persist one step with the next gapless seq, meter its usage, then publish it.
+
+    Workers pass `fence` (their claim's attempt); LeaseLost means the claim is gone.
+    """
     written = Written()
     async with in_transaction():
-        step = await _append(task.id, kind, payload, usage)
+        step = await _append(task.id, kind, payload, usage, fence)
         written.steps.append(step)
         if usage is not None:
             await UsageRecord.create(
@@ -103,13 +125,17 @@ async def transition(
     from_statuses: Iterable[TaskStatus],
     to: TaskStatus,
     reason: str | None = None,
+    *,
+    fence: int | None = None,
+    details: dict[str, Any] | None = None,
     **changes: Any,
 ) -> Task | None:
     """Atomically move a task between statuses and record the STATUS_CHANGE step.
 
     The conditional UPDATE is the compare-and-set: of many concurrent callers
     (workers claiming, a cancel racing a completion) exactly one wins; the others
-    get None and change nothing.
+    get None and change nothing. A worker passes `fence` so that it can only move
+    a task it still holds.
     """
     now = datetime.now(UTC)
     if to.is_terminal:
@@ -119,12 +145,14 @@ async def transition(
         task = await Task.get_or_none(id=task_id)
         if task is None or task.status not in set(from_statuses):
             return None
-        won = await Task.filter(id=task_id, status=task.status).update(
+        if fence is not None and task.attempt != fence:
+            return None
+        won = await Task.filter(id=task_id, status=task.status, attempt=task.attempt).update(
             status=to, updated_at=now, **changes
         )
         if not won:
             return None
-        payload: dict[str, Any] = {"from": task.status.value, "to": to.value}
+        payload: dict[str, Any] = {"from": task.status.value, "to": to.value, **(details or {})}
         if reason:
             payload["reason"] = reason
         written.steps.append(await _append(task_id, StepKind.STATUS_CHANGE, payload, None))

@@ -1,10 +1,16 @@
-"""The agent loop: call the model, run the tools it asks for, until it answers."""
+"""The agent loop: call the model, run the tools it asks for, until it answers.
+
+The loop is durable: its whole state is the trace. A worker that takes over a
+task (after a crash, a pause, a hand-back) rebuilds the conversation from the
+persisted steps and continues where the last step left off, so no model call
+or tool call that was recorded is made twice.
+"""
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agentplane.models import Agent, StepKind, Task
+from agentplane.models import Agent, Step, StepKind, Task
 from agentplane.resolvers import budgets, provider_keys
 from agentplane.resolvers.traces import Usage, append_step
 from agentplane.runtime import catalog
@@ -19,9 +25,23 @@ from agentplane.runtime.tools import TOOLS
 from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
 
+TOOL_KINDS = (StepKind.TOOL_CALL, StepKind.MEMORY_HIT, StepKind.RETRIEVAL_HIT)
+
 
 class MaxStepsExceeded(Exception):
     pass
+
+
+class PauseRequested(Exception):
+    """Someone asked to pause: the loop stops between steps; the trace keeps its state."""
+
+
+@dataclass
+class LoopState:
+    messages: list[Message]
+    model_calls: int = 0
+    pending: list[ToolCall] = field(default_factory=list)  # asked for, not yet run
+    final: str | None = None  # the model already answered; only completion is missing
 
 
 def _wire(message: Message) -> dict[str, Any]:
@@ -33,7 +53,32 @@ def _wire(message: Message) -> dict[str, Any]:
     return data
 
 
-async def _run_tool(agent: Agent, task: Task, call: ToolCall) -> str:
+async def load_state(task: Task, agent: Agent) -> LoopState:
+    """Rebuild the conversation from the trace of the current run.
+
+    A run starts at the task's creation or at its latest restart (retryTask).
+    """
+    state = LoopState([Message("user", task.query)])
+    if agent.system_prompt:
+        state.messages.insert(0, Message("system", agent.system_prompt))
+    steps = await Step.filter(task_id=task.id).order_by("seq")
+    restarts = [i for i, s in enumerate(steps) if s.payload.get("restart")]
+    for step in steps[restarts[-1] + 1 if restarts else 0 :]:
+        if step.kind == StepKind.PROVIDER_CALL:
+            calls = [ToolCall(**c) for c in step.payload.get("toolCalls", [])]
+            response = step.payload.get("response") or ""
+            state.model_calls += 1
+            state.messages.append(Message("assistant", response or None, calls))
+            state.pending = list(calls)
+            state.final = None if calls else response
+        elif step.kind in TOOL_KINDS:
+            call_id = step.payload.get("callId")
+            state.messages.append(Message("tool", step.payload.get("output"), tool_call_id=call_id))
+            state.pending = [c for c in state.pending if c.id != call_id]
+    return state
+
+
+async def _run_tool(agent: Agent, task: Task, call: ToolCall, fence: int) -> str:
     """Run one tool call and record it as a step; errors go back to the model as text."""
     entry = TOOLS.get(call.name) if call.name in agent.tools else None
     if entry is None:
@@ -49,12 +94,21 @@ async def _run_tool(agent: Agent, task: Task, call: ToolCall) -> str:
     }
     if hits is not None:
         payload["hits"] = hits
-    await append_step(task, kind, payload)
+    await append_step(task, kind, payload, fence=fence)
     return output
 
 
+async def _pause_requested(task: Task) -> bool:
+    flags = await Task.filter(id=task.id).values_list("pause_requested", flat=True)
+    return bool(flags and flags[0])
+
+
 async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) -> str:
-    """Run the agent on the task's query and return its final answer."""
+    """Run (or resume) the agent on the task's query and return its final answer.
+
+    Every write is fenced with the claim (`task.attempt`): LeaseLost ends the run
+    as soon as another worker owns the task.
+    """
     info = catalog.lookup(agent.model)
     if info is None or info.provider not in providers:
         raise ProviderError(f"No provider serves model {agent.model!r}")
@@ -63,16 +117,22 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
     )
     broker = get_broker()
     output_channel = events.task_output_channel(task.id)
+    fence = task.attempt
 
     async def on_chunk(text: str) -> None:
         await broker.publish(output_channel, {"task_id": task.id, "text": text})
 
-    messages = [Message("user", task.query)]
-    if agent.system_prompt:
-        messages.insert(0, Message("system", agent.system_prompt))
+    state = await load_state(task, agent)
+    if state.final is not None:
+        return state.final
+    for call in state.pending:
+        result = await _run_tool(agent, task, call, fence)
+        state.messages.append(Message("tool", result, tool_call_id=call.id))
     tools = [TOOLS[name][0] for name in agent.tools if name in TOOLS]
-    for _ in range(agent.max_steps):
-        request = CompletionRequest(info.name, list(messages), tools, agent.config)
+    while state.model_calls < agent.max_steps:
+        if await _pause_requested(task):
+            raise PauseRequested
+        request = CompletionRequest(info.name, list(state.messages), tools, agent.config)
         hold = await budgets.reserve_call(task, info, request)  # may pause the run (RunPaused)
         started = time.monotonic()
         completion = await budgets.guarded(hold, provider.complete(request, on_chunk))
@@ -86,17 +146,18 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
             priced=info.priced,
         )
         payload = {
-            "prompt": [_wire(m) for m in messages],
+            "prompt": [_wire(m) for m in state.messages],
             "response": completion.text,
             "toolCalls": [asdict(c) for c in completion.tool_calls],
             "priced": info.priced,
         }
-        await append_step(task, StepKind.PROVIDER_CALL, payload, usage)
+        await append_step(task, StepKind.PROVIDER_CALL, payload, usage, fence=fence)
         await budgets.settle_call(hold, usage.cost_usd)
+        state.model_calls += 1
         if not completion.tool_calls:
             return completion.text
-        messages.append(Message("assistant", completion.text or None, completion.tool_calls))
+        state.messages.append(Message("assistant", completion.text or None, completion.tool_calls))
         for call in completion.tool_calls:
-            result = await _run_tool(agent, task, call)
-            messages.append(Message("tool", result, tool_call_id=call.id))
+            result = await _run_tool(agent, task, call, fence)
+            state.messages.append(Message("tool", result, tool_call_id=call.id))
     raise MaxStepsExceeded(f"no final answer within {agent.max_steps} model calls")

@@ -1,9 +1,15 @@
-"""The worker: claims queued tasks atomically and runs them.
+"""The worker: claims tasks under a lease, runs them, and takes over lapsed ones.
 
-Any number of workers (in-process or `agentplane worker` processes) may poll the
-same database: a claim is a conditional UPDATE `queued -> running`, so exactly
-one of them wins each task. Submissions wake workers through the broker; a
-periodic poll covers wake-ups that were missed.
+Any number of workers (in-process or `agentplane worker` processes) share the
+task table, which is the queue:
+- a claim is a conditional UPDATE (`queued|retrying -> running`), so exactly one
+  worker wins each task; it holds a lease it renews every third of the TTL;
+- every worker also reaps: a running task whose lease lapsed (its worker died)
+  goes to `retrying`, and is claimed again; after `max_attempts` lapses it fails;
+- every write a worker makes is fenced with its claim's attempt number, so a
+  worker that lost its lease cannot write after its successor.
+Submissions and control messages (cancel, pause) arrive through the broker; a
+short poll covers anything missed.
 """
 
 import asyncio
@@ -11,15 +17,16 @@ import contextlib
 import logging
 import os
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tortoise.expressions import F
 
 from agentplane.config import Settings
 from agentplane.models import Agent, Task, TaskStatus
 from agentplane.resolvers import concurrency
-from agentplane.resolvers.traces import transition
-from agentplane.runtime.agent_loop import MaxStepsExceeded, run_agent
+from agentplane.resolvers.traces import LeaseLost, transition
+from agentplane.runtime.agent_loop import MaxStepsExceeded, PauseRequested, run_agent
 from agentplane.runtime.control import RunPaused
 from agentplane.runtime.providers import build_providers
 from agentplane.runtime.providers.base import Provider, ProviderError
@@ -28,6 +35,11 @@ from agentplane.subscriptions.broker import Subscription, get_broker
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 1.0
+CLAIMABLE = (TaskStatus.QUEUED, TaskStatus.RETRYING)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Worker:
@@ -36,23 +48,31 @@ class Worker:
         self.providers = providers or build_providers(settings)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.running: dict[str, asyncio.Task[None]] = {}
+        self.claims: dict[str, int] = {}  # task id -> attempt (the fence)
         self.cancel_requested: set[str] = set()
-        self._loop_task: asyncio.Task[None] | None = None
+        self.lost: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
-        self._stopping = False
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.lease_ttl_s)
 
     async def start(self) -> None:
         ready = asyncio.Event()
-        self._loop_task = asyncio.create_task(self._main(ready), name=f"worker {self.id}")
+        self._tasks = [
+            asyncio.create_task(self._main(ready), name=f"worker {self.id}"),
+            asyncio.create_task(self._heartbeat(), name=f"heartbeat {self.id}"),
+        ]
         await ready.wait()
 
     async def stop(self) -> None:
         """Stop claiming; hand in-flight tasks back to the queue for another worker."""
-        self._stopping = True
-        if self._loop_task is not None:
-            self._loop_task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+                await task
         for runner in list(self.running.values()):
             runner.cancel()
         await asyncio.gather(*self.running.values(), return_exceptions=True)
@@ -71,10 +91,12 @@ class Worker:
             try:
                 while True:
                     try:
+                        await self.reap()
                         while len(self.running) < self.settings.worker_concurrency:
                             task = await self.claim()
                             if task is None:
                                 break
+                            self.claims[task.id] = task.attempt
                             self.running[task.id] = asyncio.create_task(self._run(task))
                     except Exception:  # database unavailable: keep polling, do not die
                         log.exception("claiming tasks failed; retrying")
@@ -97,15 +119,60 @@ class Worker:
                 self.cancel_requested.add(task_id)
                 runner.cancel()
 
+    async def _heartbeat(self) -> None:
+        """Renew the lease of every task this worker runs; stop those it lost."""
+        while True:
+            await asyncio.sleep(self.settings.lease_ttl_s / 3)
+            for task_id, attempt in list(self.claims.items()):
+                try:
+                    renewed = await Task.filter(
+                        id=task_id, attempt=attempt, status=TaskStatus.RUNNING
+                    ).update(lease_expires_at=_now() + self.lease)
+                except Exception:
+                    log.exception("lease renewal failed for %s", task_id)
+                    continue
+                runner = self.running.get(task_id)
+                if not renewed and runner is not None:
+                    self.lost.add(task_id)
+                    runner.cancel()
+
+    async def reap(self) -> None:
+        """Move tasks whose lease lapsed to `retrying`, or fail them after max_attempts."""
+        lapsed = await Task.filter(status=TaskStatus.RUNNING, lease_expires_at__lt=_now())
+        for task in lapsed:
+            reason = f"lease expired (worker {task.worker_id})"
+            if task.expiries + 1 >= self.settings.max_attempts:
+                await transition(
+                    task.id,
+                    [TaskStatus.RUNNING],
+                    TaskStatus.FAILED,
+                    reason=f"{reason}; gave up after {task.expiries + 1} attempts",
+                    fence=task.attempt,
+                    error=f"worker lost {task.expiries + 1} times",
+                    expiries=task.expiries + 1,
+                    lease_expires_at=None,
+                )
+            else:
+                await transition(
+                    task.id,
+                    [TaskStatus.RUNNING],
+                    TaskStatus.RETRYING,
+                    reason=reason,
+                    fence=task.attempt,
+                    expiries=task.expiries + 1,
+                    worker_id=None,
+                    lease_expires_at=None,
+                )
+
     async def claim(self) -> Task | None:
-        """Claim the oldest queued task, or None when none is left.
+        """Claim the oldest claimable task, or None when none is left.
 
         Losing a race for a candidate means another worker took it, so each
         round makes progress; the loop ends when the queue is empty.
         """
         while True:
             candidates = (
-                await Task.filter(status=TaskStatus.QUEUED)
+                await Task.filter(status__in=CLAIMABLE)
                 .exclude(agent_id__in=await concurrency.saturated_agents())
                 .order_by("id")
                 .limit(10)
@@ -118,11 +185,12 @@ class Worker:
                     str(task_id),
                     transition(
                         str(task_id),
-                        [TaskStatus.QUEUED],
+                        CLAIMABLE,
                         TaskStatus.RUNNING,
                         worker_id=self.id,
                         attempt=F("attempt") + 1,
-                        started_at=datetime.now(UTC),
+                        started_at=_now(),
+                        lease_expires_at=_now() + self.lease,
                     ),
                 )
                 if task is not None:
@@ -131,51 +199,65 @@ class Worker:
     async def _run(self, task: Task) -> None:
         try:
             await self._execute(task)
+        except LeaseLost:
+            log.warning("lost the lease on %s; another worker continues it", task.id)
         finally:
             self.running.pop(task.id, None)
+            self.claims.pop(task.id, None)
             self.cancel_requested.discard(task.id)
+            self.lost.discard(task.id)
             self._wake.set()  # a slot is free
 
+    async def _end(
+        self, task: Task, to: TaskStatus, reason: str | None = None, **changes: Any
+    ) -> None:
+        await transition(
+            task.id,
+            [TaskStatus.RUNNING],
+            to,
+            reason=reason,
+            fence=task.attempt,
+            lease_expires_at=None,
+            **changes,
+        )
+
     async def _execute(self, task: Task) -> None:
-        running = [TaskStatus.RUNNING]
         if task.cancel_requested:  # cancelled between the claim and now
-            await transition(task.id, running, TaskStatus.CANCELLED, reason="cancelled")
+            await self._end(task, TaskStatus.CANCELLED, "cancelled")
             return
+        agent = await Agent.get(id=task.agent_id)
+        timeout_s = agent.timeout_s or self.settings.task_timeout_s
         try:
-            agent = await Agent.get(id=task.agent_id)
-            async with asyncio.timeout(self.settings.task_timeout_s):
+            async with asyncio.timeout(timeout_s):
                 output = await run_agent(task, agent, self.providers)
         except asyncio.CancelledError:
+            if task.id in self.lost:
+                return  # another worker owns it now: write nothing
             if task.id in self.cancel_requested:
-                await transition(task.id, running, TaskStatus.CANCELLED, reason="cancelled")
+                await self._end(task, TaskStatus.CANCELLED, "cancelled")
                 return
             # The worker is stopping: hand the task back so another worker runs it.
             await asyncio.shield(
-                transition(
-                    task.id, running, TaskStatus.QUEUED, reason="worker stopped", worker_id=None
-                )
+                self._end(task, TaskStatus.QUEUED, "worker stopped", worker_id=None)
             )
             raise
+        except PauseRequested:
+            await self._end(task, TaskStatus.PAUSED, "paused", pause_requested=False)
         except RunPaused as paused:  # e.g. a budget ceiling: resumeTask continues it
-            await transition(
-                task.id,
-                running,
-                TaskStatus.PAUSED,
-                reason=paused.reason,
-                status_reason=paused.reason,
-                worker_id=None,
+            await self._end(
+                task, TaskStatus.PAUSED, paused.reason, status_reason=paused.reason, worker_id=None
             )
         except TimeoutError:
-            await self._fail(task, f"timed out after {self.settings.task_timeout_s}s")
+            await self._fail(task, f"timed out after {timeout_s}s")
         except (ProviderError, MaxStepsExceeded) as exc:
             await self._fail(task, str(exc))
+        except LeaseLost:
+            raise
         except Exception:
             log.exception("task %s crashed", task.id)
             await self._fail(task, "internal error while running the task")
         else:
-            await transition(task.id, running, TaskStatus.COMPLETED, output=output)
+            await self._end(task, TaskStatus.COMPLETED, output=output)
 
     async def _fail(self, task: Task, error: str) -> None:
-        await transition(
-            task.id, [TaskStatus.RUNNING], TaskStatus.FAILED, reason=error, error=error
-        )
+        await self._end(task, TaskStatus.FAILED, error, error=error)

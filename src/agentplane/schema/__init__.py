@@ -1,11 +1,12 @@
 """The GraphQL schema: types map onto resolvers/, never onto the ORM."""
 
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ValidationCache
 
 from agentplane.schema.audit_extension import AuditMutations
 from agentplane.schema.errors import ErrorCodes
 from agentplane.schema.mutation import Mutation
+from agentplane.schema.parse_cache import ParseCache
 from agentplane.schema.query import Query
 from agentplane.schema.subscription import Subscription
 from agentplane.schema.types import AccessToken, Agent, Step, Task, Tenant
@@ -20,7 +21,7 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             ErrorCodes,
             AuditMutations,
-            lambda: ParserCache(maxsize=512),
+            ParseCache,
             lambda: ValidationCache(maxsize=512),
         ],
     )

@@ -18,13 +18,18 @@ def render_error(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is None:
         # Parse and validation errors: the message is safe and useful as it is.
+        code = (
+            "GRAPHQL_PARSE_FAILED"
+            if error.message.startswith("Syntax Error")
+            else "GRAPHQL_VALIDATION_FAILED"
+        )
         return GraphQLError(
             error.message,
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,
             path=error.path,
-            extensions={**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"},
+            extensions={**(error.extensions or {}), "code": code},
         )
     if isinstance(original, DomainError):
         return GraphQLError(

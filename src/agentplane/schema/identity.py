@@ -21,14 +21,13 @@ from agentplane.resolvers import (
     budgets,
     provider_keys,
     roles,
-    tasks,
     tenants,
     tokens,
 )
 from agentplane.resolvers.budgets import BudgetView
 from agentplane.resolvers.pagination import Page
 from agentplane.schema.context import Context
-from agentplane.schema.types import AccessToken, Connection, Node, Task, Tenant
+from agentplane.schema.types import AccessToken, Connection, Node, Tenant
 
 strawberry.enum(models.BudgetScope, name="BudgetScope")
 
@@ -278,11 +277,6 @@ class BudgetPayload:
     budget: Budget
 
 
-@strawberry.type
-class TaskPayload:
-    task: Task
-
-
 @strawberry.input
 class AssignRoleInput:
     user_id: strawberry.ID
@@ -513,13 +507,6 @@ class IdentityMutation:
             agent_id=input.agent_id,
         )
         return BudgetPayload(budget=view)  # type: ignore[arg-type]
-
-    @strawberry.mutation(
-        description="Queue a paused task again (one paused for `budget` needs room again)."
-    )
-    async def resume_task(self, info: Info[Context, None], input: IdInput) -> TaskPayload:
-        task = await tasks.resume_task(info.context.actor, input.id)
-        return TaskPayload(task=task)  # type: ignore[arg-type]
 
     @strawberry.mutation(description="Create a local account holding a role.")
     async def create_user(self, info: Info[Context, None], input: CreateUserInput) -> UserPayload:

@@ -50,6 +50,9 @@ class CreateAgentInput:
         default=None, description="Provider settings, e.g. the scripted model's `script`"
     )
     max_steps: int = 8
+    timeout_s: int | None = strawberry.field(
+        default=None, description="Per-run timeout in seconds; default AGENTPLANE_TASK_TIMEOUT_S"
+    )
     tenant: str | None = strawberry.field(
         default=None, description="Tenant name; required for platform-scoped callers"
     )
@@ -75,13 +78,13 @@ class SubmitTaskPayload:
     task: Task
 
 
-@strawberry.input
-class CancelTaskInput:
+@strawberry.input(description="Names a task for cancelTask, pauseTask, resumeTask, retryTask.")
+class TaskControlInput:
     id: strawberry.ID
 
 
 @strawberry.type
-class CancelTaskPayload:
+class TaskControlPayload:
     task: Task
 
 
@@ -126,6 +129,7 @@ class Mutation(IdentityMutation):
             tools=input.tools,
             config=input.config,  # type: ignore[arg-type]  # checked in the resolver
             max_steps=input.max_steps,
+            timeout_s=input.timeout_s,
             tenant=input.tenant,
             max_concurrent_tasks=input.max_concurrent_tasks,
         )
@@ -143,8 +147,30 @@ class Mutation(IdentityMutation):
         )
         return SubmitTaskPayload(task=task)  # type: ignore[arg-type]
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Cancel a task; a running model call stops within a second.")
     async def cancel_task(
-        self, info: Info[Context, None], input: CancelTaskInput
-    ) -> CancelTaskPayload:
-        return CancelTaskPayload(task=await tasks.cancel_task(info.context.actor, input.id))  # type: ignore[arg-type]
+        self, info: Info[Context, None], input: TaskControlInput
+    ) -> TaskControlPayload:
+        task = await tasks.cancel_task(info.context.actor, input.id)
+        return TaskControlPayload(task=task)  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Pause a task between steps; its state stays in the trace.")
+    async def pause_task(
+        self, info: Info[Context, None], input: TaskControlInput
+    ) -> TaskControlPayload:
+        task = await tasks.pause_task(info.context.actor, input.id)
+        return TaskControlPayload(task=task)  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Continue a paused task from where it stopped.")
+    async def resume_task(
+        self, info: Info[Context, None], input: TaskControlInput
+    ) -> TaskControlPayload:
+        task = await tasks.resume_task(info.context.actor, input.id)
+        return TaskControlPayload(task=task)  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Run a failed or cancelled task again, as a new attempt.")
+    async def retry_task(
+        self, info: Info[Context, None], input: TaskControlInput
+    ) -> TaskControlPayload:
+        task = await tasks.retry_task(info.context.actor, input.id)
+        return TaskControlPayload(task=task)  # type: ignore[arg-type]

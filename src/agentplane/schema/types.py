@@ -142,13 +142,13 @@ class Task(Node):
     error: str | None
     metadata: JSON
     attempt: int
-    status_reason: str | None = strawberry.field(
-        description='Why the task is in its status, e.g. paused for "budget"'
-    )
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    status_reason: str | None = strawberry.field(
+        description='Why the task is in its status, e.g. paused for "budget"'
+    )
 
     @strawberry.field
     def is_terminal(self, root: strawberry.Parent[models.Task]) -> bool:
@@ -193,6 +193,7 @@ class Agent(Node):
     max_concurrent_tasks: int | None = strawberry.field(
         description="At most this many of its tasks run at once (null: no limit)"
     )
+    timeout_s: int | None
     state: models.AgentState
     created_at: datetime
     updated_at: datetime

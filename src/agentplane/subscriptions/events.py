@@ -54,7 +54,18 @@ def step_from_event(data: dict[str, Any]) -> Step:
     )
 
 
-_TASK_FIELDS = ("id", "tenant_id", "agent_id", "query", "output", "error", "metadata", "last_seq")
+_TASK_FIELDS = (
+    "id",
+    "tenant_id",
+    "agent_id",
+    "query",
+    "output",
+    "error",
+    "metadata",
+    "last_seq",
+    "attempt",
+    "status_reason",
+)
 _TASK_TIMES = ("created_at", "updated_at", "started_at", "finished_at")
 
 

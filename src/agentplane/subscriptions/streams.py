@@ -9,14 +9,14 @@ sees nothing twice.
 from collections.abc import AsyncIterator
 
 from agentplane.auth import Actor
-from agentplane.errors import ValidationFailed
+from agentplane.errors import SlowConsumer, ValidationFailed
 from agentplane.models import Step, StepKind, Task
 from agentplane.resolvers import traces
 from agentplane.resolvers.agents import get_agent
 from agentplane.resolvers.permissions import Perm, require
 from agentplane.resolvers.tasks import get_task
 from agentplane.subscriptions import events
-from agentplane.subscriptions.broker import get_broker
+from agentplane.subscriptions.broker import SubscriberTooSlow, get_broker
 
 # Re-check the database this often while idle, in case a publish was lost
 # (e.g. Redis restarted) so a stream never hangs on a finished task.
@@ -36,6 +36,17 @@ async def task_events(
 ) -> AsyncIterator[Step]:
     task = await get_task(actor, task_id)  # authorises: same answer as a missing task
     last = max(after_seq or 0, 0)
+    try:
+        async for step in _replay_then_tail(task, last):
+            last = step.seq
+            yield step
+    except SubscriberTooSlow:
+        raise SlowConsumer(
+            f"Subscriber fell behind; resubscribe with afterSeq: {last}", lastSeq=last
+        ) from None
+
+
+async def _replay_then_tail(task: Task, last: int) -> AsyncIterator[Step]:
     async with get_broker().subscribe(events.task_channel(task.id)) as sub:
         while True:
             # Catch up from the database: the replay, and any gap the live feed skipped.

@@ -9,7 +9,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0002_run_control')]
+    dependencies = [('models', '0003_lease_expiries')]
 
     initial = False
 
