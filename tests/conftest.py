@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from starlette.applications import Starlette
 
 from agentplane import db
@@ -18,6 +19,9 @@ from agentplane.auth import Actor
 from agentplane.config import Settings
 from tests.support.database import truncate_all
 from tests.support.graphql import GraphQLClient
+
+# A fixed Fernet key: provider keys are encrypted at rest with it.
+TEST_SECRET_KEY = "cw_0x689RpI-jtRR7oE8h_eQsUKOcDpAEk1GUHgUaWQ="
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +33,20 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fresh_rate_limit_counters() -> None:
+    """Rate-limit and sign-in counters outlive a run in Redis: start from zero."""
+    url = os.environ.get("AGENTPLANE_REDIS_URL")
+    if not url:
+        return
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match="agentplane-rl*"):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
@@ -37,6 +55,9 @@ def settings(database_url: str) -> Settings:
         admin_token=None,
         scripted_delay_ms=1,
         task_timeout_s=30,
+        # Tests poll hard; the rate-limit tests build apps with small limits of their own.
+        rate_limit_per_min=1_000_000,
+        secret_key=TEST_SECRET_KEY,
     )
 
 

@@ -153,6 +153,8 @@ async def test_access_tokens_never_expose_the_plaintext(gql: GraphQLClient) -> N
         "lastUsedAt",
         "createdAt",
         "tenant",
+        "ownerUserId",  # the user a device-login token acts for
+        "createdBy",  # who minted it (an ID)
     }
     # and the only field in the whole schema that returns a plaintext is the one-time payload
     schema = await gql.ok("{ __schema { types { name fields { name } } } }", admin)
@@ -285,7 +287,7 @@ async def test_authenticate_maps_the_admin_token_and_access_tokens_to_actors(app
     plaintext = await make_token(tenant, "viewer")
     row = await AccessToken.get(tenant_id=tenant.id)
     assert await authenticate(plaintext, ADMIN_TOKEN) == Actor(
-        kind="token", role="viewer", tenant_id=tenant.id, token_id=row.id
+        kind="token", role="viewer", tenant_id=tenant.id, token_id=row.id, tenant_phase="active"
     )
     # without an admin token configured, the same string is just an unknown token
     with pytest.raises(Unauthenticated):

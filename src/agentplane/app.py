@@ -1,5 +1,6 @@
 """The ASGI application: routes and the lifespan that owns every shared resource."""
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -10,12 +11,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from agentplane import db
+from agentplane import db, maintenance, secretbox, throttle
+from agentplane.authn import routes as auth_routes
 from agentplane.bootstrap import bootstrap_admin_token
 from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
 from agentplane.health import readiness
 from agentplane.http_limits import BodySizeLimit
+from agentplane.middleware import RateLimitMiddleware
 from agentplane.observability import RequestObservability
 from agentplane.rest_compat import exception_handlers as rest_exception_handlers
 from agentplane.rest_compat import routes as rest_routes
@@ -41,6 +44,8 @@ def create_app(
         if settings.is_sqlite:
             await db.migrate(settings.database_url)  # embedded default: always up to date
         await db.init(settings.database_url)
+        secretbox.configure(settings.secret_key)
+        housekeeping = asyncio.create_task(maintenance.run_forever(settings))
         broker = make_broker(settings.redis_url)
         await broker.start()
         set_broker(broker)
@@ -60,6 +65,7 @@ def create_app(
         finally:
             if worker is not None:
                 await worker.stop()
+            housekeeping.cancel()
             await broker.close()
             set_broker(None)
             await db.close()
@@ -69,9 +75,14 @@ def create_app(
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
-        *rest_routes(),  # including /healthz (OpsClaw's health check)
+        *rest_routes(),  # including /healthz and /metrics (OpsClaw's)
+        *auth_routes,
     ]
-    middleware = [Middleware(RequestObservability), Middleware(BodySizeLimit)]
+    middleware = [
+        Middleware(RequestObservability),
+        Middleware(BodySizeLimit),
+        Middleware(RateLimitMiddleware, settings.rate_limit_per_min, settings.redis_url),
+    ]
     # Unknown paths/methods under a REST dialect's prefix answer in that dialect's envelope.
     app = Starlette(
         routes=routes,
@@ -80,4 +91,5 @@ def create_app(
         exception_handlers=rest_exception_handlers,
     )
     app.state.settings = settings
+    throttle.configure(settings.redis_url)
     return app

@@ -1,28 +1,36 @@
-"""Who is calling: bearer tokens to an `Actor`."""
+"""Who is calling: bearer tokens and session cookies to an `Actor`."""
 
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agentplane.errors import Unauthenticated
-from agentplane.models import AccessToken, Tenant, TenantPhase
+from agentplane.errors import Forbidden, Unauthenticated
+from agentplane.models import AccessToken, RoleAssignment, Session, Tenant, TenantPhase, User
 
 TOKEN_PREFIX = "agp_"  # recognisable by secret scanners and by humans
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+SESSION_COOKIE = "agentplane_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
 class Actor:
-    kind: str  # "token" | "admin_token" (the configured break-glass token)
+    kind: str  # "token" | "admin_token" (the configured break-glass token) | "user" (session)
     role: str
     tenant_id: str | None  # None = platform scope
     token_id: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    tenant_phase: str | None = None  # the phase of `tenant_id` when the request started
 
     @property
     def subject(self) -> str:
-        return self.token_id or self.kind
+        """The account that acts: the user (also behind a user's token), else the token."""
+        return self.user_id or self.token_id or self.kind
 
 
 def generate_token() -> str:
@@ -67,4 +75,72 @@ async def authenticate(plaintext: str | None, admin_token: str | None) -> Actor 
     # Record use at most once a minute: a write on every request would cost more than the request.
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         await AccessToken.filter(id=token.id).update(last_used_at=now)
-    return Actor(kind="token", role=token.role, tenant_id=token.tenant_id, token_id=token.id)
+    return Actor(
+        kind="token",
+        role=token.role,
+        tenant_id=token.tenant_id,
+        token_id=token.id,
+        user_id=token.owner_user_id,
+        tenant_phase=tenant.phase.value if tenant is not None else None,
+    )
+
+
+async def user_actor(user: User, session_id: str | None = None) -> Actor:
+    """A user's Actor: their platform-scope role if they have one, else their first tenant's."""
+    assignments = (
+        await RoleAssignment.filter(user_id=user.id).select_related("tenant").order_by("id")
+    )
+    live = [a for a in assignments if a.tenant is None or a.tenant.phase != TenantPhase.DELETED]
+    chosen = next((a for a in live if a.tenant_id is None), live[0] if live else None)
+    if chosen is None:
+        return Actor(kind="user", role="", tenant_id=None, user_id=user.id, session_id=session_id)
+    return Actor(
+        kind="user",
+        role=chosen.role,
+        tenant_id=chosen.tenant_id,
+        user_id=user.id,
+        session_id=session_id,
+        tenant_phase=chosen.tenant.phase.value if chosen.tenant is not None else None,
+    )
+
+
+async def session_from_cookie(cookie: str | None) -> Session | None:
+    """The live session a cookie names, or None (missing, unknown, revoked, expired)."""
+    if not cookie:
+        return None
+    session = await Session.get_or_none(secret_hash=hash_token(cookie)).select_related("user")
+    if session is None or session.revoked_at is not None:
+        return None
+    now = datetime.now(UTC)
+    if session.expires_at <= now or session.user.disabled:
+        return None
+    if session.last_seen_at is None or now - session.last_seen_at > LAST_USED_RESOLUTION:
+        await Session.filter(id=session.id).update(last_seen_at=now)
+    return session
+
+
+async def authenticate_request(
+    method: str,
+    headers: Mapping[str, str],
+    cookies: Mapping[str, str],
+    admin_token: str | None,
+    *,
+    csrf_exempt: bool = False,
+) -> Actor | None:
+    """The caller of an HTTP request: a bearer token wins; else the session cookie.
+
+    Cookies are sent by browsers on cross-site requests too, so a cookie-authenticated
+    request that may change state (any non-GET) must echo the session's CSRF token in
+    `X-CSRF-Token`; a bearer token cannot be sent cross-site, so it needs none.
+    """
+    bearer = bearer_from_header(headers.get("authorization"))
+    if bearer is not None:
+        return await authenticate(bearer, admin_token)
+    session = await session_from_cookie(cookies.get(SESSION_COOKIE))
+    if session is None:
+        return None
+    if method.upper() not in SAFE_METHODS and not csrf_exempt:
+        sent = headers.get(CSRF_HEADER) or ""
+        if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+            raise Forbidden("Missing or wrong X-CSRF-Token for a cookie-authenticated request")
+    return await user_actor(session.user, session.id)

@@ -100,6 +100,47 @@ async def _token_create(settings: Settings, tenant_name: str | None, role: str, 
         await db.close()
 
 
+def _login(url: str, interval: float | None) -> str:
+    """CLI sign-in by the device authorization grant: the user approves in a browser."""
+    import sys
+    import time
+
+    import httpx
+
+    base = url.rstrip("/")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # stderr is for the user's prompt
+    try:
+        started = httpx.post(base + "/api/v1/auth/device", timeout=10)
+    except httpx.HTTPError as exc:
+        raise SystemExit(f"error: cannot reach {base}: {exc}") from None
+    if started.status_code != 200:
+        raise SystemExit(f"error: {base} answered {started.status_code}: {started.text[:200]}")
+    grant = started.json()
+    print(
+        f"Open {grant['verificationUriComplete']} in a browser where you are signed in,\n"
+        f"check that it shows the code {grant['userCode']}, and approve.",
+        file=sys.stderr,
+        flush=True,
+    )
+    wait = interval if interval is not None else float(grant.get("interval", 5))
+    deadline = time.monotonic() + float(grant.get("expiresIn", 600))
+    while time.monotonic() < deadline:
+        time.sleep(wait)
+        polled = httpx.get(
+            base + "/api/v1/auth/device/token",
+            params={"deviceCode": grant["deviceCode"]},
+            timeout=10,
+        )
+        if polled.status_code == 200:
+            print("Signed in.", file=sys.stderr)
+            return str(polled.json()["token"])
+        if polled.status_code == 410:
+            break
+        if polled.status_code != 202:
+            raise SystemExit(f"error: {polled.status_code}: {polled.text[:200]}")
+    raise SystemExit("error: the code expired before it was approved; run `agentplane login` again")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="agentplane", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--no-worker", action="store_true", help="API only; run workers apart")
     sub.add_parser("worker", help="run a worker that executes queued tasks")
     sub.add_parser("migrate", help="apply database migrations")
+    login = sub.add_parser(
+        "login", help="sign in through the browser (device grant); prints an access token"
+    )
+    login.add_argument("--url", default=os.environ.get("AGENTPLANE_URL", "http://127.0.0.1:8090"))
+    login.add_argument("--interval", type=float, help="seconds between polls (default: server's)")
     token = sub.add_parser("token", help="manage access tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
     create = token_sub.add_parser("create", help="create a token and print it once")
@@ -130,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_worker(settings))
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
+    elif args.command == "login":
+        print(_login(args.url, args.interval))
     elif args.command == "token":
         try:
             print(asyncio.run(_token_create(settings, args.tenant, args.role, args.name)))

@@ -32,6 +32,22 @@ class Conflict(DomainError):
     code = "CONFLICT"
 
 
+class TenantSuspended(DomainError):
+    code = "TENANT_SUSPENDED"
+
+
+class BudgetExceeded(DomainError):
+    code = "BUDGET_EXCEEDED"
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+
+
+class NotConfigured(DomainError):
+    code = "NOT_CONFIGURED"
+
+
 class SlowConsumer(DomainError):
     """A live stream fell too far behind and was closed; resume with its cursor."""
 

@@ -14,8 +14,10 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from agentplane.auth import authenticate, bearer_from_header
+from agentplane import live_sockets
+from agentplane.auth import authenticate, authenticate_request, bearer_from_header
 from agentplane.config import Settings
+from agentplane.csrf import graphql_needs_csrf
 from agentplane.errors import DomainError
 from agentplane.observability import error_extensions
 from agentplane.schema import build_schema
@@ -86,7 +88,21 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         context = Context(request=request, response=response)
-        await self._actor_from(request.headers.get("authorization"), context)
+        if isinstance(request, Request):  # HTTP: a bearer token, or a session cookie + CSRF
+            try:
+                context.set_actor(
+                    await authenticate_request(
+                        request.method,
+                        request.headers,
+                        request.cookies,
+                        self.settings.admin_token,
+                        csrf_exempt=not await graphql_needs_csrf(request),
+                    )
+                )
+            except DomainError as exc:
+                context.auth_error = exc
+        else:
+            await self._actor_from(request.headers.get("authorization"), context)
         return context
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
@@ -97,4 +113,5 @@ class GraphQLApp(GraphQL[Context, None]):
             await self._actor_from(header, context)
         if context.auth_error is not None:
             raise ConnectionRejectionError({"message": context.auth_error.message})
+        live_sockets.register(context.actor, context.request)  # closed when revoked
         return None

@@ -14,6 +14,15 @@ PREFIXES = {
     "tsk": "Task",
     "stp": "Step",
     "use": "UsageRecord",
+    "usr": "User",
+    "ras": "RoleAssignment",
+    "ses": "Session",
+    "dev": "DeviceGrant",
+    "oid": "OidcLogin",
+    "aud": "AuditEvent",
+    "bud": "Budget",
+    "rsv": "Reservation",
+    "pky": "ProviderKey",
 }
 
 
@@ -54,3 +63,39 @@ def step_id() -> str:
 
 def usage_id() -> str:
     return new_id("use")
+
+
+def user_id() -> str:
+    return new_id("usr")
+
+
+def role_assignment_id() -> str:
+    return new_id("ras")
+
+
+def session_id() -> str:
+    return new_id("ses")
+
+
+def device_grant_id() -> str:
+    return new_id("dev")
+
+
+def oidc_login_id() -> str:
+    return new_id("oid")
+
+
+def audit_id() -> str:
+    return new_id("aud")
+
+
+def budget_id() -> str:
+    return new_id("bud")
+
+
+def reservation_id() -> str:
+    return new_id("rsv")
+
+
+def provider_key_id() -> str:
+    return new_id("pky")

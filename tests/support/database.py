@@ -7,6 +7,15 @@ from agentplane import db
 
 TABLES = (
     "step_payload",
+    "audit_event",
+    "budget_reservation",
+    "budget",
+    "provider_key",
+    "device_grant",
+    "oidc_login",
+    "session",
+    "role_assignment",
+    "user_account",
     "usage_record",
     "step",
     "task",

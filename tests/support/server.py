@@ -31,6 +31,8 @@ def _base_env(database_url: str) -> dict[str, str]:
         **os.environ,
         "AGENTPLANE_DATABASE_URL": database_url,
         "AGENTPLANE_SCRIPTED_DELAY_MS": os.environ.get("AGENTPLANE_SCRIPTED_DELAY_MS", "5"),
+        # Tests make many calls; the rate-limit tests set a small limit themselves.
+        "AGENTPLANE_RATE_LIMIT_PER_MIN": os.environ.get("AGENTPLANE_RATE_LIMIT_PER_MIN", "1000000"),
     }
 
 

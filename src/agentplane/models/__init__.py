@@ -1,6 +1,17 @@
 """Tortoise ORM models: the only place the database schema is declared."""
 
 from agentplane.models.agent import Agent, AgentState
+from agentplane.models.audit import AuditEvent
+from agentplane.models.budget import Budget, BudgetScope, Reservation
+from agentplane.models.identity import (
+    DeviceGrant,
+    OidcLogin,
+    ProviderKey,
+    RoleAssignment,
+    RoleDefinition,
+    Session,
+    User,
+)
 from agentplane.models.step_blob import StepPayload
 from agentplane.models.task import Step, StepKind, Task, TaskStatus, UsageRecord
 from agentplane.models.tenant import AccessToken, Tenant, TenantPhase
@@ -10,6 +21,16 @@ __all__ = [
     "AccessToken",
     "Agent",
     "AgentState",
+    "AuditEvent",
+    "Budget",
+    "BudgetScope",
+    "DeviceGrant",
+    "OidcLogin",
+    "ProviderKey",
+    "Reservation",
+    "RoleAssignment",
+    "RoleDefinition",
+    "Session",
     "Step",
     "StepKind",
     "StepPayload",
@@ -18,5 +39,6 @@ __all__ = [
     "Tenant",
     "TenantPhase",
     "UsageRecord",
+    "User",
     "WorkerQueue",
 ]

@@ -6,7 +6,9 @@ from tortoise.models import Model
 
 from agentplane import ids
 from agentplane.models.agent import Agent
+from agentplane.models.budget import current_window
 from agentplane.models.tenant import Tenant
+from agentplane.runtime.pricing import PRICING_VERSION
 
 
 class TaskStatus(StrEnum):
@@ -113,6 +115,10 @@ class UsageRecord(Model):
     cost_usd = fields.DecimalField(max_digits=20, decimal_places=10)
     # False when the catalog has no price for the model: cost is then unknown, not $0.
     priced = fields.BooleanField()
+    # The budget window (calendar month in UTC, "YYYY-MM") the spend counts in.
+    period = fields.CharField(max_length=7, default=current_window)
+    # The catalog's price list the cost was computed with.
+    pricing_version = fields.CharField(max_length=32, default=PRICING_VERSION)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

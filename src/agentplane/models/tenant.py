@@ -20,6 +20,9 @@ class Tenant(Model):
     team = fields.CharField(max_length=200, default="")
     phase = fields.CharEnumField(TenantPhase, max_length=16, default=TenantPhase.ACTIVE)
     monthly_budget_usd = fields.DecimalField(max_digits=20, decimal_places=10, null=True)
+    # Set when the tenant is deleted (a tombstone): restorable until the purge job runs.
+    deleted_at = fields.DatetimeField(null=True)
+    suspended_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -43,6 +46,10 @@ class AccessToken(Model):
     expires_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
     last_used_at = fields.DatetimeField(null=True)
+    # The user this token acts for (device-flow logins); null for service tokens.
+    owner_user_id = fields.CharField(max_length=40, null=True)
+    # Who created it: a user, token or "admin_token" subject.
+    created_by = fields.CharField(max_length=40, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -10,6 +10,7 @@ from agentplane.auth import Actor
 from agentplane.errors import Conflict, NotFound, ValidationFailed
 from agentplane.ids import MAX_LEN as MAX_ID_LEN
 from agentplane.models import Agent, AgentState
+from agentplane.resolvers.audit import audited
 from agentplane.resolvers.pagination import OffsetPage, Page, offset_paginate, paginate
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
 from agentplane.resolvers.tenants import resolve_tenant_name
@@ -38,6 +39,7 @@ def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: i
         raise ValidationFailed("`config.script` must be a list of objects", field="config")
 
 
+@audited("agent.create")
 async def create_agent(
     actor: Actor | None,
     *,
@@ -52,6 +54,7 @@ async def create_agent(
     timeout_s: int | None = None,
     tenant: str | None = None,
     state: AgentState = AgentState.ACTIVE,
+    max_concurrent_tasks: int | None = None,
 ) -> Agent:
     actor = require(actor, Perm.AGENT_WRITE)
     if not name.strip() or len(name) > 200:
@@ -62,6 +65,10 @@ async def create_agent(
     if not isinstance(config, dict):
         raise ValidationFailed("`config` must be a JSON object", field="config")
     _validate(model, tools, config, max_steps)
+    if max_concurrent_tasks is not None and max_concurrent_tasks < 1:
+        raise ValidationFailed(
+            "`maxConcurrentTasks` must be at least 1", field="maxConcurrentTasks"
+        )
     if timeout_s is not None and not 1 <= timeout_s <= MAX_TIMEOUT_S:
         raise ValidationFailed(f"`timeoutS` must be 1..{MAX_TIMEOUT_S}", field="timeoutS")
     if state not in (AgentState.DRAFT, AgentState.ACTIVE, AgentState.PAUSED):
@@ -79,6 +86,7 @@ async def create_agent(
             tools=tools,
             config=config,
             max_steps=max_steps,
+            max_concurrent_tasks=max_concurrent_tasks,
             timeout_s=timeout_s,
             state=state,
         )

@@ -1,45 +1,138 @@
-"""Roles and what they may do: the one place permissions are decided."""
+"""Roles and what they may do: the one place permissions are decided.
 
+Roles are data (`role_definition` rows, seeded from `ROLE_DEFINITIONS` at start-up);
+every resolver asks `require(actor, perm)` and, for an object of a tenant,
+`check_tenant(actor, tenant_id)`. A denial is an audit record.
+"""
+
+import contextvars
+from dataclasses import dataclass
 from enum import StrEnum
 
 from agentplane.auth import Actor
-from agentplane.errors import Forbidden, NotFound, Unauthenticated
+from agentplane.errors import Forbidden, NotFound, TenantSuspended, Unauthenticated
 
 
 class Perm(StrEnum):
     TENANT_READ = "tenant:read"
-    TENANT_WRITE = "tenant:write"  # create/update tenants: platform scope only
+    TENANT_WRITE = "tenant:write"  # create/update/suspend/delete tenants: platform scope only
     TOKEN_READ = "token:read"
     TOKEN_WRITE = "token:write"
     AGENT_READ = "agent:read"
     AGENT_WRITE = "agent:write"
     TASK_READ = "task:read"
-    TASK_WRITE = "task:write"  # submit, cancel
+    TASK_WRITE = "task:write"  # submit, cancel, resume
+    AUDIT_READ = "audit:read"
+    BUDGET_READ = "budget:read"
+    BUDGET_WRITE = "budget:write"
+    USAGE_READ = "usage:read"
+    PROVIDER_KEY_READ = "provider_key:read"
+    PROVIDER_KEY_WRITE = "provider_key:write"
+    USER_READ = "user:read"
+    USER_WRITE = "user:write"  # role assignments
 
 
-_READ = {Perm.TENANT_READ, Perm.AGENT_READ, Perm.TASK_READ}
-ROLES: dict[str, frozenset[Perm]] = {
-    "platform_admin": frozenset(Perm),
-    "tenant_admin": frozenset(set(Perm) - {Perm.TENANT_WRITE}),
-    "operator": frozenset(_READ | {Perm.AGENT_WRITE, Perm.TASK_WRITE}),
-    "viewer": frozenset(_READ),
-}
+# What a suspended tenant may no longer do (its callers keep every read).
+WRITE_PERMS = frozenset(
+    {
+        Perm.TOKEN_WRITE,
+        Perm.AGENT_WRITE,
+        Perm.TASK_WRITE,
+        Perm.BUDGET_WRITE,
+        Perm.PROVIDER_KEY_WRITE,
+        Perm.USER_WRITE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class RoleDef:
+    name: str
+    description: str
+    permissions: frozenset[Perm]
+    scope: str  # "platform" | "tenant" | "any": where it may be assigned
+
+
+_BILLING_READ = {Perm.BUDGET_READ, Perm.USAGE_READ}
+_READ = {Perm.TENANT_READ, Perm.AGENT_READ, Perm.TASK_READ, Perm.BUDGET_READ, Perm.USAGE_READ}
+ROLE_DEFINITIONS: tuple[RoleDef, ...] = (
+    RoleDef("platform_admin", "Everything, in every tenant", frozenset(Perm), "platform"),
+    RoleDef(
+        "tenant_admin",
+        "Everything in its tenant: agents, tasks, tokens, members, budgets, keys, audit",
+        frozenset(set(Perm) - {Perm.TENANT_WRITE}),
+        "tenant",
+    ),
+    RoleDef(
+        "operator",
+        "Runs the tenant's agents: agents and tasks, reads budgets and usage",
+        frozenset(_READ | {Perm.AGENT_WRITE, Perm.TASK_WRITE}),
+        "tenant",
+    ),
+    RoleDef(
+        "viewer", "Reads the tenant's agents, tasks, budgets and usage", frozenset(_READ), "tenant"
+    ),
+    RoleDef(
+        "billing",
+        "Budgets, usage and the audit trail; no agents or tasks",
+        frozenset(
+            {
+                Perm.TENANT_READ,
+                Perm.BUDGET_READ,
+                Perm.BUDGET_WRITE,
+                Perm.USAGE_READ,
+                Perm.AUDIT_READ,
+            }
+        ),
+        "any",
+    ),
+)
+ROLE_DEFS: dict[str, RoleDef] = {r.name: r for r in ROLE_DEFINITIONS}
+ROLES: dict[str, frozenset[Perm]] = {r.name: r.permissions for r in ROLE_DEFINITIONS}
+
+# Set while an audited mutation runs: its own record then carries the denial.
+in_audited_call: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "agentplane_in_audited_call", default=False
+)
+
+
+def role_allows_scope(role: str, tenant_id: str | None) -> bool:
+    definition = ROLE_DEFS.get(role)
+    if definition is None:
+        return False
+    if definition.scope == "platform":
+        return tenant_id is None
+    if definition.scope == "tenant":
+        return tenant_id is not None
+    return True
 
 
 def require(actor: Actor | None, perm: Perm) -> Actor:
-    """The actor, if it holds `perm`; raises Unauthenticated or Forbidden otherwise."""
+    """The actor, if it holds `perm`; raises Unauthenticated, Forbidden or TenantSuspended."""
     if actor is None:
         raise Unauthenticated("Authentication required: send 'Authorization: Bearer <token>'")
     if perm not in ROLES.get(actor.role, frozenset()):
-        raise Forbidden(f"Role {actor.role!r} may not {perm.value}")
+        _audit_denied(actor, perm)
+        raise Forbidden(f"Role {actor.role or '(none)'!r} may not {perm.value}")
+    if perm in WRITE_PERMS and actor.tenant_phase == "suspended":
+        raise TenantSuspended("Tenant is suspended: reads work, writes and new tasks do not")
     return actor
 
 
 def is_platform(actor: Actor) -> bool:
-    return actor.role == "platform_admin" and actor.tenant_id is None
+    """Platform scope: the caller sees every tenant (within what its role allows)."""
+    return actor.tenant_id is None and actor.role in ROLES
 
 
-def check_tenant(actor: Actor, tenant_id: str, what: str = "Object") -> None:
+def check_tenant(actor: Actor, tenant_id: str | None, what: str = "Object") -> None:
     """A foreign tenant's object answers exactly like a missing one."""
     if not is_platform(actor) and actor.tenant_id != tenant_id:
         raise NotFound(f"{what} not found")
+
+
+def _audit_denied(actor: Actor, perm: Perm) -> None:
+    if in_audited_call.get():
+        return
+    from agentplane.resolvers import audit  # late: audit imports this module
+
+    audit.record_soon(actor, "permission.denied", resource=perm.value, outcome="denied")

@@ -5,10 +5,12 @@ from agentplane import ids
 from agentplane.auth import Actor
 from agentplane.errors import Conflict, NotFound, ValidationFailed
 from agentplane.models import AgentState, Step, Task, TaskStatus
-from agentplane.resolvers import traces
+from agentplane.resolvers import budgets, traces
 from agentplane.resolvers.agents import get_agent
+from agentplane.resolvers.audit import audited
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
+from agentplane.resolvers.tenants import check_writable
 from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
 
@@ -18,6 +20,7 @@ IDLE = (TaskStatus.QUEUED, TaskStatus.RETRYING, TaskStatus.PAUSED)
 CANCEL_WAIT_S = 2.0
 
 
+@audited("task.submit")
 async def submit_task(
     actor: Actor | None, *, agent_id: str, query: str, metadata: dict[str, Any] | None = None
 ) -> Task:
@@ -31,6 +34,8 @@ async def submit_task(
         raise ValidationFailed(f"`query` exceeds {MAX_QUERY_CHARS} characters", field="query")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValidationFailed("`metadata` must be a JSON object", field="metadata")
+    await check_writable(agent.tenant_id)  # a suspended tenant starts no new task
+    await budgets.check_submit(agent.tenant_id, agent.id, actor.subject)
     task = await traces.create_task(
         tenant_id=agent.tenant_id,
         agent_id=agent.id,
@@ -70,6 +75,7 @@ async def list_tasks(
     return await paginate(qs, first, after, newest_first=True)
 
 
+@audited("task.cancel")
 async def cancel_task(actor: Actor | None, task_id: str) -> Task:
     """Cancel a task: at once when queued, else by telling the worker that runs it.
 
@@ -116,6 +122,7 @@ async def get_step(actor: Actor | None, step_id: str) -> Step:
     return step
 
 
+@audited("task.pause")
 async def pause_task(actor: Actor | None, task_id: str) -> Task:
     """Pause between steps: at once when idle, else the worker stops after the current step."""
     actor = require(actor, Perm.TASK_WRITE)
@@ -135,10 +142,20 @@ async def pause_task(actor: Actor | None, task_id: str) -> Task:
     return await Task.get(id=task.id)
 
 
+@audited("task.resume")
 async def resume_task(actor: Actor | None, task_id: str) -> Task:
-    """Queue a paused task again; the next worker continues from its trace."""
+    """Queue a paused task again; the next worker continues from its trace.
+
+    One paused for `budget` resumes only once every ceiling it spends against has
+    room for the call that was refused (else BUDGET_EXCEEDED); none resumes while
+    its tenant is suspended (TENANT_SUSPENDED).
+    """
     actor = require(actor, Perm.TASK_WRITE)
     task = await get_task(actor, task_id)
+    await check_writable(task.tenant_id)
+    if task.status == TaskStatus.PAUSED and task.status_reason == "budget":
+        need = await budgets.refused_amount(task.id)
+        await budgets.check_submit(task.tenant_id, task.agent_id, task.created_by, need)
     resumed = await traces.transition(
         task.id,
         [TaskStatus.PAUSED],
@@ -157,10 +174,13 @@ async def resume_task(actor: Actor | None, task_id: str) -> Task:
     return resumed
 
 
+@audited("task.retry")
 async def retry_task(actor: Actor | None, task_id: str) -> Task:
     """Run a failed or cancelled task again from the start, as a new attempt in its trace."""
     actor = require(actor, Perm.TASK_WRITE)
     task = await get_task(actor, task_id)
+    await check_writable(task.tenant_id)
+    await budgets.check_submit(task.tenant_id, task.agent_id, task.created_by)
     retried = await traces.transition(
         task.id,
         (TaskStatus.FAILED, TaskStatus.CANCELLED),

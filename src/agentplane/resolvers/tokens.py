@@ -1,22 +1,38 @@
 from datetime import UTC, datetime
 
+from agentplane import live_sockets
 from agentplane.auth import Actor, generate_token, hash_token
-from agentplane.errors import Forbidden, ValidationFailed
+from agentplane.errors import Forbidden, NotFound, ValidationFailed
 from agentplane.models import AccessToken, Tenant
+from agentplane.resolvers.audit import audited
 from agentplane.resolvers.pagination import Page, paginate
-from agentplane.resolvers.permissions import ROLES, Perm, is_platform, require
+from agentplane.resolvers.permissions import (
+    ROLE_DEFS,
+    ROLES,
+    Perm,
+    check_tenant,
+    is_platform,
+    require,
+    role_allows_scope,
+)
 from agentplane.resolvers.tenants import resolve_tenant_name
 
 
 async def mint_token(
-    *, tenant_id: str | None, role: str, name: str, expires_at: datetime | None = None
+    *,
+    tenant_id: str | None,
+    role: str,
+    name: str,
+    expires_at: datetime | None = None,
+    owner_user_id: str | None = None,
+    created_by: str | None = None,
 ) -> tuple[AccessToken, str]:
     """Create a token row and return it with its plaintext, which is never stored."""
     if role not in ROLES:
         raise ValidationFailed(f"Unknown role {role!r}; one of {sorted(ROLES)}", field="role")
-    if (role == "platform_admin") != (tenant_id is None):
+    if not role_allows_scope(role, tenant_id):
         raise ValidationFailed(
-            "platform_admin tokens have no tenant; every other role needs one", field="tenant"
+            "platform_admin tokens have no tenant; tenant roles need one", field="tenant"
         )
     if expires_at is not None and expires_at.tzinfo is None:
         # Comparing a naive datetime with an aware one raises TypeError (an INTERNAL error).
@@ -33,10 +49,13 @@ async def mint_token(
         token_hash=hash_token(plaintext),
         prefix=plaintext[:12],
         expires_at=expires_at,
+        owner_user_id=owner_user_id,
+        created_by=created_by,
     )
     return token, plaintext
 
 
+@audited("token.create")
 async def create_access_token(
     actor: Actor | None,
     *,
@@ -48,15 +67,42 @@ async def create_access_token(
     actor = require(actor, Perm.TOKEN_WRITE)
     if not name.strip():
         raise ValidationFailed("`name` must not be empty", field="name")
-    if role == "platform_admin":
-        if not is_platform(actor):
-            raise Forbidden("Only platform admins may create platform_admin tokens")
+    definition = ROLE_DEFS.get(role)
+    if definition is None:
+        raise ValidationFailed(f"Unknown role {role!r}; one of {sorted(ROLES)}", field="role")
+    platform_scoped = definition.scope == "platform" or (
+        definition.scope == "any" and tenant is None and actor.tenant_id is None
+    )
+    if platform_scoped:
+        if not (is_platform(actor) and actor.role == "platform_admin"):
+            raise Forbidden("Only platform admins may create platform-scoped tokens")
         if tenant is not None:
             raise ValidationFailed("platform_admin tokens have no tenant", field="tenant")
         tenant_id = None
     else:
         tenant_id = await resolve_tenant_name(actor, tenant)
-    return await mint_token(tenant_id=tenant_id, role=role, name=name, expires_at=expires_at)
+    return await mint_token(
+        tenant_id=tenant_id,
+        role=role,
+        name=name,
+        expires_at=expires_at,
+        created_by=actor.subject,
+    )
+
+
+@audited("token.revoke")
+async def revoke_access_token(actor: Actor | None, token_id: str) -> AccessToken:
+    """Revoke a token: refused from its next request on (idempotent)."""
+    actor = require(actor, Perm.TOKEN_WRITE)
+    token = await AccessToken.get_or_none(id=token_id)
+    if token is None:
+        raise NotFound(f"Access token {token_id!r} not found")
+    check_tenant(actor, token.tenant_id, f"Access token {token_id!r}")
+    await AccessToken.filter(id=token.id, revoked_at__isnull=True).update(
+        revoked_at=datetime.now(UTC)
+    )
+    await live_sockets.revoked("token", token.id)
+    return await AccessToken.get(id=token.id)
 
 
 async def list_access_tokens(

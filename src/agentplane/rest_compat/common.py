@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agentplane.auth import Actor, authenticate, bearer_from_header
+from agentplane.auth import Actor, authenticate, authenticate_request
 from agentplane.config import Settings
 from agentplane.errors import DomainError, ValidationFailed
 
@@ -38,6 +38,8 @@ STATUS = {
     "NOT_FOUND": 404,
     "VALIDATION": 400,
     "CONFLICT": 409,
+    "TENANT_SUSPENDED": 403,
+    "BUDGET_EXCEEDED": 402,
     "RATE_LIMITED": 429,
     "UNAVAILABLE": 503,
     "UPSTREAM": 502,
@@ -353,10 +355,12 @@ async def request_actor(request: Request, cookie: str | None = None) -> Actor | 
     """The caller, from `Authorization: Bearer` or, in dialects that have one, the
     session cookie (which carries an access token until sessions exist)."""
     settings: Settings = request.app.state.settings
-    plaintext = bearer_from_header(request.headers.get("authorization"))
-    if plaintext is None and cookie is not None:
-        plaintext = request.cookies.get(cookie) or None
-    return await authenticate(plaintext, settings.admin_token)
+    bearer_given = "authorization" in request.headers
+    if cookie is not None and not bearer_given and request.cookies.get(cookie):
+        return await authenticate(request.cookies[cookie], settings.admin_token)
+    return await authenticate_request(
+        request.method, request.headers, request.cookies, settings.admin_token
+    )
 
 
 def json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

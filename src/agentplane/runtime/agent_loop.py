@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agentplane.models import Agent, Step, StepKind, Task
+from agentplane.resolvers import budgets, provider_keys
 from agentplane.resolvers.traces import Usage, append_step
 from agentplane.runtime import catalog
 from agentplane.runtime.providers.base import (
@@ -111,7 +112,9 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
     info = catalog.lookup(agent.model)
     if info is None or info.provider not in providers:
         raise ProviderError(f"No provider serves model {agent.model!r}")
-    provider = providers[info.provider]
+    provider = await provider_keys.for_tenant(
+        providers[info.provider], task.tenant_id, info.provider
+    )
     broker = get_broker()
     output_channel = events.task_output_channel(task.id)
     fence = task.attempt
@@ -130,8 +133,9 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
         if await _pause_requested(task):
             raise PauseRequested
         request = CompletionRequest(info.name, list(state.messages), tools, agent.config)
+        hold = await budgets.reserve_call(task, info, request)  # may pause the run (RunPaused)
         started = time.monotonic()
-        completion = await provider.complete(request, on_chunk)
+        completion = await budgets.guarded(hold, provider.complete(request, on_chunk))
         latency_ms = round((time.monotonic() - started) * 1000)
         usage = Usage(
             model=agent.model,
@@ -148,6 +152,7 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
             "priced": info.priced,
         }
         await append_step(task, StepKind.PROVIDER_CALL, payload, usage, fence=fence)
+        await budgets.settle_call(hold, usage.cost_usd)
         state.model_calls += 1
         if not completion.tool_calls:
             return completion.text

@@ -24,8 +24,10 @@ from tortoise.expressions import F
 
 from agentplane.config import Settings
 from agentplane.models import Agent, Task, TaskStatus
+from agentplane.resolvers import concurrency
 from agentplane.resolvers.traces import LeaseLost, transition
 from agentplane.runtime.agent_loop import MaxStepsExceeded, PauseRequested, run_agent
+from agentplane.runtime.control import RunPaused
 from agentplane.runtime.providers import build_providers
 from agentplane.runtime.providers.base import Provider, ProviderError
 from agentplane.subscriptions import events
@@ -174,6 +176,7 @@ class Worker:
         while True:
             candidates = (
                 await Task.filter(status__in=CLAIMABLE)
+                .exclude(agent_id__in=await concurrency.saturated_agents())
                 .order_by("id")
                 .limit(10)
                 .values_list("id", flat=True)
@@ -181,14 +184,17 @@ class Worker:
             if not candidates:
                 return None
             for task_id in candidates:
-                task = await transition(
+                task = await concurrency.claim_within_limit(
                     str(task_id),
-                    CLAIMABLE,
-                    TaskStatus.RUNNING,
-                    worker_id=self.id,
-                    attempt=F("attempt") + 1,
-                    started_at=_now(),
-                    lease_expires_at=_now() + self.lease,
+                    transition(
+                        str(task_id),
+                        CLAIMABLE,
+                        TaskStatus.RUNNING,
+                        worker_id=self.id,
+                        attempt=F("attempt") + 1,
+                        started_at=_now(),
+                        lease_expires_at=_now() + self.lease,
+                    ),
                 )
                 if task is not None:
                     return task
@@ -240,6 +246,10 @@ class Worker:
             raise
         except PauseRequested:
             await self._end(task, TaskStatus.PAUSED, "paused", pause_requested=False)
+        except RunPaused as paused:  # e.g. a budget ceiling: resumeTask continues it
+            await self._end(
+                task, TaskStatus.PAUSED, paused.reason, status_reason=paused.reason, worker_id=None
+            )
         except TimeoutError:
             await self._fail(task, f"timed out after {timeout_s}s")
         except (ProviderError, MaxStepsExceeded) as exc:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 import strawberry
 from strawberry.extensions import SchemaExtension
 
+from agentplane.schema.audit_extension import AuditMutations
 from agentplane.schema.compiled import CompiledQueries
 from agentplane.schema.errors import ErrorCodes
 from agentplane.schema.executor import SharedEventExecutor
@@ -22,6 +23,7 @@ def schema_extensions(production: bool = False) -> list[Callable[[], SchemaExten
     return [
         OperationTelemetry,  # metrics and an optional span per operation, no field hook
         lambda: ErrorCodes(production),
+        AuditMutations,  # a mutation whose resolvers recorded nothing is still audited
         # Cached parse and validation; token/depth/alias/directive limits; cost.
         lambda: Hardening(production),
         CompiledQueries,  # hot read queries from a cached plan; the rest: graphql-core

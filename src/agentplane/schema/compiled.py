@@ -26,6 +26,7 @@ from graphql import (
     DocumentNode,
     FieldNode,
     GraphQLEnumType,
+    GraphQLError,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -41,6 +42,7 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from agentplane import observability as obs
+from agentplane.errors import DomainError
 from agentplane.models import TaskStatus
 from agentplane.resolvers import agents as agent_resolvers
 from agentplane.resolvers import tasks as task_resolvers
@@ -320,23 +322,35 @@ def _leaf(serialize: Callable[[Any], Any], value: Any, non_null: bool) -> Any:
 
 async def execute_plan(
     schema: GraphQLSchema, plan: Plan, context: Any, variables: dict[str, Any] | None
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
     coerced = get_variable_values(
         schema, plan.operation.variable_definitions or (), variables or {}
     )
     if isinstance(coerced, list):  # variable errors: the general path reports them
         raise Fallback
     data: dict[str, Any] = {}
+    errors: list[GraphQLError] = []
     for root in plan.roots:
         args = get_argument_values(root.field_def, root.node, coerced)
-        value = await root.resolve(context, args)
+        try:
+            value = await root.resolve(context, args)
+        except DomainError as exc:
+            # Answered here, as graphql-core would: running the resolver again on the
+            # general path would repeat its side effects (a denial is audited once).
+            errors.append(
+                GraphQLError(exc.message, [root.node], path=[root.key], original_error=exc)
+            )
+            if root.non_null:
+                return None, errors
+            data[root.key] = None
+            continue
         if value is None:
             if root.non_null:
                 raise Fallback
             data[root.key] = None
             continue
         data[root.key] = (await _complete(root.children, [value], context))[0]
-    return data
+    return data, errors
 
 
 class CompiledQueries(SchemaExtension):
@@ -349,11 +363,13 @@ class CompiledQueries(SchemaExtension):
             plan = plan_for(ec.schema._schema, document, ec.operation_name)
             if plan is not None:
                 try:
-                    data = await execute_plan(ec.schema._schema, plan, ec.context, ec.variables)
-                except Exception:  # errors are left to the general path, so they are identical
+                    data, errors = await execute_plan(
+                        ec.schema._schema, plan, ec.context, ec.variables
+                    )
+                except Exception:  # other errors are left to the general path
                     log.debug("compiled plan fell back", exc_info=True)
                     obs.COMPILED_QUERIES.labels("fallback").inc()
                 else:
                     obs.COMPILED_QUERIES.labels("hit").inc()
-                    ec.result = GraphQLExecutionResult(data=data, errors=None)  # type: ignore[assignment]
+                    ec.result = GraphQLExecutionResult(data=data, errors=errors or None)  # type: ignore[assignment]
         yield

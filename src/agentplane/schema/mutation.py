@@ -7,6 +7,7 @@ from strawberry.types import Info
 from agentplane.models import AgentState
 from agentplane.resolvers import agents, tasks, tenants, tokens
 from agentplane.schema.context import Context
+from agentplane.schema.identity import IdentityMutation
 from agentplane.schema.types import AccessToken, Agent, Task, Tenant
 
 
@@ -56,6 +57,9 @@ class CreateAgentInput:
     )
     tenant: str | None = strawberry.field(
         default=None, description="Tenant name; required for platform-scoped callers"
+    )
+    max_concurrent_tasks: int | None = strawberry.field(
+        default=None, description="At most this many of its tasks run at once"
     )
 
 
@@ -117,7 +121,7 @@ class TaskControlPayload:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(IdentityMutation):
     @strawberry.mutation(description="Create a tenant (platform admins only).")
     async def create_tenant(
         self, info: Info[Context, None], input: CreateTenantInput
@@ -160,6 +164,7 @@ class Mutation:
             max_steps=input.max_steps,
             timeout_s=input.timeout_s,
             tenant=input.tenant,
+            max_concurrent_tasks=input.max_concurrent_tasks,
         )
         return CreateAgentPayload(agent=agent)  # type: ignore[arg-type]
 

@@ -8,6 +8,7 @@ from agentplane.errors import NotFound
 from agentplane.resolvers import agents, tasks, tenants, tokens
 from agentplane.runtime import catalog
 from agentplane.schema.context import Context
+from agentplane.schema.identity import IdentityQuery
 from agentplane.schema.types import (
     AccessToken,
     Agent,
@@ -36,7 +37,7 @@ async def _node(info: Info[Context, None], id_: str) -> Any:
 
 
 @strawberry.type
-class Query:
+class Query(IdentityQuery):
     @strawberry.field
     async def viewer(self, info: Info[Context, None]) -> Viewer | None:
         actor = info.context.actor

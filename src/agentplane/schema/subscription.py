@@ -4,12 +4,13 @@ import strawberry
 from strawberry.types import Info
 
 from agentplane.schema.context import Context
+from agentplane.schema.identity import IdentitySubscription
 from agentplane.schema.types import Step, Task
 from agentplane.subscriptions import streams
 
 
 @strawberry.type
-class Subscription:
+class Subscription(IdentitySubscription):
     @strawberry.subscription(
         description="The task's steps in seq order: persisted ones after `afterSeq`, then live "
         "ones; completes after the step that makes the task terminal."

@@ -9,6 +9,7 @@ from graphql import OperationType
 from strawberry.extensions import SchemaExtension
 
 from agentplane import observability as obs
+from agentplane import request_context
 
 try:  # optional: `pip install agentplane[otel]`; a no-op until an SDK is configured
     from opentelemetry import trace
@@ -45,7 +46,7 @@ class OperationTelemetry(SchemaExtension):
                 span.set_attribute("graphql.operation.type", kind)
                 span.set_attribute("graphql.operation.name", name)
                 span.set_attribute("graphql.errors", failed)
-                request_id = obs.request_id_var.get()
+                request_id = request_context.request_id()
                 if request_id:
                     span.set_attribute("agentplane.request_id", request_id)
                 span.end()

@@ -73,6 +73,10 @@ class Tenant(Node):
     team: str
     phase: models.TenantPhase
     created_at: datetime
+    suspended_at: datetime | None
+    deleted_at: datetime | None = strawberry.field(
+        description="Set while deleted: restorable for 30 days from then"
+    )
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:
@@ -89,6 +93,8 @@ class AccessToken(Node):
     revoked_at: datetime | None
     last_used_at: datetime | None
     created_at: datetime
+    owner_user_id: strawberry.ID | None
+    created_by: str | None
 
     @strawberry.field
     async def tenant(
@@ -156,7 +162,9 @@ class Task(Node):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    status_reason: str | None = strawberry.field(description="Why the task is in its status")
+    status_reason: str | None = strawberry.field(
+        description='Why the task is in its status, e.g. paused for "budget"'
+    )
 
     @strawberry.field
     def is_terminal(self, root: strawberry.Parent[models.Task]) -> bool:
@@ -200,6 +208,9 @@ class Agent(Node):
     tools: list[str]
     config: JSON
     max_steps: int
+    max_concurrent_tasks: int | None = strawberry.field(
+        description="At most this many of its tasks run at once (null: no limit)"
+    )
     timeout_s: int | None
     state: models.AgentState
     version: int = strawberry.field(description="Bumped by each publish")

@@ -49,6 +49,12 @@ class OpenAICompatProvider:
         # An injected client is reused (connection pooling) and never closed by us.
         self._client = client
 
+    def with_api_key(self, api_key: str) -> "OpenAICompatProvider":
+        """The same server, called with a tenant's own key."""
+        clone = OpenAICompatProvider("", api_key, self._timeout_s, self._client)
+        clone._url = self._url
+        return clone
+
     async def complete(self, request: CompletionRequest, on_chunk: OnChunk) -> Completion:
         body: dict[str, Any] = {
             "model": request.model,
@@ -57,6 +63,9 @@ class OpenAICompatProvider:
             # Without this, streamed answers carry no token counts.
             "stream_options": {"include_usage": True},
         }
+        max_output = request.config.get("maxOutputTokens")
+        if isinstance(max_output, int) and max_output > 0:  # the budget reserved for this much
+            body["max_tokens"] = max_output
         if request.tools:  # some servers reject an empty `tools` list
             body["tools"] = [_wire_tool(t) for t in request.tools]
         headers = {"Accept": "text/event-stream"}

@@ -1,0 +1,127 @@
+"""ASGI middleware: the per-actor rate limit (request ids: observability.RequestObservability).
+
+The limit is one bucket per caller (bearer token or session cookie; the client
+address for anonymous calls) shared by GraphQL and REST, and by every process
+when Redis is configured: the `limits` library keeps the counters.
+"""
+
+import hashlib
+import logging
+import math
+import time
+from typing import Any
+
+import orjson
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agentplane.auth import SESSION_COOKIE
+
+log = logging.getLogger(__name__)
+LIMITED_PREFIXES = ("/graphql", "/api/", "/v1/")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _cookie(scope: Scope, name: str) -> str | None:
+    raw = _header(scope, b"cookie")
+    if not raw:
+        return None
+    for part in raw.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def actor_key(scope: Scope) -> str:
+    """The bucket: a hash of the credential (never the credential itself)."""
+    credential = _header(scope, b"authorization") or _cookie(scope, SESSION_COOKIE)
+    if credential:
+        return "c:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown")
+
+
+def make_storage(redis_url: str | None) -> Storage:
+    if redis_url:
+        storage = storage_from_string(
+            "async+" + redis_url, implementation="redispy", key_prefix="agentplane-rl"
+        )
+        assert isinstance(storage, Storage)
+        return storage
+    return MemoryStorage()
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, per_minute: int, redis_url: str | None) -> None:
+        self.app = app
+        self.item = RateLimitItemPerMinute(max(per_minute, 1))
+        self.limiter = FixedWindowRateLimiter(make_storage(redis_url))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(LIMITED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        key = actor_key(scope)
+        try:
+            allowed = await self.limiter.hit(self.item, key)
+            stats = await self.limiter.get_window_stats(self.item, key)
+            remaining, reset_at = stats.remaining, stats.reset_time
+        except Exception:  # the limiter's store is down: serve rather than refuse everyone
+            log.exception("rate limiter unavailable; not limiting")
+            await self.app(scope, receive, send)
+            return
+        headers = [
+            (b"x-ratelimit-limit", str(self.item.amount).encode()),
+            (b"x-ratelimit-remaining", str(max(remaining, 0)).encode()),
+            (b"x-ratelimit-reset", str(math.ceil(reset_at)).encode()),
+        ]
+        if not allowed:
+            retry_after = max(1, math.ceil(reset_at - time.time()))
+            await _too_many(scope, send, headers, retry_after)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _too_many(
+    scope: Scope, send: Send, headers: list[tuple[bytes, bytes]], retry_after: int
+) -> None:
+    message = f"Rate limit exceeded: retry in {retry_after}s"
+    body: Any
+    if scope.get("path", "").startswith("/graphql"):
+        body = {
+            "data": None,
+            "errors": [{"message": message, "extensions": {"code": "RATE_LIMITED"}}],
+        }
+    else:
+        body = {"code": "RATE_LIMITED", "message": message, "retryable": True}
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                *headers,
+                (b"retry-after", str(retry_after).encode()),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,152 @@
+"""Role definitions (data) and role assignments of users at a scope."""
+
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from agentplane.auth import Actor
+from agentplane.errors import Conflict, DomainError, NotFound, ValidationFailed
+from agentplane.models import RoleAssignment, RoleDefinition, Tenant, TenantPhase, User
+from agentplane.resolvers.audit import audited
+from agentplane.resolvers.permissions import (
+    ROLE_DEFINITIONS,
+    ROLE_DEFS,
+    Perm,
+    check_tenant,
+    is_platform,
+    require,
+    role_allows_scope,
+)
+
+
+async def seed_roles() -> None:
+    """Make the role table match the built-in definitions (idempotent, at start-up)."""
+    for role in ROLE_DEFINITIONS:
+        values: dict[str, Any] = {
+            "description": role.description,
+            "permissions": sorted(p.value for p in role.permissions),
+            "scope": role.scope,
+            "builtin": True,
+        }
+        updated = await RoleDefinition.filter(name=role.name).update(**values)
+        if not updated:
+            try:
+                await RoleDefinition.create(name=role.name, **values)
+            except IntegrityError:  # another process seeded it meanwhile
+                pass
+
+
+async def list_roles(actor: Actor | None) -> list[RoleDefinition]:
+    if actor is None:
+        require(actor, Perm.TENANT_READ)
+    return await RoleDefinition.all().order_by("name")
+
+
+async def list_assignments(actor: Actor | None, user_id: str | None = None) -> list[RoleAssignment]:
+    actor = require(actor, Perm.USER_READ)
+    qs = (
+        RoleAssignment.all()
+        if is_platform(actor)
+        else RoleAssignment.filter(tenant_id=actor.tenant_id)
+    )
+    if user_id is not None:
+        qs = qs.filter(user_id=user_id)
+    return await qs.order_by("id")
+
+
+@audited("role.assign")
+async def assign_role(
+    actor: Actor | None, user_id: str, *, role: str, tenant: str | None = None
+) -> RoleAssignment:
+    """Give a user a role in a tenant (or, for platform admins, at platform scope);
+    replaces the user's previous role at that scope."""
+    actor = require(actor, Perm.USER_WRITE)
+    if role not in ROLE_DEFS:
+        raise ValidationFailed(f"Unknown role {role!r}; one of {sorted(ROLE_DEFS)}", field="role")
+    user = await User.get_or_none(id=user_id)
+    if user is None:
+        raise NotFound(f"User {user_id!r} not found")
+    tenant_id: str | None
+    if tenant is None and is_platform(actor):
+        tenant_id = None
+    else:
+        name = tenant
+        row = await (
+            Tenant.get_or_none(name=name) if name else Tenant.get_or_none(id=actor.tenant_id)
+        )
+        if row is None or row.phase == TenantPhase.DELETED:
+            raise NotFound(f"Tenant {tenant!r} not found")
+        check_tenant(actor, row.id, f"Tenant {tenant!r}")
+        tenant_id = row.id
+    if not role_allows_scope(role, tenant_id):
+        raise ValidationFailed(
+            f"Role {role!r} cannot be held "
+            + ("at platform scope" if tenant_id is None else "in a tenant"),
+            field="role",
+        )
+    if tenant_id is None and actor.role != "platform_admin":
+        raise ValidationFailed("Only platform admins grant platform-scope roles", field="tenant")
+    existing = await RoleAssignment.get_or_none(user_id=user.id, tenant_id=tenant_id)
+    if existing is not None:
+        await RoleAssignment.filter(id=existing.id).update(role=role)
+        return await RoleAssignment.get(id=existing.id)
+    try:
+        return await RoleAssignment.create(user_id=user.id, tenant_id=tenant_id, role=role)
+    except IntegrityError:
+        raise Conflict("The user's role at that scope changed meanwhile; retry") from None
+
+
+@audited("role.unassign")
+async def unassign_role(actor: Actor | None, assignment_id: str) -> RoleAssignment:
+    actor = require(actor, Perm.USER_WRITE)
+    assignment = await RoleAssignment.get_or_none(id=assignment_id)
+    if assignment is None:
+        raise NotFound(f"Role assignment {assignment_id!r} not found")
+    check_tenant(actor, assignment.tenant_id, f"Role assignment {assignment_id!r}")
+    await RoleAssignment.filter(id=assignment.id).delete()
+    return assignment
+
+
+@audited("user.create")
+async def create_user(
+    actor: Actor | None,
+    *,
+    email: str,
+    password: str | None,
+    role: str,
+    tenant: str | None = None,
+    display_name: str = "",
+) -> User:
+    """Create a local account (password sign-in; or OIDC-only without one) holding `role`
+    in a tenant; platform admins may also grant platform-scope roles."""
+    from agentplane.resolvers import accounts  # late: accounts imports auth helpers
+
+    actor = require(actor, Perm.USER_WRITE)
+    email = accounts.check_email(email)
+    if password is not None:
+        accounts.check_password(password)
+    if role not in ROLE_DEFS:
+        raise ValidationFailed(f"Unknown role {role!r}; one of {sorted(ROLE_DEFS)}", field="role")
+    try:
+        user = await User.create(
+            email=email,
+            display_name=display_name[:200],
+            password_hash=accounts.hash_password(password) if password is not None else None,
+        )
+    except IntegrityError:
+        raise Conflict(f"A user with email {email!r} already exists", field="email") from None
+    try:
+        await assign_role(actor, user.id, role=role, tenant=tenant)
+    except DomainError:
+        await User.filter(id=user.id).delete()  # no user without the role it was made for
+        raise
+    return user
+
+
+async def list_users(actor: Actor | None) -> list[User]:
+    """Platform scope: every user; a tenant: the users holding a role in it."""
+    actor = require(actor, Perm.USER_READ)
+    if is_platform(actor):
+        return await User.all().order_by("id").limit(1000)
+    ids = await RoleAssignment.filter(tenant_id=actor.tenant_id).values_list("user_id", flat=True)
+    return await User.filter(id__in=list(ids)).order_by("id")
