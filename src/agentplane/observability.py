@@ -7,6 +7,7 @@
 - Logs are JSON lines (python-json-logger) unless `AGENTPLANE_LOG_FORMAT=text`.
 """
 
+import asyncio
 import logging
 import re
 import sys
@@ -45,6 +46,9 @@ COMPILED_QUERIES = Counter(
 WEBSOCKETS_ACTIVE = Gauge("agentplane_websockets_active", "Open websocket connections")
 SUBSCRIPTIONS_ACTIVE = Gauge("agentplane_subscriptions_active", "Running GraphQL subscriptions")
 QUEUE_DEPTH = Gauge("agentplane_queue_depth", "Tasks waiting in the queue (at scrape time)")
+# Leak watch: both return to their baseline when subscribers come and go (bench/fanout.py).
+ASYNCIO_TASKS = Gauge("agentplane_asyncio_tasks", "asyncio tasks alive in this process")
+BROKER_CHANNELS = Gauge("agentplane_broker_channels", "Channels this process subscribes to")
 TASKS_FINISHED = Counter("agentplane_tasks_finished_total", "Tasks that ended", ["outcome"])
 TASK_DURATION = Histogram(
     "agentplane_task_duration_seconds",
@@ -83,7 +87,10 @@ def spent(model: str, usd: float) -> None:
 
 async def metrics(request: Request) -> Response:
     from agentplane.models import Task, TaskStatus
+    from agentplane.subscriptions.broker import get_broker
 
+    ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
+    BROKER_CHANNELS.set(get_broker().local_channels())
     try:
         QUEUE_DEPTH.set(await Task.filter(status=TaskStatus.QUEUED).count())
     except Exception:  # the database is down: the rest of the metrics still matter
