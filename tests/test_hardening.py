@@ -232,3 +232,16 @@ async def test_production_turns_off_introspection_ide_and_suggestions(
     assert page.status_code == 404
     # while development keeps both
     assert (await gql("{ __schema { queryType { name } } }", operator))["data"]
+
+
+async def test_graphiqls_introspection_query_fits_the_limits(
+    gql: GraphQLClient, operator: str
+) -> None:
+    from graphql import get_introspection_query
+
+    query = get_introspection_query(
+        descriptions=True, specified_by_url=True, directive_is_repeatable=True
+    )
+    data = await gql.ok(query, operator)
+    names = {t["name"] for t in data["__schema"]["types"]}
+    assert {"Task", "Agent", "RateLimit", "TaskConnection"} <= names
