@@ -22,18 +22,19 @@ PARTS = {
     "token lookup (auth.authenticate)": "authenticate (agentplane/auth.py",
     "tasks page (resolvers.tasks.list_tasks)": "list_tasks (agentplane/resolvers/tasks.py",
     "agents batch (resolvers.agents.load_agents)": "load_agents (agentplane/resolvers/agents.py",
-    "Tortoise: building SQL (pypika)": "pypika_tortoise",
-    "Tortoise: rows to models (_init_from_db)": "_init_from_db",
-    "asyncpg (driver)": "asyncpg/",
+    "Tortoise: building SQL (pypika)": "(pypika_tortoise/",
+    "Tortoise: rows to models (_init_from_db)": "_init_from_db (tortoise/",
+    "Tortoise: querysets, executor": "(tortoise/",
+    "asyncpg (driver)": "(asyncpg/",
     "compiled plan (schema/compiled.py _complete)": "_complete (agentplane/schema/compiled.py",
-    "graphql-core executor": "graphql/execution",
-    "Strawberry HTTP view + extensions": "strawberry/",
-    "Starlette + middleware": "starlette/",
-    "uvicorn / HTTP parsing": "uvicorn/",
+    "graphql-core executor": "(graphql/",
+    "Strawberry HTTP view + extensions": "(strawberry/",
+    "Starlette + middleware": "(starlette/",
+    "uvicorn / HTTP parsing": "(uvicorn/",
     "JSON encoding (orjson)": "encode_json",
     "metrics, request id, access log": "agentplane/observability.py",
     "cost estimate and charge": "agentplane/schema/cost.py",
-    "asyncio event loop": "asyncio/",
+    "asyncio event loop": "(asyncio/",
 }
 
 
@@ -81,11 +82,17 @@ def main() -> None:
         stack, _, n = line.rpartition(" ")
         samples = int(n)
         total += samples
-        deepest = max(PARTS, key=lambda part: stack.rfind(PARTS[part]))
+        # the innermost match wins (a tie goes to the more specific part, listed first)
+        deepest = max(PARTS, key=lambda part: _end(stack, PARTS[part]))
         counts[deepest if PARTS[deepest] in stack else "other"] += samples
     print(f"py-spy: {total} samples of the API process under wrk (page of 50)")
     for part in [*PARTS, "other"]:
         print(f"  {counts[part] / total:6.1%}  {part}")
+
+
+def _end(stack: str, marker: str) -> int:
+    at = stack.rfind(marker)
+    return -1 if at < 0 else at + len(marker)
 
 
 def _server_pid(base: str) -> int:
