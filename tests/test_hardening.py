@@ -117,6 +117,17 @@ async def test_first_over_100_is_refused_literal_and_variable(
     assert only_error(body)["extensions"]["code"] == "EXCESSIVE_PAGINATION"
 
 
+async def test_first_from_a_variable_default_counts(gql: GraphQLClient, operator: str) -> None:
+    query = (
+        "query($n: Int = 7) { rateLimit { nodeCount } tasks(first: $n) { edges { node { id } } } }"
+    )
+    assert (await gql.ok(query, operator))["rateLimit"] == {"nodeCount": 7}
+    body = await gql(
+        "query($n: Int = 700) { tasks(first: $n) { edges { node { id } } } }", operator
+    )
+    assert only_error(body)["extensions"]["code"] == "EXCESSIVE_PAGINATION"
+
+
 async def test_node_limit(gql: GraphQLClient, operator: str) -> None:
     # 100 agents x 100 tasks x 1000 steps (the steps list's default size)
     body = await gql(

@@ -11,8 +11,8 @@ per-request DataLoaders.
 Authorisation is unchanged: root fields call the same resolvers with the same actor,
 relations go through the same loaders (which call resolvers). Anything the plan does
 not cover (fragments on other types, directives, a response key selected twice, unlisted
-fields, subscriptions, mutations) runs on the general path, and so does any request whose plan raises:
-errors are always produced by the general path, so they are identical.
+fields, subscriptions, mutations) runs on the general path, and so does any request whose
+plan raises: errors are always produced by the general path, so they are identical.
 """
 
 import asyncio
