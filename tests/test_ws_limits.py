@@ -103,3 +103,17 @@ async def test_oversized_message_closes_1009(server: LiveServer) -> None:
         padding = "x" * (WS_MAX_MESSAGE_BYTES + 1)
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": padding}}))
         assert await closed_with(ws) == 1009
+
+
+async def test_subscription_documents_get_the_same_limits(server: LiveServer) -> None:
+    token = operator_token(server)
+    inner = "id"
+    for _ in range(3):
+        inner = f"agent {{ tasks(first: 1) {{ edges {{ node {{ {inner} }} }} }} }}"
+    deep = f"subscription {{ taskUpdates {{ {inner} }} }}"
+    async with websockets.connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:
+        await init(ws, token)
+        await ws.send(json.dumps({"id": "deep", "type": "subscribe", "payload": {"query": deep}}))
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert reply["type"] == "error" and reply["id"] == "deep"
+    assert reply["payload"][0]["extensions"]["limit"] == "depth"
