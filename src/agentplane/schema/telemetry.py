@@ -5,7 +5,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import OperationType
 from strawberry.extensions import SchemaExtension
 
 from agentplane import observability as obs
@@ -53,7 +52,8 @@ class OperationTelemetry(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         try:
-            is_subscription = self.execution_context.operation_type == OperationType.SUBSCRIPTION
+            # Strawberry's own OperationType enum: compare by value.
+            is_subscription = self.execution_context.operation_type.value == "subscription"
         except Exception:
             is_subscription = False
         if is_subscription and not self.subscription:
