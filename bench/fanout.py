@@ -27,7 +27,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import Server, rss_kb, start_server, start_worker
+from procs import Server, migrate, rss_kb, start_server, start_worker
 
 EVENTS = """subscription($id: ID!, $after: Int) {
   taskEvents(taskId: $id, afterSeq: $after) { seq kind createdAt payload } }"""
@@ -81,6 +81,10 @@ async def open_subscriber(url: str, token: str, task_id: str) -> ClientConnectio
     assert json.loads(await ws.recv())["type"] == "connection_ack"
     payload = {"query": EVENTS, "variables": {"id": task_id, "after": 1}}
     await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    # The replayed step 2 (the pause) arrives once the subscription is past its replay and
+    # tailing live: only then does the subscriber count as ready.
+    first = json.loads(await ws.recv())
+    assert first["type"] == "next", first
     return ws
 
 
@@ -110,7 +114,6 @@ async def agentplane_fanout(servers: list[Server], subscribers: int, steps: int)
             for i in range(subscribers)
         )
     )
-    await asyncio.sleep(1)  # every subscription is past its replay and tailing
     latencies: list[float] = []
     since = time.time()
     readers = [asyncio.create_task(collect(ws, since, latencies)) for ws in sockets]
@@ -197,6 +200,7 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
         print(f"  after connect/disconnect cycles: {describe(before, after)}")
 
     if database_url.startswith("postgres") and redis_url:
+        migrate(database_url)
         with ExitStack() as stack:
             shared = {**env, "AGENTPLANE_REDIS_URL": redis_url}
             a = stack.enter_context(start_server(workdir, database_url, shared, "--no-worker"))

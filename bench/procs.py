@@ -137,3 +137,9 @@ def start_worker(
         f"worker-{secrets.token_hex(3)}",
     ) as p:
         yield p
+
+
+def migrate(database_url: str) -> None:
+    """`agentplane migrate`: PostgreSQL servers refuse to start with migrations pending."""
+    env = {**os.environ, "AGENTPLANE_DATABASE_URL": database_url}
+    subprocess.run([sys.executable, "-m", "agentplane", "migrate"], env=env, check=True)
