@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint migrations clean
+.PHONY: run test lint bench migrations clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,18 +16,30 @@ run: $(STAMP)  ## set up and serve on the embedded default (SQLite, in-memory br
 	$(BIN)/agentplane serve
 
 test: $(STAMP)  ## set up and run the tests (PostgreSQL + Redis when AGENTPLANE_* URLs are set)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
 migrations: $(STAMP)  ## write a migration for model changes (checked in under src/agentplane/migrations)
 	$(BIN)/tortoise makemigrations
+
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/agentplane_bench
+bench: $(STAMP)  ## figures with ratios to same-run baselines (needs wrk and PostgreSQL; empties BENCH_DATABASE_URL)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "bench: installing wrk (Debian package)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || \
+	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }; \
+	  fi; \
+	  command -v wrk >/dev/null 2>&1 || { echo "bench: needs wrk (Debian/Ubuntu: apt-get install wrk)"; exit 1; }; }
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python bench/fanout.py
 
 clean:
 	rm -rf $(VENV) agentplane.db agentplane.db-shm agentplane.db-wal

@@ -59,7 +59,7 @@ async def test_mutations_are_recorded_and_paged_with_keyset_cursors(gql: GraphQL
     assert seen[1]["requestId"] == "req-from-client-42"
     assert all(e["requestId"] for e in seen)
     assert seen[1]["tenantId"] is not None  # the created tenant's own trail
-    bad = await gql(EVENTS, admin, after="not-a-cursor")
+    bad = await gql(EVENTS, admin, first=2, after="not-a-cursor")
     assert error_codes(bad) == ["VALIDATION"]
 
 
@@ -69,12 +69,12 @@ async def test_tenants_see_only_their_own_trail(gql: GraphQLClient) -> None:
     beta_admin = await make_token(beta, "tenant_admin")
     await gql.ok('mutation { createAgent(input: {name: "a"}) { agent { id } } }', acme_admin)
     await gql.ok('mutation { createAgent(input: {name: "b"}) { agent { id } } }', beta_admin)
-    mine = (await gql.ok(EVENTS, acme_admin))["auditEvents"]["edges"]
+    mine = (await gql.ok(EVENTS, acme_admin, first=10))["auditEvents"]["edges"]
     assert [(e["node"]["action"], e["node"]["tenantId"]) for e in mine] == [
         ("agent.create", acme.id)
     ]
-    assert error_codes(await gql(EVENTS, acme_admin, tenant="beta")) == ["NOT_FOUND"]
-    filtered = (await gql.ok(EVENTS, acme_admin, tenant="acme"))["auditEvents"]["edges"]
+    assert error_codes(await gql(EVENTS, acme_admin, first=10, tenant="beta")) == ["NOT_FOUND"]
+    filtered = (await gql.ok(EVENTS, acme_admin, first=10, tenant="acme"))["auditEvents"]["edges"]
     assert len(filtered) == 1
 
 

@@ -150,7 +150,8 @@ async def test_exhausted_scope_refuses_submission_and_alerts_once(gql: GraphQLCl
     events = await AuditEvent.filter(action="budget.crossed").values_list("details", flat=True)
     assert [e["alertState"] for e in events] == ["exceeded"]
     listed = await gql.ok(
-        "{ budgets { edges { node { scope agentId alertState currentSpendUsd } } } }", admin
+        "{ budgets(first: 50) { edges { node { scope agentId alertState currentSpendUsd } } } }",
+        admin,
     )
     assert [e["node"] for e in listed["budgets"]["edges"]] == [
         {"scope": "AGENT", "agentId": agent.id, "alertState": "EXCEEDED", "currentSpendUsd": 4e-06}
@@ -253,7 +254,7 @@ async def test_token_usage_flags_unpriced_models(gql: GraphQLClient) -> None:
         priced=False,
     )
     usage = await gql.ok(
-        "{ tokenUsage { edges { node { model inputTokens outputTokens costUsd costStatus"
+        "{ tokenUsage(first: 50) { edges { node { model inputTokens outputTokens costUsd costStatus"
         " pricingVersion window tenant { name } } } } }",
         viewer,
     )
@@ -281,7 +282,7 @@ async def test_token_usage_flags_unpriced_models(gql: GraphQLClient) -> None:
         },
     ]
     by_model = await gql.ok(
-        '{ tokenUsage(model: "scripted/echo") { edges { node { model } } } }', viewer
+        '{ tokenUsage(first: 50, model: "scripted/echo") { edges { node { model } } } }', viewer
     )
     assert len(by_model["tokenUsage"]["edges"]) == 1
     # the unpriced call is not counted as spend

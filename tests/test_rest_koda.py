@@ -3,22 +3,28 @@
 import asyncio
 
 import httpx
+import pytest
 
+from agentplane.app import create_app
+from agentplane.config import Settings
 from agentplane.models import Task
+from agentplane.rest_compat import common
+from tests.support.database import truncate_all
 from tests.support.factories import make_agent, make_tenant, make_token
+from tests.support.rest import parse_sse, wait_terminal
 
 ENVELOPE_KEYS = {"code", "category", "message", "retryable", "user_action"}
 
 
 async def test_submit_poll_and_trace(client: httpx.AsyncClient) -> None:
     tenant = await make_tenant("acme")
-    agent = await make_agent(tenant, "atlas")
+    await make_agent(tenant, "atlas")
     token = await make_token(tenant, "operator")
     auth = {"Authorization": f"Bearer {token}"}
     created = await client.post(
         "/api/runtime/tasks",
         headers=auth,
-        json={"agent_id": agent.id, "query": "audit auth", "metadata": {"source": "operator"}},
+        json={"agent_id": "atlas", "query": "audit auth", "metadata": {"source": "operator"}},
     )
     assert created.status_code == 202
     record = created.json()
@@ -31,7 +37,7 @@ async def test_submit_poll_and_trace(client: httpx.AsyncClient) -> None:
         "metadata",
         "output",
     }
-    assert record["agent_id"] == agent.id and record["metadata"] == {"source": "operator"}
+    assert record["agent_id"] == "atlas" and record["metadata"] == {"source": "operator"}
     assert record["status"] == "queued" and record["output"] is None
     async with asyncio.timeout(10):
         while (await Task.get(id=record["id"])).status.value != "completed":
@@ -84,3 +90,198 @@ async def test_ready(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/runtime/ready")
     assert response.status_code == 200
     assert response.json()["status"] == "ready"
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_documented_curl_example_with_the_session_cookie(client: httpx.AsyncClient) -> None:
+    """The runtime doc's `curl -X POST …/api/runtime/tasks` example, verbatim but for the
+    credential: the cookie carries an access token until operator sessions exist."""
+    tenant = await make_tenant("acme")
+    await make_agent(tenant, "atlas")
+    token = await make_token(tenant, "operator")
+    response = await client.post(
+        "/api/runtime/tasks",
+        headers={"Cookie": f"koda_operator_session={token}", "Content-Type": "application/json"},
+        content=b"""{
+"agent_id": "atlas",
+"query": "Audit the auth service for CSP violations.",
+"metadata": { "source": "operator" }
+}""",
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["id"].startswith("tsk_") and body["agent_id"] == "atlas"
+    assert body["status"] == "queued" and body["metadata"] == {"source": "operator"}
+    done = await wait_terminal(body["id"])
+    assert done.output == "Audit the auth service for CSP violations."
+
+
+async def test_control_plane_agent_lifecycle(client: httpx.AsyncClient) -> None:
+    tenant = await make_tenant("acme")
+    auth = _auth(await make_token(tenant, "operator"))
+    cp = "/api/control-plane/agents"
+    created = await client.post(
+        cp, headers=auth, json={"id": "atlas", "display_name": "Atlas", "status": "active"}
+    )
+    assert created.status_code == 201, created.text
+    atlas = created.json()
+    assert (atlas["id"], atlas["display_name"], atlas["status"]) == ("atlas", "Atlas", "active")
+    assert atlas["agentplane_id"].startswith("agt_") and atlas["version"] == 1
+
+    listed = (await client.get(cp, headers=auth)).json()
+    assert [a["id"] for a in listed["agents"]] == ["atlas"] and listed["total"] == 1
+    runtime = (await client.get("/api/runtime/agents/atlas", headers=auth)).json()
+    assert runtime["publication"] == {"version": 1, "published_at": None}
+
+    patched = await client.patch(
+        cp + "/atlas", headers=auth, json={"display_name": "Atlas 2", "system_prompt": "Be brief."}
+    )
+    assert patched.status_code == 200 and patched.json()["display_name"] == "Atlas 2"
+
+    checks = (await client.get(cp + "/atlas/publish-checks", headers=auth)).json()
+    assert checks["ready"] is True
+    assert {c["id"] for c in checks["checks"]} >= {"model", "tools", "system_prompt"}
+    valid = (await client.post(cp + "/atlas/validate", headers=auth)).json()
+    assert valid == {"agent_id": "atlas", "valid": True, "errors": [], "warnings": []}
+
+    published = (await client.post(cp + "/atlas/publish", headers=auth)).json()
+    assert published["version"] == 2 and published["published_at"] is not None
+
+    paused = await client.post(cp + "/atlas/pause", headers=auth)
+    assert paused.json()["status"] == "paused"
+    refused = await client.post(
+        "/api/runtime/tasks", headers=auth, json={"agent_id": "atlas", "query": "hi"}
+    )
+    assert refused.status_code == 400 and refused.json()["code"] == "VALIDATION"
+    assert (await client.post(cp + "/atlas/activate", headers=auth)).json()["status"] == "active"
+
+    clone = await client.post(cp + "/atlas/clone", headers=auth, json={"id": "atlas-copy"})
+    assert clone.status_code == 201
+    assert clone.json()["status"] == "draft" and clone.json()["system_prompt"] == "Be brief."
+
+    deleted = await client.delete(cp + "/atlas", headers=auth)
+    assert deleted.status_code == 200 and deleted.json()["status"] == "archived"
+    assert (await client.get(cp + "/atlas", headers=auth)).status_code == 404
+    again = await client.post(cp, headers=auth, json={"id": "atlas"})
+    assert again.status_code == 201 and again.json()["agentplane_id"] != atlas["agentplane_id"]
+
+
+async def test_control_plane_errors(client: httpx.AsyncClient) -> None:
+    tenant, other = await make_tenant("acme"), await make_tenant("other")
+    await make_agent(other, "theirs")
+    auth = _auth(await make_token(tenant, "operator"))
+    viewer = _auth(await make_token(tenant, "viewer"))
+    cp = "/api/control-plane/agents"
+    await client.post(cp, headers=auth, json={"id": "atlas"})
+    cases = [
+        (await client.post(cp, headers=auth, content=b"{"), 400, "VALIDATION"),
+        (await client.post(cp, headers=auth, json={"display_name": "x"}), 400, "VALIDATION"),
+        (await client.post(cp, headers=auth, json={"id": "a", "model": "nope/x"}), 400, None),
+        (await client.post(cp, headers=auth, json={"id": "atlas"}), 409, "CONFLICT"),
+        (await client.get(cp + "/theirs", headers=auth), 404, "NOT_FOUND"),
+        (await client.post(cp + "/nobody/publish", headers=auth), 404, "NOT_FOUND"),
+        (await client.get(cp), 401, "UNAUTHENTICATED"),
+        (await client.get(cp, headers={"Authorization": "Bearer agp_wrong"}), 401, None),
+        (await client.post(cp, headers=viewer, json={"id": "mine"}), 403, "FORBIDDEN"),
+        (await client.delete(cp + "/atlas", headers=viewer), 403, "FORBIDDEN"),
+        (await client.get(cp + "?limit=0", headers=auth), 400, "VALIDATION"),
+    ]
+    for response, status, code in cases:
+        assert response.status_code == status, (response.request.url, response.text)
+        assert set(response.json()) == ENVELOPE_KEYS
+        assert code is None or response.json()["code"] == code
+    assert (await client.get(cp + "/atlas", headers=auth)).json()["status"] == "active"
+
+
+async def test_task_events_stream_replays_resumes_and_ends(client: httpx.AsyncClient) -> None:
+    tenant = await make_tenant("acme")
+    await make_agent(tenant, "atlas")
+    auth = _auth(await make_token(tenant, "operator"))
+    task = (
+        await client.post(
+            "/api/runtime/tasks", headers=auth, json={"agent_id": "atlas", "query": "hello"}
+        )
+    ).json()
+    response = await client.get(f"/api/runtime/tasks/{task['id']}/events", headers=auth)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(response.text)
+    assert [e["id"] for e in events] == [str(e["data"]["seq"]) for e in events]
+    assert [e["data"]["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert all(e["event"] == "step" for e in events)
+    assert events[-1]["data"]["payload"]["to"] == "completed"
+
+    resumed = await client.get(
+        f"/api/runtime/tasks/{task['id']}/events", headers={**auth, "Last-Event-ID": "2"}
+    )
+    assert [e["data"]["seq"] for e in parse_sse(resumed.text)] == list(range(3, len(events) + 1))
+    by_query = await client.get(f"/api/runtime/tasks/{task['id']}/events?after_seq=3", headers=auth)
+    assert parse_sse(by_query.text)[0]["data"]["seq"] == 4
+
+    missing = await client.get("/api/runtime/tasks/tsk_nope/events", headers=auth)
+    assert missing.status_code == 404 and set(missing.json()) == ENVELOPE_KEYS
+    bad = await client.get(
+        f"/api/runtime/tasks/{task['id']}/events", headers={**auth, "Last-Event-ID": "x"}
+    )
+    assert bad.status_code == 400
+
+
+async def test_task_events_send_heartbeat_comments_while_idle(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a worker the task stays queued: the stream replays step 1, then stays open
+    with `: ping` comments (every 15 s; shortened here) until the client goes away."""
+    monkeypatch.setattr(common, "SSE_HEARTBEAT_S", 0.05)
+    await truncate_all(settings.database_url)
+    app = create_app(settings, run_worker=False)
+    async with app.router.lifespan_context(app):
+        tenant = await make_tenant("acme")
+        await make_agent(tenant, "atlas")
+        token = await make_token(tenant, "operator")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            task = (
+                await client.post(
+                    "/api/runtime/tasks",
+                    headers=_auth(token),
+                    json={"agent_id": "atlas", "query": "wait"},
+                )
+            ).json()
+        body = bytearray()
+        pinged, gone = asyncio.Event(), asyncio.Event()
+
+        async def receive() -> dict[str, object]:
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, object]) -> None:
+            body.extend(message.get("body", b""))  # type: ignore[arg-type]
+            if b": ping" in body:
+                pinged.set()
+
+        path = f"/api/runtime/tasks/{task['id']}/events"
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"authorization", f"Bearer {token}".encode())],
+            "server": ("t", 80),
+            "client": ("127.0.0.1", 50000),
+        }
+        stream = asyncio.create_task(app(scope, receive, send))  # type: ignore[arg-type]
+        await asyncio.wait_for(pinged.wait(), 5)
+        gone.set()
+        await asyncio.wait_for(stream, 5)
+    events = parse_sse(body.decode())
+    assert [e["id"] for e in events] == ["1"]  # the replayed step; pings are comments
+    assert events[0]["data"]["payload"] == {"from": None, "to": "queued"}
+    assert body.count(b": ping") >= 1

@@ -90,9 +90,9 @@ async def test_first_session_through_graphql(gql: GraphQLClient) -> None:
 
 
 async def test_unauthenticated_and_bad_token(gql: GraphQLClient) -> None:
-    body = await gql("{ agents { edges { node { id } } } }")
+    body = await gql("{ agents(first: 10) { edges { node { id } } } }")
     assert error_codes(body) == ["UNAUTHENTICATED"]
-    body = await gql("{ agents { edges { node { id } } } }", "agp_not-a-real-token")
+    body = await gql("{ agents(first: 10) { edges { node { id } } } }", "agp_not-a-real-token")
     assert error_codes(body) == ["UNAUTHENTICATED"]
 
 

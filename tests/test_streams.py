@@ -9,7 +9,7 @@ from agentplane.config import Settings
 from agentplane.errors import SlowConsumer
 from agentplane.resolvers import tasks
 from agentplane.subscriptions import events, streams
-from agentplane.subscriptions.broker import QUEUE_SIZE, SubscriberTooSlow, get_broker
+from agentplane.subscriptions.broker import QUEUE_SIZE, RedisBroker, SubscriberTooSlow, get_broker
 from tests.support.factories import make_agent, make_tenant
 
 
@@ -55,3 +55,22 @@ async def test_a_stream_that_falls_behind_is_told_where_to_resume(services: Sett
         await anext(stream)
     assert failure.value.code == "SLOW_CONSUMER"
     assert failure.value.details == {"lastSeq": 1}
+
+
+async def test_one_upstream_subscription_per_channel_per_process(services: Settings) -> None:
+    broker = get_broker()
+    channel = "agentplane:test:shared"
+
+    async def upstream() -> int:
+        if isinstance(broker, RedisBroker):
+            counts = await broker.redis.pubsub_numsub(channel)
+            return int(counts[0][1])
+        return 1 if channel in broker._subscribers else 0
+
+    async with broker.subscribe(channel), broker.subscribe(channel), broker.subscribe(channel):
+        assert len(broker._subscribers[channel]) == 3
+        assert await upstream() == 1
+        await broker.publish(channel, {"n": 1})
+    await asyncio.sleep(0.1)
+    assert await upstream() == 0
+    assert channel not in broker._subscribers

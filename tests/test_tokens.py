@@ -28,7 +28,7 @@ MINT = (
     ' role: "operator"}) { token { id name role prefix lastUsedAt } plainTextToken } }'
 )
 LIST = (
-    "{ accessTokens { edges { node { id name role prefix expiresAt revokedAt lastUsedAt"
+    "{ accessTokens(first: 100) { edges { node { id name role prefix expiresAt revokedAt lastUsedAt"
     " createdAt tenant { id name } } } } }"
 )
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{43,}$")
@@ -250,7 +250,7 @@ async def test_the_configured_admin_token_acts_as_platform_admin(
             ADMIN_TOKEN,
             n=name,
         )
-    tenants = await admin_gql.ok("{ tenants { edges { node { name } } } }", ADMIN_TOKEN)
+    tenants = await admin_gql.ok("{ tenants(first: 100) { edges { node { name } } } }", ADMIN_TOKEN)
     assert [e["node"]["name"] for e in tenants["tenants"]["edges"]] == ["acme", "globex"]
     minted = await admin_gql.ok(MINT, ADMIN_TOKEN, name="from-admin")
     assert minted["createAccessToken"]["token"]["role"] == "operator"

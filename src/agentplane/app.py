@@ -11,22 +11,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from agentplane import __version__, db, maintenance, secretbox, throttle
+from agentplane import db, maintenance, secretbox, throttle
 from agentplane.authn import routes as auth_routes
 from agentplane.bootstrap import bootstrap_admin_token
 from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
 from agentplane.health import readiness
-from agentplane.middleware import RateLimitMiddleware, RequestContextMiddleware
+from agentplane.http_limits import BodySizeLimit
+from agentplane.middleware import RateLimitMiddleware
+from agentplane.observability import RequestObservability
+from agentplane.rest_compat import exception_handlers as rest_exception_handlers
 from agentplane.rest_compat import routes as rest_routes
 from agentplane.runtime.worker import Worker
 from agentplane.subscriptions.broker import make_broker, set_broker
 
 log = logging.getLogger("agentplane")
-
-
-async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok", "version": __version__})
 
 
 async def readyz(request: Request) -> JSONResponse:
@@ -73,18 +72,24 @@ def create_app(
 
     graphql = GraphQLApp(settings)
     routes = [
-        Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
-        *rest_routes(),
-        *auth_routes,
+        *auth_routes,  # /api/v1/auth/*: before the dialects' catch-alls
+        *rest_routes(),  # including /healthz (OpsClaw's health check)
     ]
     middleware = [
-        Middleware(RequestContextMiddleware),
+        Middleware(RequestObservability),
         Middleware(RateLimitMiddleware, settings.rate_limit_per_min, settings.redis_url),
+        Middleware(BodySizeLimit),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    # Unknown paths/methods under a REST dialect's prefix answer in that dialect's envelope.
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers=rest_exception_handlers,
+    )
     app.state.settings = settings
     throttle.configure(settings.redis_url)
     return app

@@ -11,6 +11,9 @@ import uvicorn
 from agentplane import db
 from agentplane.config import Settings
 from agentplane.errors import DomainError
+from agentplane.observability import configure_logging
+
+WS_MAX_MESSAGE_BYTES = 1024 * 1024  # a larger websocket message closes the connection (1009)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -24,7 +27,19 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from agentplane.app import create_app
 
     app = create_app(settings, run_worker=not args.no_worker, bootstrap=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", ws="websockets-sansio")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        log_config=None,  # our logging (configure_logging); one access line per request
+        access_log=False,
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_MESSAGE_BYTES,
+        # Compressing every frame for every subscriber costs more CPU than it saves on
+        # small JSON events; fan-out is CPU-bound.
+        ws_per_message_deflate=False,
+    )
 
 
 async def _pending(settings: Settings) -> list[str]:
@@ -148,7 +163,12 @@ def main(argv: list[str] | None = None) -> None:
     create.add_argument("--name", default="cli")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command in ("serve", "worker"):  # JSON lines with request ids (observability.py)
+        configure_logging(os.environ.get("AGENTPLANE_LOG_FORMAT") or "json")
+    else:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
     settings = Settings.from_env()
     if args.command == "serve":
         _serve(settings, args)

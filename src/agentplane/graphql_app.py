@@ -1,10 +1,14 @@
 """The GraphQL endpoint (HTTP and both websocket protocols) with bearer-token auth."""
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -15,23 +19,61 @@ from agentplane.auth import authenticate, authenticate_request, bearer_from_head
 from agentplane.config import Settings
 from agentplane.csrf import graphql_needs_csrf
 from agentplane.errors import DomainError
-from agentplane.schema import schema
+from agentplane.observability import error_extensions
+from agentplane.schema import build_schema
 from agentplane.schema.context import Context
 
 # Our GraphiQL page: the stock one does not send the Headers tab over websockets.
 GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql.html").read_text()
+WS_CONNECTION_INIT_TIMEOUT = timedelta(seconds=5)  # else close 4408
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 
 
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, settings: Settings) -> None:
+        # Batches stay off (the schema has no batching config), multipart uploads too,
+        # so only `application/json` POSTs are read: no form a browser can forge (CSRF).
+        # Mutations are refused over GET.
         super().__init__(
-            schema,
+            build_schema(settings.production),
             graphql_ide=None if settings.production else "graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
             keep_alive=True,
             keep_alive_interval=15,
+            connection_init_wait_timeout=WS_CONNECTION_INIT_TIMEOUT,
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            multipart_uploads_enabled=False,
         )
         self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:  # refused before execution: a GraphQL error body, not text
+            response = JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": exc.reason,
+                            "extensions": {"code": "BAD_REQUEST", **error_extensions()},
+                        }
+                    ]
+                },
+                status_code=exc.status_code,
+            )
+        await response(scope, receive, send)
+        return None
+
+    def encode_json(self, data: object) -> str:
+        # A str, not bytes: strawberry sends bytes as binary websocket frames, which
+        # browser graphql-ws clients cannot parse.
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:  # e.g. an integer beyond 64 bits in a JSON payload
+            return str(super().encode_json(data))
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(GRAPHIQL_HTML)

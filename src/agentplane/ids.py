@@ -26,6 +26,9 @@ PREFIXES = {
 }
 
 
+MAX_LEN = 40  # the ID columns' width: longer strings name nothing
+
+
 def new_id(prefix: str) -> str:
     assert prefix in PREFIXES, prefix
     return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(8)}"

@@ -1,4 +1,4 @@
-"""ASGI middleware: a request ID on every request, and the per-actor rate limit.
+"""ASGI middleware: the per-actor rate limit.
 
 The limit is one bucket per caller (bearer token or session cookie; the client
 address for anonymous calls) shared by GraphQL and REST, and by every process
@@ -19,34 +19,10 @@ from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentplane.auth import SESSION_COOKIE
-from agentplane.request_context import new_request_id, reset_request_id, set_request_id
+from agentplane.errors import RateLimited
 
 log = logging.getLogger(__name__)
 LIMITED_PREFIXES = ("/graphql", "/api/")
-
-
-class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        incoming = _header(scope, b"x-request-id")
-        rid = new_request_id(incoming)
-        token = set_request_id(rid)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            reset_request_id(token)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -118,25 +94,39 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                if b"x-ratelimit-limit" not in present:  # a handler's own limit wins
+                    message["headers"] = [*message.get("headers", []), *headers]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _dialect_body(path: str, message: str) -> bytes | None:
+    """A REST dialect's own 429 envelope for its paths."""
+    from agentplane.rest_compat import _dialect_for  # late: rest_compat imports the app's pieces
+
+    dialect = _dialect_for(path)
+    if dialect is None:
+        return None
+    return bytes(dialect.render(RateLimited(message), 429).body)
 
 
 async def _too_many(
     scope: Scope, send: Send, headers: list[tuple[bytes, bytes]], retry_after: int
 ) -> None:
     message = f"Rate limit exceeded: retry in {retry_after}s"
-    body: Any
-    if scope.get("path", "").startswith("/graphql"):
-        body = {
+    path = scope.get("path", "")
+    if path.startswith("/graphql"):
+        body: Any = {
             "data": None,
             "errors": [{"message": message, "extensions": {"code": "RATE_LIMITED"}}],
         }
+        payload = orjson.dumps(body)
     else:
-        body = {"code": "RATE_LIMITED", "message": message, "retryable": True}
-    payload = orjson.dumps(body)
+        payload = _dialect_body(path, message) or orjson.dumps(
+            {"code": "RATE_LIMITED", "message": message, "retryable": True}
+        )
     await send(
         {
             "type": "http.response.start",

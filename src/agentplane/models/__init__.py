@@ -12,8 +12,10 @@ from agentplane.models.identity import (
     Session,
     User,
 )
+from agentplane.models.step_blob import StepPayload
 from agentplane.models.task import Step, StepKind, Task, TaskStatus, UsageRecord
 from agentplane.models.tenant import AccessToken, Tenant, TenantPhase
+from agentplane.models.worker_queue import WorkerQueue
 
 __all__ = [
     "AccessToken",
@@ -31,10 +33,12 @@ __all__ = [
     "Session",
     "Step",
     "StepKind",
+    "StepPayload",
     "Task",
     "TaskStatus",
     "Tenant",
     "TenantPhase",
     "UsageRecord",
     "User",
+    "WorkerQueue",
 ]

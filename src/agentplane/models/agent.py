@@ -22,6 +22,7 @@ class Agent(Model):
     )
     tenant_id: str
     name = fields.CharField(max_length=200)
+    display_name = fields.CharField(max_length=200, default="")
     description = fields.TextField(default="")
     model = fields.CharField(max_length=200)
     system_prompt = fields.TextField(default="")

@@ -13,6 +13,7 @@ from agentplane.errors import ValidationFailed
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
 MAX_PAGE = 100
+MAX_KEY = 40  # longest primary key a cursor can name
 DEFAULT_PAGE = 20
 
 
@@ -35,7 +36,7 @@ def decode_cursor(cursor: str) -> str:
         raw = base64.urlsafe_b64decode(cursor.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValidationFailed("Malformed cursor", field="after") from None
-    if not raw.startswith("k:"):
+    if not raw.startswith("k:") or len(raw) > 2 + MAX_KEY:
         raise ValidationFailed("Malformed cursor", field="after")
     return raw[2:]
 
@@ -58,3 +59,28 @@ async def paginate(
         qs = qs.filter(id__lt=key) if newest_first else qs.filter(id__gt=key)
     rows = await qs.order_by("-id" if newest_first else "id").limit(size + 1)
     return Page(items=list(rows[:size]), has_next=len(rows) > size, has_previous=after is not None)
+
+
+@dataclass
+class OffsetPage(Generic[T]):
+    """A limit/offset page with the total count, for REST dialects that number pages."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+MAX_OFFSET = 10**9
+
+
+async def offset_paginate(
+    qs: QuerySet[M], limit: int, offset: int, order: str = "id"
+) -> OffsetPage[M]:
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationFailed(f"`limit` must be 1..{MAX_PAGE}", field="limit")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ValidationFailed("`offset` must not be negative", field="offset")
+    total = await qs.count()
+    rows = await qs.order_by(order).offset(offset).limit(limit)
+    return OffsetPage(items=list(rows), total=total, limit=limit, offset=offset)

@@ -1,6 +1,7 @@
 import asyncio
 from typing import Any
 
+from agentplane import ids
 from agentplane.auth import Actor
 from agentplane.errors import Conflict, NotFound, ValidationFailed
 from agentplane.models import AgentState, Step, Task, TaskStatus
@@ -48,7 +49,7 @@ async def submit_task(
 
 async def get_task(actor: Actor | None, task_id: str) -> Task:
     actor = require(actor, Perm.TASK_READ)
-    task = await Task.get_or_none(id=task_id)
+    task = await Task.get_or_none(id=task_id) if len(task_id) <= ids.MAX_LEN else None
     if task is None:
         raise NotFound(f"Task {task_id!r} not found")
     check_tenant(actor, task.tenant_id, f"Task {task_id!r}")
@@ -66,6 +67,8 @@ async def list_tasks(
     actor = require(actor, Perm.TASK_READ)
     qs = Task.all() if is_platform(actor) else Task.filter(tenant_id=actor.tenant_id)
     if agent_id is not None:
+        if len(agent_id) > ids.MAX_LEN:
+            raise ValidationFailed("No such agent ID", field="agentId")
         qs = qs.filter(agent_id=agent_id)
     if status is not None:
         qs = qs.filter(status=status)
@@ -108,7 +111,11 @@ async def cancel_task(actor: Actor | None, task_id: str) -> Task:
 
 async def get_step(actor: Actor | None, step_id: str) -> Step:
     actor = require(actor, Perm.TASK_READ)
-    step = await Step.get_or_none(id=step_id).select_related("task")
+    step = (
+        await Step.get_or_none(id=step_id).select_related("task")
+        if len(step_id) <= ids.MAX_LEN
+        else None
+    )
     if step is None:
         raise NotFound(f"Step {step_id!r} not found")
     check_tenant(actor, step.task.tenant_id, f"Step {step_id!r}")

@@ -15,9 +15,11 @@ from typing import Any
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from agentplane import observability
 from agentplane.auth import Actor
 from agentplane.errors import ValidationFailed
-from agentplane.models import Step, StepKind, Task, TaskStatus, UsageRecord
+from agentplane.models import Step, StepKind, StepPayload, Task, TaskStatus, UsageRecord
+from agentplane.resolvers import step_payloads
 from agentplane.resolvers.permissions import Perm, check_tenant, require
 from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
@@ -76,7 +78,8 @@ async def _append(
     if not await bump.update(last_seq=F("last_seq") + 1):
         raise LeaseLost(task_id)
     seq = await Task.filter(id=task_id).first().values_list("last_seq", flat=True)
-    step = Step(task_id=task_id, seq=seq, kind=kind, payload=payload)
+    inline, full, size = step_payloads.split(payload)  # a large payload is stored apart
+    step = Step(task_id=task_id, seq=seq, kind=kind, payload=inline)
     if usage is not None:
         step.model = usage.model
         step.input_tokens = usage.input_tokens
@@ -84,6 +87,8 @@ async def _append(
         step.latency_ms = usage.latency_ms
         step.cost_usd = usage.cost_usd
     await step.save()
+    if full is not None:
+        await StepPayload.create(step_id=step.id, payload=full, size_bytes=size)
     return step
 
 
@@ -117,6 +122,8 @@ async def append_step(
             )
             await Task.filter(id=task.id).update(cost_usd=F("cost_usd") + usage.cost_usd)
     await written.publish()
+    if usage is not None and usage.priced:
+        observability.spent(usage.model, float(usage.cost_usd))
     return step
 
 
@@ -158,7 +165,15 @@ async def transition(
         written.steps.append(await _append(task_id, StepKind.STATUS_CHANGE, payload, None))
         written.task = await Task.get(id=task_id)
     await written.publish()
+    if to.is_terminal:
+        observability.task_finished(to.value, _run_seconds(written.task))
     return written.task
+
+
+def _run_seconds(task: Task) -> float | None:
+    if task.started_at is None or task.finished_at is None:
+        return None
+    return (task.finished_at - task.started_at).total_seconds()
 
 
 async def create_task(

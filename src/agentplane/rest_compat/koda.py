@@ -1,15 +1,44 @@
-"""Koda runtime API (`/api/runtime/*`): snake_case records, operational error envelope."""
+"""Koda: runtime API (`/api/runtime/*`) and control-plane agents (`/api/control-plane/agents`).
 
-from starlette.requests import Request
+snake_case records, the operational error envelope `{code, category, message,
+retryable, user_action}`. Koda callers choose their agents' identifiers (`"atlas"`):
+that identifier is the agent's `name` within the caller's tenant, and agentplane's
+own `agt_…` ID is accepted wherever an agent is addressed.
+"""
+
+from collections.abc import AsyncIterator
+
+from sse_starlette.sse import ServerSentEvent
 from starlette.responses import Response
-from starlette.routing import Route
 
-from agentplane.auth import Actor
-from agentplane.errors import DomainError, ValidationFailed
+from agentplane.errors import DomainError
 from agentplane.health import readiness
-from agentplane.models import Step, Task
-from agentplane.resolvers import tasks, traces
-from agentplane.rest_compat.common import endpoint, json, json_body
+from agentplane.models import Agent, AgentState, Step, Task
+from agentplane.resolvers import agents, tasks, traces
+from agentplane.rest_compat.common import (
+    BOOL,
+    DATETIME,
+    INT,
+    JSON,
+    OBJ,
+    SSE,
+    STR,
+    Call,
+    Dialect,
+    Param,
+    Resp,
+    array,
+    iso,
+    json,
+    last_event_id,
+    nullable,
+    obj,
+    record,
+    sse,
+    sse_event,
+    sse_schema,
+)
+from agentplane.subscriptions import streams
 
 _CATEGORY = {
     "UNAUTHENTICATED": "auth",
@@ -17,13 +46,19 @@ _CATEGORY = {
     "NOT_FOUND": "not_found",
     "VALIDATION": "validation",
     "CONFLICT": "conflict",
+    "RATE_LIMITED": "rate_limit",
+    "UNAVAILABLE": "availability",
+    "METHOD_NOT_ALLOWED": "validation",
 }
 _USER_ACTION = {
-    "UNAUTHENTICATED": "Send a valid bearer token.",
+    "UNAUTHENTICATED": "Send a valid bearer token or operator session.",
     "FORBIDDEN": "Ask an administrator for a role that allows this.",
     "NOT_FOUND": "Check the identifier.",
-    "VALIDATION": "Fix the request body and retry.",
-    "CONFLICT": "Use another name or update the existing object.",
+    "VALIDATION": "Fix the request and retry.",
+    "CONFLICT": "Use another identifier or update the existing object.",
+    "RATE_LIMITED": "Retry with backoff.",
+    "UNAVAILABLE": "Check /api/runtime/ready and retry.",
+    "METHOD_NOT_ALLOWED": "Use a method the path allows (see the Allow header).",
 }
 
 
@@ -40,24 +75,148 @@ def render_error(exc: DomainError, status: int) -> Response:
     )
 
 
-def task_record(task: Task) -> dict[str, object]:
+ERROR = record(
+    {
+        "code": STR,
+        "category": STR,
+        "message": STR,
+        "retryable": BOOL,
+        "user_action": STR,
+    }
+)
+
+koda = Dialect(
+    name="koda",
+    title="Koda",
+    render_error=render_error,
+    error_schema=ERROR,
+    cookie="koda_operator_session",
+)
+
+# ---------------------------------------------------------------- records
+AGENT_STATUS = {"type": "string", "enum": [s.value for s in AgentState]}
+AGENT = record(
+    {
+        "id": STR,
+        "agentplane_id": STR,
+        "display_name": STR,
+        "status": AGENT_STATUS,
+        "description": STR,
+        "model": STR,
+        "system_prompt": STR,
+        "tools": array(STR),
+        "config": OBJ,
+        "max_steps": INT,
+        "version": INT,
+        "published_at": nullable(DATETIME),
+        "created_at": DATETIME,
+        "updated_at": DATETIME,
+    }
+)
+AGENT_DETAIL = record(
+    {
+        **AGENT["properties"],
+        "skills": array(STR),
+        "memory_scope": STR,
+        "publication": record({"version": INT, "published_at": nullable(DATETIME)}),
+    }
+)
+AGENT_LIST = record({"agents": array(AGENT), "total": INT, "limit": INT, "offset": INT})
+TASK_STATUS = {
+    "type": "string",
+    "enum": ["queued", "running", "paused", "retrying", "completed", "failed", "cancelled"],
+}
+TASK = record(
+    {
+        "id": STR,
+        "agent_id": STR,
+        "status": TASK_STATUS,
+        "created_at": DATETIME,
+        "updated_at": DATETIME,
+        "metadata": OBJ,
+        "output": nullable(STR),
+    }
+)
+STEP = record(
+    {
+        "id": STR,
+        "seq": INT,
+        "kind": {
+            "type": "string",
+            "enum": [
+                "provider_call",
+                "tool_call",
+                "memory_hit",
+                "retrieval_hit",
+                "audit",
+                "status_change",
+            ],
+        },
+        "created_at": DATETIME,
+        "payload": OBJ,
+        "model": nullable(STR),
+        "input_tokens": nullable(INT),
+        "output_tokens": nullable(INT),
+        "latency_ms": nullable(INT),
+        "cost_usd": nullable({"type": "number"}),
+    }
+)
+CHECK = record(
+    {
+        "id": STR,
+        "passed": BOOL,
+        "severity": {"type": "string", "enum": ["error", "warning"]},
+        "message": STR,
+    }
+)
+
+
+def agent_record(agent: Agent) -> JSON:
+    return {
+        "id": agent.name,
+        "agentplane_id": agent.id,
+        "display_name": agent.display_name or agent.name,
+        "status": agent.state.value,
+        "description": agent.description,
+        "model": agent.model,
+        "system_prompt": agent.system_prompt,
+        "tools": list(agent.tools),
+        "config": agent.config,
+        "max_steps": agent.max_steps,
+        "version": agent.version,
+        "published_at": iso(agent.published_at),
+        "created_at": iso(agent.created_at),
+        "updated_at": iso(agent.updated_at),
+    }
+
+
+def agent_detail(agent: Agent) -> JSON:
+    return {
+        **agent_record(agent),
+        "skills": list(agent.tools),
+        "memory_scope": "agent",
+        "publication": {"version": agent.version, "published_at": iso(agent.published_at)},
+    }
+
+
+def task_record(task: Task, agent_ref: str) -> JSON:
     return {
         "id": task.id,
-        "agent_id": task.agent_id,
+        "agent_id": agent_ref,
         "status": task.status.value,
-        "created_at": task.created_at.isoformat(),
-        "updated_at": task.updated_at.isoformat(),
+        "created_at": iso(task.created_at),
+        "updated_at": iso(task.updated_at),
         "metadata": task.metadata,
         "output": task.output,
     }
 
 
-def step_record(step: Step) -> dict[str, object]:
+def step_record(step: Step) -> JSON:
     return {
         "id": step.id,
         "seq": step.seq,
         "kind": step.kind.value.lower(),
-        "created_at": step.created_at.isoformat(),
+        "created_at": iso(step.created_at),
         "payload": step.payload,
         "model": step.model,
         "input_tokens": step.input_tokens,
@@ -67,41 +226,325 @@ def step_record(step: Step) -> dict[str, object]:
     }
 
 
-koda = endpoint(render_error)
+async def _task_record(call: Call, task: Task) -> JSON:
+    """The task as Koda shows it: `agent_id` is the agent's Koda identifier (its name)."""
+    agent = (await agents.load_agents(call.actor, [task.agent_id]))[0]
+    return task_record(task, agent.name if agent is not None else task.agent_id)
 
 
-async def ready(request: Request) -> Response:
+# ---------------------------------------------------------------- runtime
+@koda.route(
+    "GET",
+    "/api/runtime/ready",
+    summary="Readiness probe: 200 when accepting tasks, 503 otherwise",
+    ok={
+        200: Resp(record({"status": STR, "checks": OBJ}), "Ready"),
+        503: Resp(record({"status": STR, "checks": OBJ}), "Not ready"),
+    },
+    public=True,
+)
+async def ready(call: Call) -> Response:
     ok, checks = await readiness()
     return json({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
 
 
-@koda
-async def submit_task(request: Request, actor: Actor | None) -> Response:
-    body = await json_body(request)
-    agent_id, query = body.get("agent_id"), body.get("query")
-    if not isinstance(agent_id, str) or not isinstance(query, str):
-        raise ValidationFailed("`agent_id` and `query` are required strings")
-    task = await tasks.submit_task(
-        actor, agent_id=agent_id, query=query, metadata=body.get("metadata")
+LIST_QUERY = (
+    Param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 100}),
+    Param("offset", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}),
+    Param("status", {"type": "string", "enum": ["draft", "active", "paused"]}),
+)
+
+
+async def _agent_list(call: Call) -> Response:
+    status = call.query.get("status")
+    page = await agents.list_agents_offset(
+        call.actor,
+        call.query["limit"],
+        call.query["offset"],
+        AgentState(status) if status else None,
     )
-    return json(task_record(task), 202)
+    return json(
+        {
+            "agents": [agent_record(a) for a in page.items],
+            "total": page.total,
+            "limit": page.limit,
+            "offset": page.offset,
+        }
+    )
 
 
-@koda
-async def get_task(request: Request, actor: Actor | None) -> Response:
-    return json(task_record(await tasks.get_task(actor, request.path_params["task_id"])))
+@koda.route(
+    "GET",
+    "/api/runtime/agents",
+    summary="Runnable agents with their current state",
+    ok=Resp(AGENT_LIST),
+    query=LIST_QUERY,
+)
+async def runtime_agents(call: Call) -> Response:
+    return await _agent_list(call)
 
 
-@koda
-async def get_trace(request: Request, actor: Actor | None) -> Response:
-    task = await tasks.get_task(actor, request.path_params["task_id"])
-    steps = await traces.list_steps(actor, task, after_seq=None, first=None)
-    return json({"task": task_record(task), "steps": [step_record(s) for s in steps]})
+@koda.route(
+    "GET",
+    "/api/runtime/agents/{agent_id}",
+    summary="Agent detail: model, skills, memory scope, publication metadata",
+    ok=Resp(AGENT_DETAIL),
+)
+async def runtime_agent(call: Call) -> Response:
+    return json(agent_detail(await agents.find_agent(call.actor, call.path["agent_id"])))
 
 
-routes = [
-    Route("/api/runtime/ready", ready),
-    Route("/api/runtime/tasks", submit_task, methods=["POST"]),
-    Route("/api/runtime/tasks/{task_id}", get_task),
-    Route("/api/runtime/tasks/{task_id}/trace", get_trace),
-]
+SUBMIT = obj(
+    {
+        "agent_id": {"type": "string", "minLength": 1, "description": "Koda agent id or agt_…"},
+        "query": {"type": "string", "minLength": 1},
+        "metadata": OBJ,
+    },
+    required=("agent_id", "query"),
+)
+
+
+@koda.route(
+    "POST",
+    "/api/runtime/tasks",
+    summary="Submit a task; it runs asynchronously",
+    ok={202: Resp(TASK, "Task accepted, running asynchronously")},
+    body=SUBMIT,
+)
+async def submit_task(call: Call) -> Response:
+    agent = await agents.find_agent(call.actor, call.body["agent_id"])
+    task = await tasks.submit_task(
+        call.actor, agent_id=agent.id, query=call.body["query"], metadata=call.body.get("metadata")
+    )
+    return json(task_record(task, agent.name), 202)
+
+
+@koda.route(
+    "GET",
+    "/api/runtime/tasks/{task_id}",
+    summary="Task status and final output",
+    ok=Resp(TASK),
+)
+async def get_task(call: Call) -> Response:
+    return json(await _task_record(call, await tasks.get_task(call.actor, call.path["task_id"])))
+
+
+@koda.route(
+    "GET",
+    "/api/runtime/tasks/{task_id}/trace",
+    summary="The full step trace, in order",
+    ok=Resp(record({"task": TASK, "steps": array(STEP)})),
+)
+async def get_trace(call: Call) -> Response:
+    task = await tasks.get_task(call.actor, call.path["task_id"])
+    steps = await traces.list_steps(call.actor, task, after_seq=None, first=None)
+    return json({"task": await _task_record(call, task), "steps": [step_record(s) for s in steps]})
+
+
+@koda.route(
+    "GET",
+    "/api/runtime/tasks/{task_id}/events",
+    summary="Live trace as Server-Sent Events",
+    description=(
+        "Replays persisted steps after the cursor, then streams live ones; each event's `id` "
+        "is the step's `seq`, so `Last-Event-ID` (or `after_seq`) resumes without loss or "
+        "duplicates. A comment heartbeat is sent every 15 s; the stream ends after the step "
+        "that makes the task terminal."
+    ),
+    ok=Resp(sse_schema(STEP, ("step",), with_id=True), "A stream of `step` events", SSE),
+    query=(Param("after_seq", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),),
+)
+async def task_events(call: Call) -> Response:
+    after = last_event_id(call.request, call.query.get("after_seq"))
+    task = await tasks.get_task(call.actor, call.path["task_id"])  # 401/404 before streaming
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        async for step in streams.task_events(call.actor, task.id, after):
+            yield sse_event(step_record(step), event="step", id=step.seq)
+
+    return sse(events())
+
+
+# ---------------------------------------------------------------- control plane: agents
+CP = "/api/control-plane/agents"
+CREATE = obj(
+    {
+        "id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "display_name": {"type": "string", "maxLength": 200},
+        "status": {"type": "string", "enum": ["draft", "active", "paused"]},
+        "description": STR,
+        "model": STR,
+        "system_prompt": STR,
+        "tools": array(STR),
+        "config": OBJ,
+        "max_steps": {"type": "integer", "minimum": 1, "maximum": 50},
+    },
+    required=("id",),
+)
+UPDATE = obj(
+    {
+        "display_name": {"type": "string", "maxLength": 200},
+        "status": {"type": "string", "enum": ["active", "paused"]},
+        "description": STR,
+        "model": STR,
+        "system_prompt": STR,
+        "tools": array(STR),
+        "config": OBJ,
+        "max_steps": {"type": "integer", "minimum": 1, "maximum": 50},
+    }
+)
+CLONE = obj(
+    {
+        "id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "display_name": {"type": "string", "maxLength": 200},
+    },
+    required=("id",),
+)
+_SETTINGS = ("display_name", "description", "model", "system_prompt", "tools", "config")
+
+
+@koda.route("GET", CP, summary="List agents", ok=Resp(AGENT_LIST), query=LIST_QUERY)
+async def list_agents(call: Call) -> Response:
+    return await _agent_list(call)
+
+
+@koda.route("POST", CP, summary="Create an agent", ok={201: Resp(AGENT, "Created")}, body=CREATE)
+async def create_agent(call: Call) -> Response:
+    body = call.body
+    agent = await agents.create_agent(
+        call.actor,
+        name=body["id"],
+        display_name=body.get("display_name", ""),
+        model=body.get("model", "scripted/echo"),
+        description=body.get("description", ""),
+        system_prompt=body.get("system_prompt", ""),
+        tools=body.get("tools"),
+        config=body.get("config"),
+        max_steps=body.get("max_steps", 8),
+        state=AgentState(body.get("status", "active")),
+    )
+    return json(agent_record(agent), 201)
+
+
+@koda.route("GET", CP + "/{agent_id}", summary="Get an agent", ok=Resp(AGENT_DETAIL))
+async def get_agent(call: Call) -> Response:
+    return json(agent_detail(await agents.find_agent(call.actor, call.path["agent_id"])))
+
+
+@koda.route("PATCH", CP + "/{agent_id}", summary="Update an agent", ok=Resp(AGENT), body=UPDATE)
+async def update_agent(call: Call) -> Response:
+    agent = await agents.find_agent(call.actor, call.path["agent_id"])
+    changes = {k: call.body[k] for k in _SETTINGS if k in call.body}
+    if "max_steps" in call.body:
+        changes["max_steps"] = call.body["max_steps"]
+    agent = await agents.update_agent(call.actor, agent.id, **changes)
+    if "status" in call.body:
+        agent = await agents.set_agent_state(call.actor, agent.id, AgentState(call.body["status"]))
+    return json(agent_record(agent))
+
+
+@koda.route(
+    "DELETE",
+    CP + "/{agent_id}",
+    summary="Delete (archive) an agent; its tasks stay readable",
+    ok=Resp(AGENT),
+)
+async def delete_agent(call: Call) -> Response:
+    agent = await agents.find_agent(call.actor, call.path["agent_id"])
+    return json(agent_record(await agents.delete_agent(call.actor, agent.id)))
+
+
+@koda.route(
+    "POST",
+    CP + "/{agent_id}/clone",
+    summary="Clone an agent into a new draft",
+    ok={201: Resp(AGENT, "Created")},
+    body=CLONE,
+)
+async def clone_agent(call: Call) -> Response:
+    source = await agents.find_agent(call.actor, call.path["agent_id"])
+    agent = await agents.clone_agent(
+        call.actor, source.id, name=call.body["id"], display_name=call.body.get("display_name")
+    )
+    return json(agent_record(agent), 201)
+
+
+@koda.route(
+    "POST",
+    CP + "/{agent_id}/publish",
+    summary="Publish the current settings as a new version",
+    ok=Resp(AGENT),
+    body=OBJ,
+    body_required=False,
+)
+async def publish_agent(call: Call) -> Response:
+    agent = await agents.find_agent(call.actor, call.path["agent_id"])
+    return json(agent_record(await agents.publish_agent(call.actor, agent.id)))
+
+
+@koda.route(
+    "POST",
+    CP + "/{agent_id}/activate",
+    summary="Activate an agent",
+    ok=Resp(AGENT),
+    body=OBJ,
+    body_required=False,
+)
+async def activate_agent(call: Call) -> Response:
+    agent = await agents.find_agent(call.actor, call.path["agent_id"])
+    return json(agent_record(await agents.set_agent_state(call.actor, agent.id, AgentState.ACTIVE)))
+
+
+@koda.route(
+    "POST",
+    CP + "/{agent_id}/pause",
+    summary="Pause an agent: it takes no new tasks",
+    ok=Resp(AGENT),
+    body=OBJ,
+    body_required=False,
+)
+async def pause_agent(call: Call) -> Response:
+    agent = await agents.find_agent(call.actor, call.path["agent_id"])
+    return json(agent_record(await agents.set_agent_state(call.actor, agent.id, AgentState.PAUSED)))
+
+
+VALIDATION = record({"agent_id": STR, "valid": BOOL, "errors": array(STR), "warnings": array(STR)})
+
+
+@koda.route(
+    "POST",
+    CP + "/{agent_id}/validate",
+    summary="Validate an agent's configuration",
+    ok=Resp(VALIDATION),
+    body=OBJ,
+    body_required=False,
+)
+async def validate_agent(call: Call) -> Response:
+    agent = await agents.find_agent(call.actor, call.path["agent_id"])
+    agent, checks = await agents.publish_checks(call.actor, agent.id)
+    errors = [c.message for c in checks if not c.passed and c.severity == "error"]
+    warnings = [c.message for c in checks if not c.passed and c.severity == "warning"]
+    return json(
+        {"agent_id": agent.name, "valid": not errors, "errors": errors, "warnings": warnings}
+    )
+
+
+@koda.route(
+    "GET",
+    CP + "/{agent_id}/publish-checks",
+    summary="The checks a publish must pass",
+    ok=Resp(record({"agent_id": STR, "ready": BOOL, "checks": array(CHECK)})),
+)
+async def publish_checks(call: Call) -> Response:
+    agent = await agents.find_agent(call.actor, call.path["agent_id"])
+    agent, checks = await agents.publish_checks(call.actor, agent.id)
+    return json(
+        {
+            "agent_id": agent.name,
+            "ready": all(c.passed for c in checks if c.severity == "error"),
+            "checks": [
+                {"id": c.id, "passed": c.passed, "severity": c.severity, "message": c.message}
+                for c in checks
+            ],
+        }
+    )

@@ -42,6 +42,10 @@ CATALOG: dict[str, ModelInfo] = {
         ModelInfo("openai/gpt-4o", "openai", Decimal("2.50"), Decimal("10.00")),
         ModelInfo("openai/gpt-4.1-mini", "openai", Decimal("0.40"), Decimal("1.60")),
         ModelInfo("openai/gpt-4.1", "openai", Decimal("2.00"), Decimal("8.00")),
+        # Listed so agents documented with them (e.g. Kubiya's examples) can be configured;
+        # no Anthropic provider is built in yet, so their runs fail with a clear error.
+        ModelInfo("anthropic/claude-sonnet-4-5", "anthropic", Decimal("3.00"), Decimal("15.00")),
+        ModelInfo("anthropic/claude-haiku-4-5", "anthropic", Decimal("1.00"), Decimal("5.00")),
     ]
 }
 # Providers that serve any model name (self-hosted vLLM, Ollama, LiteLLM behind the

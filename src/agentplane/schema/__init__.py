@@ -1,29 +1,48 @@
 """The GraphQL schema: types map onto resolvers/, never onto the ORM."""
 
+import functools
+from collections.abc import Callable
+
 import strawberry
-from strawberry.extensions import ValidationCache
+from strawberry.extensions import SchemaExtension
 
 from agentplane.schema.audit_extension import AuditMutations
+from agentplane.schema.compiled import CompiledQueries
 from agentplane.schema.errors import ErrorCodes
+from agentplane.schema.executor import SharedEventExecutor
+from agentplane.schema.hardening import Hardening
 from agentplane.schema.mutation import Mutation
-from agentplane.schema.parse_cache import ParseCache
 from agentplane.schema.query import Query
 from agentplane.schema.subscription import Subscription
+from agentplane.schema.telemetry import OperationTelemetry
 from agentplane.schema.types import AccessToken, Agent, Step, Task, Tenant
 
 
-def build_schema() -> strawberry.Schema:
+def schema_extensions(production: bool = False) -> list[Callable[[], SchemaExtension]]:
+    """Each a factory of per-request instances; the rules and caches they use are built once."""
+    return [
+        OperationTelemetry,  # metrics and an optional span per operation, no field hook
+        lambda: ErrorCodes(production),
+        AuditMutations,  # a mutation that recorded no audit event is recorded here
+        # Cached parse and validation; token/depth/alias/directive limits; cost.
+        lambda: Hardening(production),
+        CompiledQueries,  # hot read queries from a cached plan; the rest: graphql-core
+    ]
+
+
+SCHEMA_EXTENSIONS = schema_extensions()
+
+
+@functools.cache
+def build_schema(production: bool = False) -> strawberry.Schema:
+    """Production: no introspection, no "Did you mean" suggestions (GraphiQL is off too)."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[Tenant, AccessToken, Agent, Task, Step],
-        extensions=[
-            ErrorCodes,
-            AuditMutations,
-            ParseCache,
-            lambda: ValidationCache(maxsize=512),
-        ],
+        extensions=schema_extensions(production),
+        execution_context_class=SharedEventExecutor,
     )
 
 

@@ -7,8 +7,9 @@ from strawberry.dataloader import DataLoader
 
 from agentplane.auth import Actor
 from agentplane.errors import DomainError
-from agentplane.models import Agent, Tenant
-from agentplane.resolvers import agents, tenants
+from agentplane.models import Agent, Step, Tenant
+from agentplane.resolvers import agents, step_payloads, steps, tenants
+from agentplane.schema.cost import RateLimitStatus
 
 
 @dataclass
@@ -18,13 +19,20 @@ class Context:
     _actor: Actor | None = None
     auth_error: DomainError | None = None
     connection_params: dict[str, Any] | None = None  # set by the websocket protocols
+    rate_limit: RateLimitStatus | None = None  # this operation's cost, once charged
     agent_loader: DataLoader[str, Agent | None] = field(init=False)
     tenant_loader: DataLoader[str, Tenant | None] = field(init=False)
+    steps_loader: DataLoader[steps.StepsKey, list[Step]] = field(init=False)
+    full_payload_loader: DataLoader[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         # Loaders call resolvers, so batching never bypasses the tenant filter.
         self.agent_loader = DataLoader(lambda ids: agents.load_agents(self.actor, list(ids)))
         self.tenant_loader = DataLoader(lambda ids: tenants.load_tenants(self.actor, list(ids)))
+        self.steps_loader = DataLoader(lambda keys: steps.load_steps(self.actor, list(keys)))
+        self.full_payload_loader = DataLoader(
+            lambda ids: step_payloads.load_full_payloads(self.actor, list(ids))
+        )
 
     @property
     def actor(self) -> Actor | None:

@@ -3,33 +3,47 @@
 import logging
 from collections.abc import Iterator
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError, StreamExecutionResult
 
 from agentplane.errors import DomainError
+from agentplane.observability import error_extensions
+from agentplane.schema.hardening import strip_suggestions
 
 log = logging.getLogger("agentplane.graphql")
 MASKED_MESSAGE = "Internal server error"
 
 
-def render_error(error: GraphQLError) -> GraphQLError:
+def render_error(error: GraphQLError, production: bool = False) -> GraphQLError:
+    rendered = _render(error, production)
+    request_id = error_extensions()
+    if request_id:  # the id in the X-Request-ID header and in the server's log lines
+        rendered.extensions = {**(rendered.extensions or {}), **request_id}
+    return rendered
+
+
+def _render(error: GraphQLError, production: bool) -> GraphQLError:
     original = error.original_error
-    if original is None:
-        # Parse and validation errors: the message is safe and useful as it is.
-        code = (
-            "GRAPHQL_PARSE_FAILED"
-            if error.message.startswith("Syntax Error")
-            else "GRAPHQL_VALIDATION_FAILED"
-        )
+    if isinstance(error, GraphQLSyntaxError) or isinstance(original, GraphQLSyntaxError):
         return GraphQLError(
             error.message,
             nodes=error.nodes,
             source=error.source,
             positions=error.positions,
+            extensions={"code": "GRAPHQL_PARSE_FAILED"},
+        )
+    if original is None:
+        # Parse and validation errors: the message is safe and useful as it is
+        # (in production, without "Did you mean" suggestions).
+        return GraphQLError(
+            strip_suggestions(error.message) if production else error.message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
             path=error.path,
-            extensions={**(error.extensions or {}), "code": code},
+            extensions={**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"},
         )
     if isinstance(original, DomainError):
         return GraphQLError(
@@ -39,7 +53,7 @@ def render_error(error: GraphQLError) -> GraphQLError:
             extensions={"code": original.code, **original.details},
         )
     if isinstance(original, GraphQLError):  # e.g. a variable that failed to coerce
-        return render_error(original)
+        return _render(original, production)
     log.error("unexpected error in %s", error.path, exc_info=original)
     return GraphQLError(
         MASKED_MESSAGE, nodes=error.nodes, path=error.path, extensions={"code": "INTERNAL"}
@@ -53,11 +67,14 @@ class ErrorCodes(SchemaExtension):
 
     streamed = False
 
+    def __init__(self, production: bool = False) -> None:
+        self.production = production
+
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         if not self.streamed and result is not None and result.errors:
-            result.errors = [render_error(e) for e in result.errors]
+            result.errors = [render_error(e, self.production) for e in result.errors]
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         self.streamed = True
@@ -68,5 +85,5 @@ class ErrorCodes(SchemaExtension):
             and not isinstance(result, PreExecutionError)
             and result.errors
         ):
-            result.errors = [render_error(e) for e in result.errors]
+            result.errors = [render_error(e, self.production) for e in result.errors]
         yield

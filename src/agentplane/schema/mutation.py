@@ -4,6 +4,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from agentplane.models import AgentState
 from agentplane.resolvers import agents, tasks, tenants, tokens
 from agentplane.schema.context import Context
 from agentplane.schema.identity import IdentityMutation
@@ -42,6 +43,7 @@ class CreateAccessTokenPayload:
 @strawberry.input
 class CreateAgentInput:
     name: str
+    display_name: str = ""
     model: str = "scripted/echo"
     description: str = ""
     system_prompt: str = ""
@@ -63,6 +65,36 @@ class CreateAgentInput:
 
 @strawberry.type
 class CreateAgentPayload:
+    agent: Agent
+
+
+@strawberry.input
+class UpdateAgentInput:
+    id: strawberry.ID
+    name: str | None = None
+    display_name: str | None = None
+    model: str | None = None
+    description: str | None = None
+    system_prompt: str | None = None
+    tools: list[str] | None = None
+    config: JSON | None = None
+    max_steps: int | None = None
+
+
+@strawberry.input
+class AgentIdInput:
+    id: strawberry.ID
+
+
+@strawberry.input
+class CloneAgentInput:
+    id: strawberry.ID
+    name: str
+    display_name: str | None = None
+
+
+@strawberry.type
+class AgentPayload:
     agent: Agent
 
 
@@ -123,6 +155,7 @@ class Mutation(IdentityMutation):
         agent = await agents.create_agent(
             info.context.actor,
             name=input.name,
+            display_name=input.display_name,
             model=input.model,
             description=input.description,
             system_prompt=input.system_prompt,
@@ -134,6 +167,48 @@ class Mutation(IdentityMutation):
             max_concurrent_tasks=input.max_concurrent_tasks,
         )
         return CreateAgentPayload(agent=agent)  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Change an agent's settings; omitted fields stay as they are.")
+    async def update_agent(
+        self, info: Info[Context, None], input: UpdateAgentInput
+    ) -> AgentPayload:
+        changes = {
+            "name": input.name,
+            "display_name": input.display_name,
+            "model": input.model,
+            "description": input.description,
+            "system_prompt": input.system_prompt,
+            "tools": input.tools,
+            "config": input.config,
+            "max_steps": input.max_steps,
+        }
+        agent = await agents.update_agent(info.context.actor, input.id, **changes)
+        return AgentPayload(agent=agent)  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Soft-delete (archive) an agent; its tasks stay readable.")
+    async def delete_agent(self, info: Info[Context, None], input: AgentIdInput) -> AgentPayload:
+        return AgentPayload(agent=await agents.delete_agent(info.context.actor, input.id))  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Copy an agent's settings into a new draft agent.")
+    async def clone_agent(self, info: Info[Context, None], input: CloneAgentInput) -> AgentPayload:
+        agent = await agents.clone_agent(
+            info.context.actor, input.id, name=input.name, display_name=input.display_name
+        )
+        return AgentPayload(agent=agent)  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Publish the current settings as a new version.")
+    async def publish_agent(self, info: Info[Context, None], input: AgentIdInput) -> AgentPayload:
+        return AgentPayload(agent=await agents.publish_agent(info.context.actor, input.id))  # type: ignore[arg-type]
+
+    @strawberry.mutation
+    async def activate_agent(self, info: Info[Context, None], input: AgentIdInput) -> AgentPayload:
+        agent = await agents.set_agent_state(info.context.actor, input.id, AgentState.ACTIVE)
+        return AgentPayload(agent=agent)  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Pause an agent: it takes no new tasks.")
+    async def pause_agent(self, info: Info[Context, None], input: AgentIdInput) -> AgentPayload:
+        agent = await agents.set_agent_state(info.context.actor, input.id, AgentState.PAUSED)
+        return AgentPayload(agent=agent)  # type: ignore[arg-type]
 
     @strawberry.mutation
     async def submit_task(

@@ -15,6 +15,7 @@ from agentplane.schema.types import (
     Connection,
     ModelInfo,
     Node,
+    RateLimit,
     Task,
     Tenant,
     Viewer,
@@ -95,6 +96,20 @@ class Query(IdentityQuery):
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[AccessToken]:
         return Connection.of(await tokens.list_access_tokens(info.context.actor, first, after))
+
+    @strawberry.field(description="This query's cost and the caller's rate-limit state.")
+    def rate_limit(self, info: Info[Context, None]) -> RateLimit | None:
+        status = info.context.rate_limit
+        if status is None:
+            return None
+        return RateLimit(
+            cost=status.cost,
+            node_count=status.node_count,
+            limit=status.limit,
+            used=status.used,
+            remaining=status.remaining,
+            reset_at=status.reset_at,
+        )
 
     @strawberry.field(description="The model catalog with list prices.")
     def models(self) -> list[ModelInfo]:

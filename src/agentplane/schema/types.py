@@ -9,9 +9,10 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from agentplane import models
+from agentplane.resolvers import step_payloads
 from agentplane.resolvers import tasks as task_resolvers
-from agentplane.resolvers import traces
 from agentplane.resolvers.pagination import Page
+from agentplane.resolvers.steps import StepsKey
 from agentplane.schema.context import Context
 
 T = TypeVar("T")
@@ -128,6 +129,21 @@ class Step(Node):
     def cost_usd(self, root: strawberry.Parent[models.Step]) -> float | None:
         return _usd(root.cost_usd)
 
+    @strawberry.field(
+        description="True when `payload` is a preview: the step was larger than "
+        f"{step_payloads.STEP_INLINE_BYTES} bytes; `fullPayload` has all of it."
+    )
+    def payload_truncated(self, root: strawberry.Parent[models.Step]) -> bool:
+        return step_payloads.is_truncated(root.payload)
+
+    @strawberry.field(description="The whole payload, however large (read it only when needed).")
+    async def full_payload(
+        self, root: strawberry.Parent[models.Step], info: Info[Context, None]
+    ) -> JSON:
+        if not step_payloads.is_truncated(root.payload):
+            return root.payload  # type: ignore[return-value]
+        return await info.context.full_payload_loader.load(root.id)
+
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:
         return isinstance(obj, models.Step | Step)
@@ -172,8 +188,9 @@ class Task(Node):
         after_seq: int | None = None,
         first: int | None = None,
     ) -> list[Step]:
-        steps = await traces.list_steps(info.context.actor, root, after_seq, first)
-        return steps  # type: ignore[return-value]
+        key = StepsKey(root.id, root.tenant_id, after_seq, first)
+        key.bounds()  # a bad argument fails here, not inside the batch
+        return await info.context.steps_loader.load(key)  # type: ignore[return-value]
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:
@@ -184,6 +201,7 @@ class Task(Node):
 class Agent(Node):
     id: strawberry.ID
     name: str
+    display_name: str
     description: str
     model: str
     system_prompt: str
@@ -195,6 +213,8 @@ class Agent(Node):
     )
     timeout_s: int | None
     state: models.AgentState
+    version: int = strawberry.field(description="Bumped by each publish")
+    published_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -229,3 +249,15 @@ class ModelInfo:
     label: str
     input_usd_per_million_tokens: float | None
     output_usd_per_million_tokens: float | None
+
+
+@strawberry.type(description="What this query cost, and the caller's rate-limit bucket after it.")
+class RateLimit:
+    cost: int = strawberry.field(
+        description="Points charged: requests needed to fill every connection, / 100, ≥ 1"
+    )
+    node_count: int = strawberry.field(description="Most nodes this query can return")
+    limit: int | None = strawberry.field(description="Points per window; null without a bucket")
+    used: int | None
+    remaining: int | None
+    reset_at: datetime | None

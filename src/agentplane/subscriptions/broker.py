@@ -41,8 +41,11 @@ class Subscription:
         """The next message, or None after `timeout` seconds without one."""
         if self.overflowed:
             raise SubscriberTooSlow(self.channel)
+        if not self.queue.empty():  # the hot path of a busy stream: no timer needed
+            return self.queue.get_nowait()
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
         except TimeoutError:
             return None
 
@@ -126,7 +129,8 @@ class RedisBroker(Broker):
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
         # Wait for Redis to confirm: only then are later publishes guaranteed to reach us.
-        await asyncio.wait_for(confirmed.wait(), 5)
+        async with asyncio.timeout(5):
+            await confirmed.wait()
 
     async def _upstream_unsubscribe(self, channel: str) -> None:
         async with self._lock:

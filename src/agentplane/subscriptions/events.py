@@ -44,9 +44,10 @@ def step_event(step: Step) -> dict[str, Any]:
 
 
 def step_from_event(data: dict[str, Any]) -> Step:
+    fields = {k: v for k, v in data.items() if not k.startswith("_")}  # drop local annotations
     return Step(
         **{
-            **data,
+            **fields,
             "kind": StepKind(data["kind"]),
             "cost_usd": None if data["cost_usd"] is None else Decimal(data["cost_usd"]),
             "created_at": datetime.fromisoformat(data["created_at"]),

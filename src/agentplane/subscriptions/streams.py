@@ -7,6 +7,7 @@ sees nothing twice.
 """
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from agentplane.auth import Actor
 from agentplane.errors import SlowConsumer, ValidationFailed
@@ -21,6 +22,18 @@ from agentplane.subscriptions.broker import SubscriberTooSlow, get_broker
 # Re-check the database this often while idle, in case a publish was lost
 # (e.g. Redis restarted) so a stream never hangs on a finished task.
 IDLE_RECHECK_S = 5.0
+_SHARED_STEP = "_step"
+BACKLOG_PAGE = 500
+
+
+def _shared_step(message: dict[str, Any]) -> Step:
+    """One Step object per live event, shared by every local subscriber of the event,
+    so the GraphQL executor can run each event's selection set once (schema/executor.py).
+    The broker hands all local subscribers the same message dict."""
+    step = message.get(_SHARED_STEP)
+    if step is None:
+        step = message[_SHARED_STEP] = events.step_from_event(message)
+    return step  # type: ignore[no-any-return]
 
 
 def _ends_task(step: Step) -> bool:
@@ -50,16 +63,16 @@ async def _replay_then_tail(task: Task, last: int) -> AsyncIterator[Step]:
     async with get_broker().subscribe(events.task_channel(task.id)) as sub:
         while True:
             # Catch up from the database: the replay, and any gap the live feed skipped.
-            backlog = await traces.steps_after(task.id, last)
+            backlog = await traces.steps_after(task.id, last, BACKLOG_PAGE)
             for step in backlog:
                 last = step.seq
                 yield step
                 if _ends_task(step):
                     return
-            if backlog:
-                continue
-            if (await Task.get(id=task.id)).status.is_terminal:
-                return  # the terminal step was before the cursor
+            if len(backlog) == BACKLOG_PAGE:
+                continue  # more to read
+            if not backlog and (await Task.get(id=task.id)).status.is_terminal:
+                return  # the terminal step was at or before the cursor
             while True:
                 message = await sub.get(timeout=IDLE_RECHECK_S)
                 if message is None:
@@ -69,7 +82,7 @@ async def _replay_then_tail(task: Task, last: int) -> AsyncIterator[Step]:
                     continue  # already sent during replay
                 if seq > last + 1:
                     break  # a gap: read it from the database
-                step = events.step_from_event(message)
+                step = _shared_step(message)
                 last = seq
                 yield step
                 if _ends_task(step):

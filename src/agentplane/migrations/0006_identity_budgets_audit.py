@@ -9,7 +9,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0003_lease_expiries')]
+    dependencies = [('models', '0005_rest_compat')]
 
     initial = False
 
@@ -177,6 +177,10 @@ class Migration(migrations.Migration):
             model_name='AccessToken',
             name='owner_user_id',
             field=fields.CharField(null=True, max_length=40),
+        ),
+        ops.AlterModelOptions(
+            name='StepPayload',
+            options={'table': 'step_payload', 'app': 'models', 'pk_attr': 'step_id', 'table_description': 'The full payload of a step too large to keep inline (resolvers/step_payloads.py).'},
         ),
         ops.AddField(
             model_name='Tenant',

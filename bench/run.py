@@ -1,0 +1,475 @@
+"""`make bench`: every figure with a ratio to a baseline measured in the same run.
+
+Servers run as real uvicorn processes on this machine; HTTP load comes from `wrk`
+in another process. Figures:
+
+1. a GraphQL page of 50 tasks with their agents, vs the same rows as plain JSON
+   from a minimal Starlette + asyncpg + orjson endpoint, and vs the app's `/healthz`;
+   plus a warm small query vs a cold one (parser and validation caches);
+2. schema execution of a large list vs plain graphql-core on the same data;
+3. end-to-end scripted tasks per second (submit to completed), SQLite and PostgreSQL,
+   vs the same rows written with bare SQL;
+4. steps persisted per second through the one write path vs bare INSERT + COMMIT;
+5. the streaming issue's subscription fan-out figures (`bench/fanout.py`, when present).
+"""
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import multiprocessing
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE_QUERY = (
+    "query Page { tasks(first: 50) { edges { node {"
+    " id status query output createdAt costUsd agent { id name model } } } } }"
+)
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    baseline_name: str
+    baseline: float
+    target: str = ""
+    lower_is_better: bool = False
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("nan")
+
+
+class Report:
+    def __init__(self) -> None:
+        self.figures: list[Figure] = []
+
+    def add(self, figure: Figure) -> None:
+        self.figures.append(figure)
+        print(
+            f"  {figure.name}: {figure.value:,.1f} {figure.unit}"
+            f"  | baseline {figure.baseline_name}: {figure.baseline:,.1f} {figure.unit}"
+            f"  | ratio {figure.ratio:.2f}x"
+            + (f"  (target {figure.target})" if figure.target else ""),
+            flush=True,
+        )
+
+    def table(self) -> str:
+        lines = [
+            "| figure | value | baseline (same run) | ratio | target |",
+            "|---|---|---|---|---|",
+        ]
+        for f in self.figures:
+            lines.append(
+                f"| {f.name} | {f.value:,.1f} {f.unit} | {f.baseline_name}: {f.baseline:,.1f} "
+                f"| {f.ratio:.2f}x | {f.target} |"
+            )
+        return "\n".join(lines)
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.2f}/{five:.2f}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def uvicorn_process(factory: str, env: dict[str, str]) -> Iterator[str]:
+    """A uvicorn server process (no access log) for `module:factory`; yields its base URL."""
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            factory,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{factory} exited:\n{Path(log.name).read_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(base + "/healthz", timeout=1).status_code in (200, 404):
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{factory} did not start:\n{Path(log.name).read_text()}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wrk(
+    url: str, *, seconds: int, connections: int, body: str | None = None, token: str | None = None
+) -> float:
+    """Requests per second measured by wrk (one thread: the other core is the server's)."""
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    script = None
+    if body is not None:
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        script.write(
+            'wrk.method = "POST"\n'
+            f"wrk.body = [==[{body}]==]\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            + (f'wrk.headers["Authorization"] = "Bearer {token}"\n' if token else "")
+            + "function response(status, headers, body)\n"
+            "  if status ~= 200 then io.stderr:write('non-200: ' .. status .. '\\n') end\n"
+            "end\n"
+        )
+        script.close()
+        args += ["-s", script.name]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True)
+    if "Non-2xx" in out.stdout or "non-200" in out.stderr:
+        raise RuntimeError(f"wrk saw errors against {url}:\n{out.stdout}\n{out.stderr[:500]}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    if not match:
+        raise RuntimeError(f"cannot read wrk output:\n{out.stdout}")
+    return float(match.group(1))
+
+
+# ---------------------------------------------------------------------------- databases
+
+
+def isolated(function: Any, *args: Any) -> Any:
+    """Run `asyncio.run(function(*args))` in a fresh process: Tortoise keeps per-dialect
+    state in globals, so SQLite and PostgreSQL work cannot share one process."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_run_coroutine, function, *args).result()
+
+
+def _run_coroutine(function: Any, *args: Any) -> Any:
+    return asyncio.run(function(*args))
+
+
+async def ensure_pg_database(url: str) -> None:
+    import asyncpg
+
+    dsn = url.replace("postgres://", "postgresql://", 1)
+    name = dsn.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(dsn.rsplit("/", 1)[0] + "/postgres")
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+async def prepare(url: str, tasks: int) -> dict[str, str]:
+    """Migrate, empty, and seed one tenant with a token, an agent and `tasks` finished tasks."""
+    from tortoise.connection import get_connection
+
+    from agentplane import db
+    from agentplane.models import Agent, Task, TaskStatus, Tenant
+    from agentplane.resolvers.tokens import mint_token
+
+    if url.startswith("postgres"):
+        await ensure_pg_database(url)
+    await db.migrate(url)
+    await db.init(url)
+    try:
+        conn = get_connection("default")
+        tables = ("step_payload", "usage_record", "step", "task", "agent", "access_token", "tenant")
+        if conn.capabilities.dialect == "postgres":
+            await conn.execute_script(f"TRUNCATE {', '.join(tables)} CASCADE")
+            await conn.execute_script("DROP TABLE IF EXISTS bench_step, bench_task")
+        else:
+            for table in tables:
+                await conn.execute_script(f"DELETE FROM {table}")
+            await conn.execute_script(
+                "DROP TABLE IF EXISTS bench_step; DROP TABLE IF EXISTS bench_task"
+            )
+        tenant = await Tenant.create(name="bench", display_name="Bench")
+        _, token = await mint_token(tenant_id=tenant.id, role="operator", name="bench")
+        agent = await Agent.create(tenant_id=tenant.id, name="echo", model="scripted/echo")
+        await Task.bulk_create(
+            [
+                Task(
+                    tenant_id=tenant.id,
+                    agent_id=agent.id,
+                    query=f"question number {i}",
+                    output=f"answer number {i}",
+                    status=TaskStatus.COMPLETED,
+                    cost_usd="0.0000123",
+                )
+                for i in range(tasks)
+            ]
+        )
+        return {"tenant_id": tenant.id, "token": token, "agent_id": agent.id}
+    finally:
+        await db.close()
+
+
+# ---------------------------------------------------------------------------- figure 1
+
+
+def figure_page_of_50(report: Report, pg_url: str, seconds: int) -> None:
+    seed = isolated(prepare, pg_url, 60)
+    env = {
+        "AGENTPLANE_DATABASE_URL": pg_url,
+        "AGENTPLANE_REDIS_URL": "",
+        "BENCH_RAW_DSN": pg_url.replace("postgres://", "postgresql://", 1),
+        "BENCH_TENANT_ID": seed["tenant_id"],
+    }
+    body = json.dumps({"query": PAGE_QUERY})
+    with (
+        uvicorn_process("bench.app_factory:api", env) as app,
+        uvicorn_process("bench.raw_server:create_app", env) as raw,
+    ):
+        page = httpx.post(
+            app + "/graphql",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {seed['token']}",
+                "Content-Type": "application/json",
+            },
+        )
+        edges = page.json()["data"]["tasks"]["edges"]
+        assert len(edges) == 50, page.text
+        assert len(httpx.get(raw + "/tasks").json()["tasks"]) == 50
+        print(f"  [{load()}] warming up", flush=True)
+        wrk(raw + "/tasks", seconds=1, connections=10)
+        wrk(app + "/graphql", seconds=1, connections=10, body=body, token=seed["token"])
+        raw_rps = wrk(raw + "/tasks", seconds=seconds, connections=10)
+        gql_rps = wrk(
+            app + "/graphql", seconds=seconds, connections=10, body=body, token=seed["token"]
+        )
+        health_rps = wrk(app + "/healthz", seconds=seconds, connections=10)
+    report.add(
+        Figure(
+            "GraphQL page of 50 tasks + agents (PostgreSQL)",
+            gql_rps,
+            "req/s",
+            "raw Starlette+asyncpg+orjson",
+            raw_rps,
+            "≥ 0.5x",
+        )
+    )
+    report.add(
+        Figure(
+            "GraphQL page of 50 vs the app's own /healthz",
+            gql_rps,
+            "req/s",
+            "app /healthz",
+            health_rps,
+        )
+    )
+
+
+def figure_warm_vs_cold(report: Report) -> None:
+    from agentplane.schema import schema
+    from agentplane.schema.context import Context
+
+    async def run(query_for: Any, n: int) -> float:
+        start = time.perf_counter()
+        for i in range(n):
+            result = await schema.execute(query_for(i), context_value=Context(request=None))
+            assert not result.errors, result.errors
+        return (time.perf_counter() - start) / n * 1e6
+
+    small = "query Small%s { models { id label provider } }"
+    asyncio.run(run(lambda i: small % "", 200))  # warm the caches
+    cold = asyncio.run(run(lambda i: small % f"_cold_{time.monotonic_ns()}_{i}", 400))
+    warm = asyncio.run(run(lambda i: small % "", 2000))
+    report.add(
+        Figure(
+            "warm small query (parser+validation cache hit)",
+            warm,
+            "µs/op",
+            "cold (cache miss)",
+            cold,
+            "≤ 0.2x",
+            lower_is_better=True,
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- figure 2
+
+
+def figure_large_list(report: Report, items: int) -> None:
+    from bench.large_list import measure
+
+    strawberry_us, plain_us = isolated(measure, items)
+    report.add(
+        Figure(
+            f"Strawberry execution of {items:,} steps x 11 fields",
+            strawberry_us,
+            "ms/op",
+            "plain graphql-core, same data",
+            plain_us,
+            "≤ 1.5x",
+            lower_is_better=True,
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- figures 3, 4
+
+
+def figure_tasks_per_second(report: Report, url: str, label: str, n: int) -> None:
+    from bench.writes import raw_lifecycles_per_second, wait_all_terminal
+
+    seed = isolated(prepare, url, 0)
+    raw = asyncio.run(raw_lifecycles_per_second(url, n))
+    env = {
+        "AGENTPLANE_DATABASE_URL": url,
+        "AGENTPLANE_REDIS_URL": "",
+        "AGENTPLANE_SCRIPTED_DELAY_MS": "0",
+        "AGENTPLANE_WORKER_CONCURRENCY": "16",
+    }
+    with uvicorn_process("bench.app_factory:api_with_worker", env) as app:
+        print(f"  [{load()}] submitting {n} tasks on {label}", flush=True)
+        rate = asyncio.run(_submit_and_wait(app, url, seed, n, wait_all_terminal))
+    report.add(
+        Figure(
+            f"end-to-end scripted tasks ({label})",
+            rate,
+            "tasks/s",
+            "same rows by bare SQL",
+            raw,
+            "≥ 200 tasks/s",
+        )
+    )
+
+
+async def _submit_and_wait(
+    base: str, url: str, seed: dict[str, str], n: int, wait_all_terminal: Any
+) -> float:
+    mutation = (
+        "mutation($a: ID!, $q: String!) { submitTask(input: {agentId: $a, query: $q})"
+        " { task { id } } }"
+    )
+    headers = {"Authorization": f"Bearer {seed['token']}"}
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
+        semaphore = asyncio.Semaphore(16)
+
+        async def submit(i: int) -> None:
+            async with semaphore:
+                r = await c.post(
+                    "/graphql",
+                    json={
+                        "query": mutation,
+                        "variables": {"a": seed["agent_id"], "q": f"bench task {i}"},
+                    },
+                )
+                assert r.status_code == 200 and not r.json().get("errors"), r.text
+
+        start = time.perf_counter()
+        await asyncio.gather(*(submit(i) for i in range(n)))
+        completed = await wait_all_terminal(url, n)
+        elapsed = time.perf_counter() - start
+    assert completed == n, f"only {completed} of {n} tasks completed"
+    return n / elapsed
+
+
+def figure_steps_per_second(report: Report, url: str, label: str, seconds: float) -> None:
+    from bench.writes import raw_steps_per_second, steps_per_second
+
+    isolated(prepare, url, 0)
+    raw = isolated(raw_steps_per_second, url, seconds)
+    ours = isolated(steps_per_second, url, seconds)
+    report.add(
+        Figure(
+            f"steps persisted ({label}, one write path)", ours, "steps/s", "bare INSERT+COMMIT", raw
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=5, help="wrk duration per measurement")
+    parser.add_argument("--tasks", type=int, default=400, help="tasks per end-to-end run")
+    parser.add_argument("--only", default="1,2,3,4,5", help="figures to run, e.g. 1,2")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: `wrk` is not installed (Debian: apt-get install wrk)")
+    pg_url = os.environ.get("BENCH_DATABASE_URL")
+    if not pg_url or not pg_url.startswith("postgres"):
+        raise SystemExit("bench: set BENCH_DATABASE_URL=postgres://user@host:5432/db (emptied!)")
+    only = set(args.only.split(","))
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {load()}",
+        flush=True,
+    )
+    report = Report()
+    sqlite_dir = tempfile.mkdtemp(prefix="agentplane-bench-")
+    sqlite_url = f"sqlite://{sqlite_dir}/bench.db"
+    if "1" in only:
+        print("(1) page of 50", flush=True)
+        figure_page_of_50(report, pg_url, args.seconds)
+        figure_warm_vs_cold(report)
+    if "2" in only:
+        print(f"(2) large list [{load()}]", flush=True)
+        figure_large_list(report, 5000)
+    if "3" in only:
+        print(f"(3) end-to-end tasks/s [{load()}]", flush=True)
+        figure_tasks_per_second(report, sqlite_url, "SQLite", args.tasks)
+        figure_tasks_per_second(report, pg_url, "PostgreSQL", args.tasks)
+    if "4" in only:
+        print(f"(4) steps/s [{load()}]", flush=True)
+        figure_steps_per_second(report, sqlite_url, "SQLite", 3)
+        figure_steps_per_second(report, pg_url, "PostgreSQL", 3)
+    if "5" in only:
+        try:
+            fanout = importlib.import_module("bench.fanout")
+        except ModuleNotFoundError:
+            print("(5) subscription fan-out: bench/fanout.py not present (streaming issue)")
+        else:
+            print("(5) subscription fan-out", flush=True)
+            fanout.run(report, pg_url)
+    print(f"\nfinished [{load()}]\n")
+    print(report.table())
+
+
+if __name__ == "__main__":
+    main()

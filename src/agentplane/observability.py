@@ -1,0 +1,187 @@
+"""Metrics (Prometheus, via prometheus-client), request ids and structured logs.
+
+- `/metrics` serves the process's metrics in Prometheus text format.
+- Every HTTP request gets a request id (a sane incoming `X-Request-ID` is kept),
+  returned in the `X-Request-ID` header, attached to every log line written while
+  the request runs, and to every GraphQL error (`extensions.requestId`).
+- Logs are JSON lines (python-json-logger) unless `AGENTPLANE_LOG_FORMAT=text`.
+"""
+
+import contextvars
+import logging
+import re
+import secrets
+import sys
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from pythonjsonlogger.json import JsonFormatter
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+
+HTTP_REQUESTS = Counter(
+    "agentplane_http_requests_total", "HTTP requests", ["route", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "agentplane_http_request_duration_seconds", "HTTP request latency", ["route", "method"]
+)
+GRAPHQL_OPERATIONS = Counter(
+    "agentplane_graphql_operations_total",
+    "GraphQL operations",
+    ["type", "operation", "outcome"],
+)
+GRAPHQL_LATENCY = Histogram(
+    "agentplane_graphql_operation_duration_seconds",
+    "GraphQL operation latency (parse to result)",
+    ["type", "operation"],
+)
+COMPILED_QUERIES = Counter(
+    "agentplane_graphql_compiled_total",
+    "Queries answered from a compiled plan (hit) or handed back to graphql-core (fallback)",
+    ["outcome"],
+)
+WEBSOCKETS_ACTIVE = Gauge("agentplane_websockets_active", "Open websocket connections")
+SUBSCRIPTIONS_ACTIVE = Gauge("agentplane_subscriptions_active", "Running GraphQL subscriptions")
+QUEUE_DEPTH = Gauge("agentplane_queue_depth", "Tasks waiting in the queue (at scrape time)")
+TASKS_FINISHED = Counter("agentplane_tasks_finished_total", "Tasks that ended", ["outcome"])
+TASK_DURATION = Histogram(
+    "agentplane_task_duration_seconds",
+    "Task run time, from start to its terminal status",
+    ["outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+SPEND = Counter("agentplane_spend_usd_total", "Priced model usage, USD", ["model"])
+
+# Operation names come from clients: past this many distinct ones, they count as "other".
+MAX_OPERATION_NAMES = 200
+_operation_names: set[str] = set()
+
+
+def operation_label(name: str | None) -> str:
+    if not name:
+        return "anonymous"
+    if name in _operation_names:
+        return name
+    if len(_operation_names) < MAX_OPERATION_NAMES and re.fullmatch(r"[_A-Za-z]\w{0,99}", name):
+        _operation_names.add(name)
+        return name
+    return "other"
+
+
+def task_finished(outcome: str, seconds: float | None) -> None:
+    TASKS_FINISHED.labels(outcome).inc()
+    if seconds is not None:
+        TASK_DURATION.labels(outcome).observe(seconds)
+
+
+def spent(model: str, usd: float) -> None:
+    if usd > 0:
+        SPEND.labels(model).inc(usd)
+
+
+async def metrics(request: Request) -> Response:
+    from agentplane.models import Task, TaskStatus
+
+    try:
+        QUEUE_DEPTH.set(await Task.filter(status=TaskStatus.QUEUED).count())
+    except Exception:  # the database is down: the rest of the metrics still matter
+        logging.getLogger("agentplane").warning("queue depth unavailable", exc_info=True)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+_REQUEST_ID = re.compile(r"[\w.:-]{1,128}")
+
+
+class RequestObservability:
+    """Request id, latency and count by route template, one access log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.access = logging.getLogger("agentplane.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            WEBSOCKETS_ACTIVE.inc()
+            try:
+                return await self.app(scope, receive, send)
+            finally:
+                WEBSOCKETS_ACTIVE.dec()
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+        token = request_id_var.set(request_id)
+        status = 500
+        start = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            HTTP_REQUESTS.labels(template, method, str(status)).inc()
+            HTTP_LATENCY.labels(template, method).observe(elapsed)
+            if self.access.isEnabledFor(logging.INFO):
+                self.access.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "path": scope["path"],
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
+            request_id_var.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
+    """Root logging for `serve` and `worker`: JSON lines with the request id."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    if fmt == "text":
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+    else:
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+def error_extensions() -> dict[str, Any]:
+    request_id = request_id_var.get()
+    return {"requestId": request_id} if request_id else {}

@@ -1,0 +1,61 @@
+"""Per-operation metrics and an optional OpenTelemetry span: once per operation,
+never per field (no `resolve` hook, so field resolution stays on its fast path)."""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import OperationType
+from strawberry.extensions import SchemaExtension
+
+from agentplane import observability as obs
+
+try:  # optional: `pip install agentplane[otel]`; a no-op until an SDK is configured
+    from opentelemetry import trace
+
+    _tracer: Any = trace.get_tracer("agentplane.graphql")
+except ImportError:  # pragma: no cover - exercised only without the extra
+    _tracer = None
+
+
+class OperationTelemetry(SchemaExtension):
+    subscription = False
+
+    def on_operation(self) -> Iterator[None]:
+        start = time.perf_counter()
+        span = _tracer.start_span("graphql.operation") if _tracer is not None else None
+        try:
+            yield
+        finally:
+            ec = self.execution_context
+            try:
+                kind = ec.operation_type.value
+            except Exception:  # unparsable document or unknown operation
+                kind = "invalid"
+            name = obs.operation_label(ec.operation_name)
+            result = ec.result
+            failed = bool(ec.pre_execution_errors) or bool(result is not None and result.errors)
+            obs.GRAPHQL_OPERATIONS.labels(kind, name, "error" if failed else "ok").inc()
+            if not self.subscription:
+                obs.GRAPHQL_LATENCY.labels(kind, name).observe(time.perf_counter() - start)
+            else:
+                obs.SUBSCRIPTIONS_ACTIVE.dec()
+            if span is not None:
+                span.update_name(f"graphql.{kind} {name}")
+                span.set_attribute("graphql.operation.type", kind)
+                span.set_attribute("graphql.operation.name", name)
+                span.set_attribute("graphql.errors", failed)
+                request_id = obs.request_id_var.get()
+                if request_id:
+                    span.set_attribute("agentplane.request_id", request_id)
+                span.end()
+
+    def on_execute(self) -> Iterator[None]:
+        try:
+            is_subscription = self.execution_context.operation_type == OperationType.SUBSCRIPTION
+        except Exception:
+            is_subscription = False
+        if is_subscription and not self.subscription:
+            self.subscription = True
+            obs.SUBSCRIPTIONS_ACTIVE.inc()
+        yield

@@ -1,0 +1,134 @@
+"""Compiled plans answer exactly what graphql-core answers, with the same authorisation."""
+
+from typing import Any
+
+import strawberry
+from prometheus_client import REGISTRY
+
+from agentplane.auth import Actor
+from agentplane.models import Step, StepKind, Task, TaskStatus
+from agentplane.schema import schema as compiled_schema
+from agentplane.schema.context import Context
+from agentplane.schema.errors import ErrorCodes
+from agentplane.schema.execution import ExecutionContext
+from agentplane.schema.hardening import Hardening
+from agentplane.schema.mutation import Mutation
+from agentplane.schema.query import Query
+from agentplane.schema.subscription import Subscription
+from agentplane.schema.types import AccessToken, Agent
+from agentplane.schema.types import Step as StepType
+from agentplane.schema.types import Task as TaskType
+from agentplane.schema.types import Tenant as TenantType
+from tests.support.factories import make_agent, make_tenant
+
+general_schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    types=[TenantType, AccessToken, Agent, TaskType, StepType],
+    extensions=[ErrorCodes, Hardening],  # everything but the compiled plans
+    execution_context_class=ExecutionContext,
+)
+
+TASK_FIELDS = (
+    "__typename id status query output error metadata attempt createdAt updatedAt startedAt"
+    " finishedAt isTerminal costUsd"
+)
+AGENT_FIELDS = (
+    "__typename id name description model systemPrompt tools config maxSteps state createdAt"
+    " updatedAt"
+)
+QUERIES: list[tuple[str, dict[str, Any]]] = [
+    (
+        f"{{ tasks(first: 50) {{ edges {{ cursor node {{ {TASK_FIELDS}"
+        f" agent {{ {AGENT_FIELDS} }} }} }}"
+        " pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }",
+        {},
+    ),
+    (
+        "query Q($n: Int!, $s: TaskStatus) { page: tasks(first: $n, status: $s) {"
+        " edges { node { id mine: status agent { name } } } } }",
+        {"n": 3, "s": "COMPLETED"},
+    ),
+    ("{ agents(first: 10) { edges { node { id name tools config state } } } }", {}),
+]
+
+
+def hits(outcome: str) -> float:
+    return REGISTRY.get_sample_value("agentplane_graphql_compiled_total", {"outcome": outcome}) or 0
+
+
+async def run(schema: strawberry.Schema, query: str, actor: Actor, **variables: Any) -> Any:
+    context = Context(request=None)
+    context.set_actor(actor)
+    result = await schema.execute(query, variable_values=variables, context_value=context)
+    return result.data, [e.formatted for e in result.errors or []]
+
+
+async def seed() -> tuple[Actor, list[Task]]:
+    tenant = await make_tenant("acme")
+    agents = [
+        await make_agent(tenant, "a1", tools=["calculator"], config={"x": [1, 2]}),
+        await make_agent(tenant, "a2"),
+    ]
+    tasks = []
+    for i in range(7):
+        task = await Task.create(
+            tenant_id=tenant.id,
+            agent_id=agents[i % 2].id,
+            query=f"q{i}",
+            output=None if i % 3 else f"out {i}",
+            status=TaskStatus.COMPLETED if i % 2 else TaskStatus.FAILED,
+            metadata={"i": i, "nested": {"ok": True}},
+            cost_usd="0.0001230000",
+        )
+        await Step.create(task_id=task.id, seq=1, kind=StepKind.STATUS_CHANGE, payload={})
+        tasks.append(task)
+    return Actor(kind="token", role="viewer", tenant_id=tenant.id), tasks
+
+
+async def test_compiled_answers_equal_graphql_core(services: object) -> None:
+    actor, tasks = await seed()
+    queries = [
+        *QUERIES,
+        (f'{{ task(id: "{tasks[0].id}") {{ {TASK_FIELDS} agent {{ id }} }} }}', {}),
+        (f'{{ agent(id: "{tasks[1].agent_id}") {{ {AGENT_FIELDS} }} }}', {}),
+    ]
+    for query, variables in queries:
+        before = hits("hit")
+        compiled = await run(compiled_schema, query, actor, **variables)
+        general = await run(general_schema, query, actor, **variables)
+        assert hits("hit") == before + 1, f"not compiled: {query}"
+        assert compiled == general
+        assert compiled[1] == [] and compiled[0]
+
+
+async def test_same_authorisation_on_the_compiled_path(services: object) -> None:
+    _, tasks = await seed()
+    other = await make_tenant("other")
+    outsider = Actor(kind="token", role="viewer", tenant_id=other.id)
+    # a foreign task answers like a missing one, on both paths
+    query = f'{{ task(id: "{tasks[0].id}") {{ id }} }}'
+    compiled = await run(compiled_schema, query, outsider)
+    assert compiled == await run(general_schema, query, outsider)
+    assert compiled[1][0]["extensions"]["code"] == "NOT_FOUND"
+    # a foreign tenant's list is empty, not theirs
+    listed = await run(compiled_schema, QUERIES[2][0], outsider)
+    assert listed == ({"agents": {"edges": []}}, [])
+    # no actor at all
+    anonymous = await run(compiled_schema, QUERIES[0][0], None)  # type: ignore[arg-type]
+    assert anonymous[1][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert anonymous == await run(general_schema, QUERIES[0][0], None)  # type: ignore[arg-type]
+
+
+async def test_uncovered_operations_take_the_general_path(services: object) -> None:
+    actor, _ = await seed()
+    before = hits("hit"), hits("fallback")
+    data, errors = await run(
+        compiled_schema,
+        "{ tasks(first: 2) { edges { node { ...T } } } } fragment T on Task { id steps { seq } }",
+        actor,
+    )
+    assert not errors and len(data["tasks"]["edges"]) == 2
+    assert data["tasks"]["edges"][0]["node"]["steps"] == [{"seq": 1}]
+    assert (hits("hit"), hits("fallback")) == before

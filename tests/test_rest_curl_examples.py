@@ -1,0 +1,163 @@
+"""The seed documents' curl examples, run with curl against a live server: verbatim apart
+from the host and the credentials (and the IDs the examples leave as placeholders)."""
+
+import json
+import secrets
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.rest import parse_sse
+from tests.support.server import LiveServer, live_server
+
+pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+
+KODA_SUBMIT = """curl -X POST https://koda.example.com/api/runtime/tasks \\
+-H "Cookie: koda_operator_session=..." \\
+-H "Content-Type: application/json" \\
+-d '{
+"agent_id": "atlas",
+"query": "Audit the auth service for CSP violations.",
+"metadata": { "source": "operator" }
+}'"""
+KODA_READY = "curl https://koda.example.com/api/runtime/ready"
+KUBIYA_MODELS = """curl -X GET "https://control-plane.kubiya.ai/api/v1/models?enabled_only=true" \\
+  -H "Authorization: Bearer YOUR_API_KEY\""""
+KUBIYA_CREATE = """curl -X POST https://control-plane.kubiya.ai/api/v1/agents \\
+  -H "Authorization: Bearer YOUR_API_KEY" \\
+  -H "Content-Type: application/json" \\
+  -d '{
+    "name": "DevOps Assistant",
+    "description": "Helps with infrastructure and deployment tasks",
+    "runtime": "claude_code",
+    "model_id": "anthropic/claude-sonnet-4-5",
+    "system_prompt": "You are a helpful DevOps assistant"
+  }'"""
+KUBIYA_EXECUTE = """curl -X POST https://control-plane.kubiya.ai/api/v1/agents/{agent_id}/execute \\
+  -H "Authorization: Bearer YOUR_API_KEY" \\
+  -H "Content-Type: application/json" \\
+  -d '{
+    "prompt": "Check the status of pods in the production namespace",
+    "worker_queue_id": "your-worker-queue-id",
+    "stream": true
+  }'"""
+
+
+def curl(example: str, server: LiveServer, **substitutions: str) -> tuple[int, str]:
+    """Run a documented example with curl: only hosts, credentials and placeholders change."""
+    command = example.replace("https://koda.example.com", server.base_url).replace(
+        "https://control-plane.kubiya.ai", server.base_url
+    )
+    for old, new in substitutions.items():
+        command = command.replace(old, new)
+    argv = shlex.split(command.replace("\\\n", " "))
+    argv[1:1] = ["-sS", "-w", "\\n%{http_code}", "--max-time", "30"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    body, _, status = result.stdout.rpartition("\n")
+    return int(status), body
+
+
+def graphql(server: LiveServer, token: str, query: str, **variables: Any) -> Any:
+    response = httpx.post(
+        server.base_url + "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert not response.json().get("errors"), response.text
+    return response.json()["data"]
+
+
+def operator_token(server: LiveServer) -> str:
+    tenant = "curl-" + secrets.token_hex(4)
+    graphql(
+        server,
+        server.admin_token,
+        "mutation($n: String!) { createTenant(input: {name: $n}) { tenant { id } } }",
+        n=tenant,
+    )
+    return str(
+        graphql(
+            server,
+            server.admin_token,
+            'mutation($t: String!) { createAccessToken(input: {name: "curl", tenant: $t, '
+            'role: "operator"}) { plainTextToken } }',
+            t=tenant,
+        )["createAccessToken"]["plainTextToken"]
+    )
+
+
+def test_koda_runtime_examples(database_url: str, workdir: Path) -> None:
+    with live_server(database_url, workdir) as server:
+        token = operator_token(server)
+        graphql(server, token, 'mutation { createAgent(input: {name: "atlas"}) { agent { id } } }')
+        status, body = curl(KODA_READY, server)
+        assert status == 200 and json.loads(body)["status"] == "ready"
+        status, body = curl(
+            KODA_SUBMIT, server, **{"koda_operator_session=...": f"koda_operator_session={token}"}
+        )
+        assert status == 202, body
+        task = json.loads(body)
+        assert set(task) == {
+            "id",
+            "agent_id",
+            "status",
+            "created_at",
+            "updated_at",
+            "metadata",
+            "output",
+        }
+        assert (task["agent_id"], task["metadata"]) == ("atlas", {"source": "operator"})
+        events = httpx.get(
+            f"{server.base_url}/api/runtime/tasks/{task['id']}/events",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert parse_sse(events.text)[-1]["data"]["payload"]["to"] == "completed"
+        done = httpx.get(
+            f"{server.base_url}/api/runtime/tasks/{task['id']}",
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        assert done["output"] == "Audit the auth service for CSP violations."
+
+
+def test_kubiya_examples(database_url: str, workdir: Path) -> None:
+    with live_server(database_url, workdir) as server:
+        token = operator_token(server)
+        key = {"YOUR_API_KEY": token}
+        status, body = curl(KUBIYA_MODELS, server, **key)
+        assert status == 200 and json.loads(body)["total"] >= 1
+        status, body = curl(KUBIYA_CREATE, server, **key)
+        assert status == 201, body
+        assert json.loads(body)["model_id"] == "anthropic/claude-sonnet-4-5"
+
+        # The execute example on an agent whose model runs offline, and a real queue.
+        echo = graphql(
+            server, token, 'mutation { createAgent(input: {name: "e"}) { agent { id } } }'
+        )
+        queue = httpx.post(
+            server.base_url + "/api/v1/worker-queues",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"name": "default"},
+        ).json()
+        status, body = curl(
+            KUBIYA_EXECUTE,
+            server,
+            **key,
+            **{
+                "{agent_id}": echo["createAgent"]["agent"]["id"],
+                "your-worker-queue-id": queue["id"],
+            },
+        )
+        assert status == 200, body
+        events = parse_sse(body)
+        assert events[0]["event"] == "step" and events[-1]["event"] == "done"
+        assert (
+            events[-1]["data"]["response"] == "Check the status of pods in the production namespace"
+        )
+        assert "Traceback" not in server.log()
