@@ -143,6 +143,9 @@ async def idle_cost(
 ) -> tuple[float, dict[str, float], dict[str, float]]:
     """RSS per idle subscription, and server gauges before/after connect-disconnect cycles."""
     task_id = await prepare_paused_task(server, 4)
+    # Warm up: the first socket starts per-process listeners (revocations) that stay.
+    await (await open_subscriber(server.ws_url, server.token, task_id)).close()
+    await asyncio.sleep(0.5)
     baseline = server.gauges()
     before = rss_kb(server.pid)
     sockets = await asyncio.gather(

@@ -38,7 +38,8 @@ class Server:
         if response.status_code != 200:
             return {}
         wanted = (
-            "agentplane_active_subscriptions",
+            "agentplane_websockets_active",
+            "agentplane_subscriptions_active",
             "agentplane_asyncio_tasks",
             "agentplane_broker_channels",
         )

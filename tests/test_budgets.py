@@ -150,7 +150,7 @@ async def test_exhausted_scope_refuses_submission_and_alerts_once(gql: GraphQLCl
     events = await AuditEvent.filter(action="budget.crossed").values_list("details", flat=True)
     assert [e["alertState"] for e in events] == ["exceeded"]
     listed = await gql.ok(
-        "{ budgets(first: 50) { edges { node { scope agentId alertState currentSpendUsd } } } }",
+        "{ budgets(first: 100) { edges { node { scope agentId alertState currentSpendUsd } } } }",
         admin,
     )
     assert [e["node"] for e in listed["budgets"]["edges"]] == [
@@ -254,8 +254,8 @@ async def test_token_usage_flags_unpriced_models(gql: GraphQLClient) -> None:
         priced=False,
     )
     usage = await gql.ok(
-        "{ tokenUsage(first: 50) { edges { node { model inputTokens outputTokens costUsd costStatus"
-        " pricingVersion window tenant { name } } } } }",
+        "{ tokenUsage(first: 100) { edges { node { model inputTokens outputTokens costUsd"
+        " costStatus pricingVersion window tenant { name } } } } }",
         viewer,
     )
     rows = [e["node"] for e in usage["tokenUsage"]["edges"]]
@@ -282,7 +282,7 @@ async def test_token_usage_flags_unpriced_models(gql: GraphQLClient) -> None:
         },
     ]
     by_model = await gql.ok(
-        '{ tokenUsage(first: 50, model: "scripted/echo") { edges { node { model } } } }', viewer
+        '{ tokenUsage(first: 100, model: "scripted/echo") { edges { node { model } } } }', viewer
     )
     assert len(by_model["tokenUsage"]["edges"]) == 1
     # the unpriced call is not counted as spend

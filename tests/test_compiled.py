@@ -51,6 +51,11 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
         {"n": 3, "s": "COMPLETED"},
     ),
     ("{ agents(first: 10) { edges { node { id name tools config state } } } }", {}),
+    (
+        "query F { tasks(first: 5) { edges { node { ...T ... on Task { isTerminal } } } } }"
+        " fragment T on Task { id agent { ...A } } fragment A on Agent { name model }",
+        {},
+    ),
 ]
 
 

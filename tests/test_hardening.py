@@ -117,6 +117,17 @@ async def test_first_over_100_is_refused_literal_and_variable(
     assert only_error(body)["extensions"]["code"] == "EXCESSIVE_PAGINATION"
 
 
+async def test_first_from_a_variable_default_counts(gql: GraphQLClient, operator: str) -> None:
+    query = (
+        "query($n: Int = 7) { rateLimit { nodeCount } tasks(first: $n) { edges { node { id } } } }"
+    )
+    assert (await gql.ok(query, operator))["rateLimit"] == {"nodeCount": 7}
+    body = await gql(
+        "query($n: Int = 700) { tasks(first: $n) { edges { node { id } } } }", operator
+    )
+    assert only_error(body)["extensions"]["code"] == "EXCESSIVE_PAGINATION"
+
+
 async def test_node_limit(gql: GraphQLClient, operator: str) -> None:
     # 100 agents x 100 tasks x 1000 steps (the steps list's default size)
     body = await gql(
@@ -232,3 +243,16 @@ async def test_production_turns_off_introspection_ide_and_suggestions(
     assert page.status_code == 404
     # while development keeps both
     assert (await gql("{ __schema { queryType { name } } }", operator))["data"]
+
+
+async def test_graphiqls_introspection_query_fits_the_limits(
+    gql: GraphQLClient, operator: str
+) -> None:
+    from graphql import get_introspection_query
+
+    query = get_introspection_query(
+        descriptions=True, specified_by_url=True, directive_is_repeatable=True
+    )
+    data = await gql.ok(query, operator)
+    names = {t["name"] for t in data["__schema"]["types"]}
+    assert {"Task", "Agent", "RateLimit", "TaskConnection"} <= names

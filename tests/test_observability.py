@@ -96,7 +96,7 @@ async def test_request_id_in_header_and_graphql_errors(client: httpx.AsyncClient
         "/graphql", json={"query": "{ agents(first: 1) { edges { node { id } } } }"}
     )
     request_id = response.headers["x-request-id"]
-    assert len(request_id) == 16
+    assert request_id.startswith("req_") and len(request_id) == 20
     error = response.json()["errors"][0]
     assert error["extensions"] == {"code": "UNAUTHENTICATED", "requestId": request_id}
 

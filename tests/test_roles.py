@@ -27,7 +27,7 @@ PA, TA, OP, VI, BI = ROLES
 
 # (operation, GraphQL document, roles allowed). `{n}` makes names unique per call.
 MATRIX: list[tuple[str, str, set[str]]] = [
-    ("tenants", "{ tenants(first: 50) { edges { node { name } } } }", ALL),
+    ("tenants", "{ tenants(first: 100) { edges { node { name } } } }", ALL),
     ("createTenant", 'mutation { createTenant(input: {name: "t-{n}"}) { tenant { id } } }', {PA}),
     (
         "updateTenant",
@@ -35,7 +35,7 @@ MATRIX: list[tuple[str, str, set[str]]] = [
         {PA},
     ),
     ("suspendTenant", 'mutation { suspendTenant(input: {name: "other"}) { tenant { id } } }', {PA}),
-    ("accessTokens", "{ accessTokens(first: 50) { edges { node { id } } } }", {PA, TA}),
+    ("accessTokens", "{ accessTokens(first: 100) { edges { node { id } } } }", {PA, TA}),
     (
         "createAccessToken",
         'mutation { createAccessToken(input: {name: "n{n}", tenant: "acme", role: "viewer"})'
@@ -47,13 +47,13 @@ MATRIX: list[tuple[str, str, set[str]]] = [
         "mutation($tok: ID!) { revokeAccessToken(input: {id: $tok}) { token { revokedAt } } }",
         {PA, TA},
     ),
-    ("agents", "{ agents(first: 50) { edges { node { id } } } }", {PA, TA, OP, VI}),
+    ("agents", "{ agents(first: 100) { edges { node { id } } } }", {PA, TA, OP, VI}),
     (
         "createAgent",
         'mutation { createAgent(input: {name: "a{n}", tenant: "acme"}) { agent { id } } }',
         {PA, TA, OP},
     ),
-    ("tasks", "{ tasks(first: 50) { edges { node { id } } } }", {PA, TA, OP, VI}),
+    ("tasks", "{ tasks(first: 100) { edges { node { id } } } }", {PA, TA, OP, VI}),
     (
         "submitTask",
         'mutation($agent: ID!) { submitTask(input: {agentId: $agent, query: "hi"})'
@@ -70,8 +70,8 @@ MATRIX: list[tuple[str, str, set[str]]] = [
         "mutation($cancel: ID!) { cancelTask(input: {id: $cancel}) { task { status } } }",
         {PA, TA, OP},
     ),
-    ("auditEvents", "{ auditEvents(first: 50) { edges { node { id } } } }", {PA, TA, BI}),
-    ("budgets", "{ budgets(first: 50) { edges { node { scope } } } }", ALL),
+    ("auditEvents", "{ auditEvents(first: 100) { edges { node { id } } } }", {PA, TA, BI}),
+    ("budgets", "{ budgets(first: 100) { edges { node { scope } } } }", ALL),
     (
         "budget",
         '{ budget(scope: TENANT, tenant: "acme") { monthlyLimitUsd currentSpendUsd } }',
@@ -88,7 +88,7 @@ MATRIX: list[tuple[str, str, set[str]]] = [
         'mutation { removeBudget(input: {scope: AGENT, agentId: "{agent}"}) { budget { scope } } }',
         {PA, TA, BI},
     ),
-    ("tokenUsage", "{ tokenUsage(first: 50) { edges { node { id } } } }", ALL),
+    ("tokenUsage", "{ tokenUsage(first: 100) { edges { node { id } } } }", ALL),
     ("providerKeys", '{ providerKeys(tenant: "acme") { provider configured } }', {PA, TA}),
     (
         "setProviderKey",

@@ -97,7 +97,7 @@ async def test_suspend_pauses_running_tasks_refuses_writes_and_resume_finishes(
     paused = await wait_status(gql, operator, task_id, "PAUSED", "COMPLETED", "FAILED")
     assert (paused["status"], paused["statusReason"]) == ("PAUSED", "tenant_suspended")
     # and reads still work, while every write and new task is refused
-    assert (await gql.ok("{ agents(first: 50) { edges { node { id } } } }", operator))["agents"][
+    assert (await gql.ok("{ agents(first: 100) { edges { node { id } } } }", operator))["agents"][
         "edges"
     ]
     tasks_before = await Task.all().count()
@@ -138,7 +138,7 @@ async def test_delete_stops_tokens_at_once_restore_brings_them_back(gql: GraphQL
     assert deleted["deleteTenant"]["tenant"]["deletedAt"] is not None
     assert error_codes(await gql("{ viewer { role } }", viewer)) == ["UNAUTHENTICATED"]
     # and it leaves the tenant list, though the admin can still read the tombstone
-    listed = await gql.ok("{ tenants(first: 50) { edges { node { name } } } }", admin)
+    listed = await gql.ok("{ tenants(first: 100) { edges { node { name } } } }", admin)
     assert listed["tenants"]["edges"] == []
     tomb = await gql.ok('{ tenant(name: "acme") { phase } }', admin)
     assert tomb["tenant"]["phase"] == "DELETED"
@@ -189,7 +189,7 @@ async def test_tokens_list_revoke_expiry_last_used(gql: GraphQLClient) -> None:
     # a use is recorded as lastUsedAt
     await gql.ok("{ viewer { role } }", plaintext)
     listing = await gql.ok(
-        "{ accessTokens(first: 50) { edges { node { id name prefix lastUsedAt revokedAt } } } }",
+        "{ accessTokens(first: 100) { edges { node { id name prefix lastUsedAt revokedAt } } } }",
         admin,
     )
     row = next(e["node"] for e in listing["accessTokens"]["edges"] if e["node"]["id"] == token_id)
@@ -198,7 +198,7 @@ async def test_tokens_list_revoke_expiry_last_used(gql: GraphQLClient) -> None:
     raw = (
         await gql.client.post(
             "/graphql",
-            json={"query": "{ accessTokens(first: 50) { edges { node { id name prefix } } } }"},
+            json={"query": "{ accessTokens(first: 100) { edges { node { id name prefix } } } }"},
             headers={"Authorization": f"Bearer {admin}"},
         )
     ).text

@@ -103,3 +103,52 @@ async def test_oversized_message_closes_1009(server: LiveServer) -> None:
         padding = "x" * (WS_MAX_MESSAGE_BYTES + 1)
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": padding}}))
         assert await closed_with(ws) == 1009
+
+
+async def test_subscription_documents_get_the_same_limits(server: LiveServer) -> None:
+    token = operator_token(server)
+    inner = "id"
+    for _ in range(3):
+        inner = f"agent {{ tasks(first: 1) {{ edges {{ node {{ {inner} }} }} }} }}"
+    deep = f"subscription {{ taskUpdates {{ {inner} }} }}"
+    async with websockets.connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:
+        await init(ws, token)
+        await ws.send(json.dumps({"id": "deep", "type": "subscribe", "payload": {"query": deep}}))
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert reply["type"] == "error" and reply["id"] == "deep"
+    assert reply["payload"][0]["extensions"]["limit"] == "depth"
+
+
+def gauge(server: LiveServer, name: str) -> float:
+    for line in httpx.get(server.base_url + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+async def test_active_websockets_and_subscriptions_are_gauged(server: LiveServer) -> None:
+    token = operator_token(server)
+    assert gauge(server, "agentplane_websockets_active") == 0
+    async with websockets.connect(server.ws_url, subprotocols=[PROTOCOL]) as ws:
+        await init(ws, token)
+        for i in range(2):
+            subscribe = {"id": str(i), "type": "subscribe", "payload": {"query": UPDATES}}
+            await ws.send(json.dumps(subscribe))
+        for _ in range(50):
+            if gauge(server, "agentplane_subscriptions_active") == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert gauge(server, "agentplane_websockets_active") == 1
+        assert gauge(server, "agentplane_subscriptions_active") == 2
+        await ws.send(json.dumps({"id": "0", "type": "complete"}))
+        for _ in range(50):
+            if gauge(server, "agentplane_subscriptions_active") == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert gauge(server, "agentplane_subscriptions_active") == 1
+    for _ in range(50):
+        if gauge(server, "agentplane_websockets_active") == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert gauge(server, "agentplane_websockets_active") == 0
+    assert gauge(server, "agentplane_subscriptions_active") == 0

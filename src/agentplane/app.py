@@ -12,7 +12,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from agentplane import db, maintenance, secretbox, throttle
-from agentplane.authn import routes as auth_routes
 from agentplane.bootstrap import bootstrap_admin_token
 from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
@@ -75,13 +74,12 @@ def create_app(
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
-        *auth_routes,  # /api/v1/auth/*: before the dialects' catch-alls
-        *rest_routes(),  # including /healthz (OpsClaw's health check)
+        *rest_routes(),  # including /healthz and /metrics (OpsClaw's)
     ]
     middleware = [
         Middleware(RequestObservability),
-        Middleware(RateLimitMiddleware, settings.rate_limit_per_min, settings.redis_url),
         Middleware(BodySizeLimit),
+        Middleware(RateLimitMiddleware, settings.rate_limit_per_min, settings.redis_url),
     ]
     # Unknown paths/methods under a REST dialect's prefix answer in that dialect's envelope.
     app = Starlette(

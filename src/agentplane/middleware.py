@@ -1,4 +1,4 @@
-"""ASGI middleware: the per-actor rate limit.
+"""ASGI middleware: the per-actor rate limit (request ids: observability.RequestObservability).
 
 The limit is one bucket per caller (bearer token or session cookie; the client
 address for anonymous calls) shared by GraphQL and REST, and by every process
@@ -22,7 +22,7 @@ from agentplane.auth import SESSION_COOKIE
 from agentplane.errors import RateLimited
 
 log = logging.getLogger(__name__)
-LIMITED_PREFIXES = ("/graphql", "/api/")
+LIMITED_PREFIXES = ("/graphql", "/api/", "/v1/")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -7,10 +7,9 @@
 - Logs are JSON lines (python-json-logger) unless `AGENTPLANE_LOG_FORMAT=text`.
 """
 
-import contextvars
+import asyncio
 import logging
 import re
-import secrets
 import sys
 import time
 from typing import Any
@@ -21,9 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "request_id", default=None
-)
+from agentplane import request_context
 
 HTTP_REQUESTS = Counter(
     "agentplane_http_requests_total", "HTTP requests", ["route", "method", "status"]
@@ -49,6 +46,9 @@ COMPILED_QUERIES = Counter(
 WEBSOCKETS_ACTIVE = Gauge("agentplane_websockets_active", "Open websocket connections")
 SUBSCRIPTIONS_ACTIVE = Gauge("agentplane_subscriptions_active", "Running GraphQL subscriptions")
 QUEUE_DEPTH = Gauge("agentplane_queue_depth", "Tasks waiting in the queue (at scrape time)")
+# Leak watch: both return to their baseline when subscribers come and go (bench/fanout.py).
+ASYNCIO_TASKS = Gauge("agentplane_asyncio_tasks", "asyncio tasks alive in this process")
+BROKER_CHANNELS = Gauge("agentplane_broker_channels", "Channels this process subscribes to")
 TASKS_FINISHED = Counter("agentplane_tasks_finished_total", "Tasks that ended", ["outcome"])
 TASK_DURATION = Histogram(
     "agentplane_task_duration_seconds",
@@ -87,15 +87,15 @@ def spent(model: str, usd: float) -> None:
 
 async def metrics(request: Request) -> Response:
     from agentplane.models import Task, TaskStatus
+    from agentplane.subscriptions.broker import get_broker
 
+    ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
+    BROKER_CHANNELS.set(get_broker().local_channels())
     try:
         QUEUE_DEPTH.set(await Task.filter(status=TaskStatus.QUEUED).count())
     except Exception:  # the database is down: the rest of the metrics still matter
         logging.getLogger("agentplane").warning("queue depth unavailable", exc_info=True)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-_REQUEST_ID = re.compile(r"[\w.:-]{1,128}")
 
 
 class RequestObservability:
@@ -106,17 +106,18 @@ class RequestObservability:
         self.access = logging.getLogger("agentplane.access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = request_context.new_request_id(incoming)
+        token = request_context.set_request_id(request_id)
         if scope["type"] == "websocket":
             WEBSOCKETS_ACTIVE.inc()
             try:
                 return await self.app(scope, receive, send)
             finally:
                 WEBSOCKETS_ACTIVE.dec()
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
-        token = request_id_var.set(request_id)
+                request_context.reset_request_id(token)
         status = 500
         start = time.perf_counter()
 
@@ -150,12 +151,12 @@ class RequestObservability:
                         "duration_ms": round(elapsed * 1000, 2),
                     },
                 )
-            request_id_var.reset(token)
+            request_context.reset_request_id(token)
 
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        record.request_id = request_context.request_id()
         return True
 
 
@@ -183,5 +184,5 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
 
 
 def error_extensions() -> dict[str, Any]:
-    request_id = request_id_var.get()
+    request_id = request_context.request_id()
     return {"requestId": request_id} if request_id else {}

@@ -26,7 +26,4 @@ def reset_request_id(token: contextvars.Token[str | None]) -> None:
 
 
 def request_id() -> str | None:
-    """This request's ID: set here, or by the observability middleware (X-Request-Id)."""
-    from agentplane.observability import request_id_var
-
-    return _request_id.get() or request_id_var.get()
+    return _request_id.get()

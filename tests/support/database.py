@@ -6,6 +6,7 @@ from tortoise.context import TortoiseContext
 from agentplane import db
 
 TABLES = (
+    "step_payload",
     "audit_event",
     "budget_reservation",
     "budget",
@@ -15,7 +16,6 @@ TABLES = (
     "session",
     "role_assignment",
     "user_account",
-    "step_payload",
     "usage_record",
     "step",
     "task",

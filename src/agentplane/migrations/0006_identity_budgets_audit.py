@@ -178,10 +178,6 @@ class Migration(migrations.Migration):
             name='owner_user_id',
             field=fields.CharField(null=True, max_length=40),
         ),
-        ops.AlterModelOptions(
-            name='StepPayload',
-            options={'table': 'step_payload', 'app': 'models', 'pk_attr': 'step_id', 'table_description': 'The full payload of a step too large to keep inline (resolvers/step_payloads.py).'},
-        ),
         ops.AddField(
             model_name='Tenant',
             name='deleted_at',

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agentplane.auth import Actor, authenticate, authenticate_request, bearer_from_header
+from agentplane.auth import Actor, authenticate, authenticate_request
 from agentplane.config import Settings
 from agentplane.errors import DomainError, ValidationFailed
 
@@ -355,10 +355,9 @@ async def request_actor(request: Request, cookie: str | None = None) -> Actor | 
     """The caller, from `Authorization: Bearer` or, in dialects that have one, the
     session cookie (which carries an access token until sessions exist)."""
     settings: Settings = request.app.state.settings
-    plaintext = bearer_from_header(request.headers.get("authorization"))
-    if plaintext is None and cookie is not None and request.cookies.get(cookie):
+    bearer_given = "authorization" in request.headers
+    if cookie is not None and not bearer_given and request.cookies.get(cookie):
         return await authenticate(request.cookies[cookie], settings.admin_token)
-    # A bearer token, or an agentplane session cookie (writes then need X-CSRF-Token).
     return await authenticate_request(
         request.method, request.headers, request.cookies, settings.admin_token
     )

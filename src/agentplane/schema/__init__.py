@@ -23,7 +23,7 @@ def schema_extensions(production: bool = False) -> list[Callable[[], SchemaExten
     return [
         OperationTelemetry,  # metrics and an optional span per operation, no field hook
         lambda: ErrorCodes(production),
-        AuditMutations,  # a mutation that recorded no audit event is recorded here
+        AuditMutations,  # a mutation whose resolvers recorded nothing is still audited
         # Cached parse and validation; token/depth/alias/directive limits; cost.
         lambda: Hardening(production),
         CompiledQueries,  # hot read queries from a cached plan; the rest: graphql-core

@@ -10,9 +10,9 @@ per-request DataLoaders.
 
 Authorisation is unchanged: root fields call the same resolvers with the same actor,
 relations go through the same loaders (which call resolvers). Anything the plan does
-not cover (fragments, directives, aliases repeated, unlisted fields, subscriptions,
-mutations) runs on the general path, and so does any request whose plan raises:
-errors are always produced by the general path, so they are identical.
+not cover (fragments on other types, directives, a response key selected twice, unlisted
+fields, subscriptions, mutations) runs on the general path, and so does any request whose
+plan raises: errors are always produced by the general path, so they are identical.
 """
 
 import asyncio
@@ -25,12 +25,16 @@ from typing import Any
 from graphql import (
     DocumentNode,
     FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLEnumType,
+    GraphQLError,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
+    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -41,6 +45,7 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from agentplane import observability as obs
+from agentplane.errors import DomainError
 from agentplane.models import TaskStatus
 from agentplane.resolvers import agents as agent_resolvers
 from agentplane.resolvers import tasks as task_resolvers
@@ -150,21 +155,48 @@ def _unwrap(gql_type: Any) -> tuple[Any, bool, bool, bool]:
     return gql_type, non_null, is_list, item_non_null
 
 
-def _fields(selection_set: SelectionSetNode) -> Iterator[FieldNode]:
+Fragments = dict[str, FragmentDefinitionNode]
+
+
+def _fields(
+    selection_set: SelectionSetNode, parent: str, fragments: Fragments
+) -> Iterator[FieldNode]:
+    """The fields of a selection set, fragments on the same object type spread in place."""
     keys: set[str] = set()
-    for selection in selection_set.selections:
-        if not isinstance(selection, FieldNode) or selection.directives:
-            raise NotCompilable("fragments and directives take the general path")
-        key = (selection.alias or selection.name).value
+    for node in _flatten(selection_set, parent, fragments, frozenset()):
+        key = (node.alias or node.name).value
         if key in keys:
-            raise NotCompilable("repeated response key")
+            raise NotCompilable("repeated response key (merging takes the general path)")
         keys.add(key)
-        yield selection
+        yield node
 
 
-def _compile_object(parent: GraphQLObjectType, selection_set: SelectionSetNode) -> list[FieldPlan]:
+def _flatten(
+    selection_set: SelectionSetNode, parent: str, fragments: Fragments, seen: frozenset[str]
+) -> Iterator[FieldNode]:
+    for selection in selection_set.selections:
+        if selection.directives:
+            raise NotCompilable("directives take the general path")
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            condition = selection.type_condition
+            if condition is not None and condition.name.value != parent:
+                raise NotCompilable("type conditions take the general path")
+            yield from _flatten(selection.selection_set, parent, fragments, seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is None or name in seen or fragment.type_condition.name.value != parent:
+                raise NotCompilable("fragment on another type")
+            yield from _flatten(fragment.selection_set, parent, fragments, seen | {name})
+
+
+def _compile_object(
+    parent: GraphQLObjectType, selection_set: SelectionSetNode, fragments: Fragments
+) -> list[FieldPlan]:
     plans = []
-    for node in _fields(selection_set):
+    for node in _fields(selection_set, parent.name, fragments):
         name = node.name.value
         key = (node.alias or node.name).value
         if name == "__typename":
@@ -198,20 +230,22 @@ def _compile_object(parent: GraphQLObjectType, selection_set: SelectionSetNode) 
                 raise NotCompilable("selection on a leaf")
             plan.serialize = named.serialize
         elif isinstance(named, GraphQLObjectType) and node.selection_set is not None:
-            plan.children = _compile_object(named, node.selection_set)
+            plan.children = _compile_object(named, node.selection_set, fragments)
         else:
             raise NotCompilable(f"abstract type at {parent.name}.{name}")
         plans.append(plan)
     return plans
 
 
-def _compile(schema: GraphQLSchema, operation: OperationDefinitionNode) -> Plan:
+def _compile(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: Fragments
+) -> Plan:
     if operation.operation != OperationType.QUERY or operation.directives:
         raise NotCompilable("queries only")
     root_type = schema.query_type
     assert root_type is not None
     roots = []
-    for node in _fields(operation.selection_set):
+    for node in _fields(operation.selection_set, root_type.name, fragments):
         name = node.name.value
         resolve = ROOTS.get(name)
         field_def = root_type.fields.get(name)
@@ -227,7 +261,7 @@ def _compile(schema: GraphQLSchema, operation: OperationDefinitionNode) -> Plan:
                 field_def=field_def,
                 node=node,
                 non_null=non_null,
-                children=_compile_object(named, node.selection_set),
+                children=_compile_object(named, node.selection_set, fragments),
             )
         )
     return Plan(operation=operation, roots=roots)
@@ -240,8 +274,11 @@ def plan_for(
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         return None
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
     try:
-        return _compile(schema, operation)
+        return _compile(schema, operation, fragments)
     except NotCompilable:
         return None
 
@@ -320,23 +357,35 @@ def _leaf(serialize: Callable[[Any], Any], value: Any, non_null: bool) -> Any:
 
 async def execute_plan(
     schema: GraphQLSchema, plan: Plan, context: Any, variables: dict[str, Any] | None
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
     coerced = get_variable_values(
         schema, plan.operation.variable_definitions or (), variables or {}
     )
     if isinstance(coerced, list):  # variable errors: the general path reports them
         raise Fallback
     data: dict[str, Any] = {}
+    errors: list[GraphQLError] = []
     for root in plan.roots:
         args = get_argument_values(root.field_def, root.node, coerced)
-        value = await root.resolve(context, args)
+        try:
+            value = await root.resolve(context, args)
+        except DomainError as exc:
+            # Answered here, as graphql-core would: running the resolver again on the
+            # general path would repeat its side effects (a denial is audited once).
+            errors.append(
+                GraphQLError(exc.message, [root.node], path=[root.key], original_error=exc)
+            )
+            if root.non_null:
+                return None, errors
+            data[root.key] = None
+            continue
         if value is None:
             if root.non_null:
                 raise Fallback
             data[root.key] = None
             continue
         data[root.key] = (await _complete(root.children, [value], context))[0]
-    return data
+    return data, errors
 
 
 class CompiledQueries(SchemaExtension):
@@ -349,11 +398,13 @@ class CompiledQueries(SchemaExtension):
             plan = plan_for(ec.schema._schema, document, ec.operation_name)
             if plan is not None:
                 try:
-                    data = await execute_plan(ec.schema._schema, plan, ec.context, ec.variables)
-                except Exception:  # errors are left to the general path, so they are identical
+                    data, errors = await execute_plan(
+                        ec.schema._schema, plan, ec.context, ec.variables
+                    )
+                except Exception:  # other errors are left to the general path
                     log.debug("compiled plan fell back", exc_info=True)
                     obs.COMPILED_QUERIES.labels("fallback").inc()
                 else:
                     obs.COMPILED_QUERIES.labels("hit").inc()
-                    ec.result = GraphQLExecutionResult(data=data, errors=None)  # type: ignore[assignment]
+                    ec.result = GraphQLExecutionResult(data=data, errors=errors or None)  # type: ignore[assignment]
         yield

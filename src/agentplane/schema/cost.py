@@ -14,6 +14,7 @@ The cost is what a caller is charged against its rate-limit bucket; `charge` is 
 one function that does that, and `rateLimit { cost remaining resetAt }` shows it.
 """
 
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,7 @@ from graphql import (
     get_named_type,
     value_from_ast,
 )
+from graphql.execution.values import get_variable_values
 
 from agentplane.auth import Actor
 from agentplane.errors import DomainError
@@ -211,10 +213,17 @@ def estimate(
 ) -> tuple[QueryCost, list[GraphQLError]]:
     """The operation's cost and node count, and any pagination or node-limit errors."""
     root = schema.get_root_type(operation.operation)
-    walker = _Walker(schema, fragments, variables or {})
+    # Variables as execution will see them (defaults applied); if they do not coerce,
+    # execution reports that, and the raw values are the best estimate meanwhile.
+    coerced = get_variable_values(
+        schema, operation.variable_definitions or (), dict(variables or {})
+    )
+    values = variables or {} if isinstance(coerced, list) else coerced.coerced
+    walker = _Walker(schema, fragments, values)
     if root is not None:
         walker.walk(root, operation.selection_set, 1, frozenset())
-    cost = QueryCost(cost=max(1, round(walker.requests / 100)), node_count=walker.nodes)
+    # GitHub rounds to the nearest whole number (half up, not Python's half to even).
+    cost = QueryCost(cost=max(1, math.floor(walker.requests / 100 + 0.5)), node_count=walker.nodes)
     errors = walker.errors
     if not errors and cost.node_count > MAX_NODES:
         message = (

@@ -5,10 +5,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import OperationType
 from strawberry.extensions import SchemaExtension
 
 from agentplane import observability as obs
+from agentplane import request_context
 
 try:  # optional: `pip install agentplane[otel]`; a no-op until an SDK is configured
     from opentelemetry import trace
@@ -45,14 +45,15 @@ class OperationTelemetry(SchemaExtension):
                 span.set_attribute("graphql.operation.type", kind)
                 span.set_attribute("graphql.operation.name", name)
                 span.set_attribute("graphql.errors", failed)
-                request_id = obs.request_id_var.get()
+                request_id = request_context.request_id()
                 if request_id:
                     span.set_attribute("agentplane.request_id", request_id)
                 span.end()
 
     def on_execute(self) -> Iterator[None]:
         try:
-            is_subscription = self.execution_context.operation_type == OperationType.SUBSCRIPTION
+            # Strawberry's own OperationType enum: compare by value.
+            is_subscription = self.execution_context.operation_type.value == "subscription"
         except Exception:
             is_subscription = False
         if is_subscription and not self.subscription:
