@@ -135,3 +135,19 @@ async def test_per_agent_concurrency_limit(settings: Settings) -> None:
         assert await Task.filter(status=TaskStatus.COMPLETED).count() == 7
     assert most == 1
     assert most_free > 1
+
+
+async def test_graphql_rate_limit_field_shows_the_request_bucket(
+    limited: httpx.AsyncClient,
+) -> None:
+    acme = await make_tenant("acme")
+    token = await make_token(acme, "viewer")
+    query = {"query": "{ rateLimit { cost limit used remaining resetAt } viewer { role } }"}
+    auth = {"Authorization": f"Bearer {token}"}
+    first = (await limited.post("/graphql", json=query, headers=auth)).json()["data"]
+    second = await limited.post("/graphql", json=query, headers=auth)
+    assert first["rateLimit"]["limit"] == 3
+    assert (first["rateLimit"]["used"], first["rateLimit"]["remaining"]) == (1, 2)
+    assert second.json()["data"]["rateLimit"]["remaining"] == 1
+    assert second.headers["x-ratelimit-remaining"] == "1"
+    assert first["rateLimit"]["resetAt"] is not None and first["rateLimit"]["cost"] >= 1

@@ -17,11 +17,12 @@ from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
 from agentplane.health import readiness
 from agentplane.http_limits import BodySizeLimit
-from agentplane.middleware import RateLimitMiddleware
+from agentplane.middleware import RateLimitMiddleware, report_bucket
 from agentplane.observability import RequestObservability
 from agentplane.rest_compat import exception_handlers as rest_exception_handlers
 from agentplane.rest_compat import routes as rest_routes
 from agentplane.runtime.worker import Worker
+from agentplane.schema import cost
 from agentplane.subscriptions.broker import make_broker, set_broker
 
 log = logging.getLogger("agentplane")
@@ -90,4 +91,5 @@ def create_app(
     )
     app.state.settings = settings
     throttle.configure(settings.redis_url)
+    cost.set_charger(report_bucket)  # GraphQL `rateLimit` shows the request bucket
     return app

@@ -5,10 +5,12 @@ address for anonymous calls) shared by GraphQL and REST, and by every process
 when Redis is configured: the `limits` library keeps the counters.
 """
 
+import contextvars
 import hashlib
 import logging
 import math
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -18,10 +20,15 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentplane.auth import SESSION_COOKIE
+from agentplane.auth import SESSION_COOKIE, Actor
 from agentplane.errors import RateLimited
+from agentplane.schema.cost import QueryCost, RateLimitStatus
 
 log = logging.getLogger(__name__)
+# This request's bucket after it was counted: (limit, remaining, reset epoch seconds).
+current_bucket: contextvars.ContextVar[tuple[int, int, float] | None] = contextvars.ContextVar(
+    "agentplane_rate_limit_bucket", default=None
+)
 LIMITED_PREFIXES = ("/graphql", "/api/", "/v1/")
 
 
@@ -82,6 +89,7 @@ class RateLimitMiddleware:
             log.exception("rate limiter unavailable; not limiting")
             await self.app(scope, receive, send)
             return
+        current_bucket.set((self.item.amount, max(remaining, 0), reset_at))
         headers = [
             (b"x-ratelimit-limit", str(self.item.amount).encode()),
             (b"x-ratelimit-remaining", str(max(remaining, 0)).encode()),
@@ -140,3 +148,20 @@ async def _too_many(
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+async def report_bucket(actor: Actor | None, cost: QueryCost) -> RateLimitStatus:
+    """GraphQL's `rateLimit`: the query's cost, and the caller's request bucket as counted
+    by the middleware (the bucket counts requests; `cost` is reported, not charged)."""
+    bucket = current_bucket.get()
+    if bucket is None:
+        return RateLimitStatus(cost=cost.cost, node_count=cost.node_count)
+    limit, remaining, reset_at = bucket
+    return RateLimitStatus(
+        cost=cost.cost,
+        node_count=cost.node_count,
+        limit=limit,
+        used=limit - remaining,
+        remaining=remaining,
+        reset_at=datetime.fromtimestamp(reset_at, UTC),
+    )
