@@ -289,9 +289,9 @@ async def test_oidc_login_with_pkce_against_a_local_provider(
     assert done.headers["location"] == "/"
 
 
-async def test_oidc_not_configured_is_503(client: httpx.AsyncClient) -> None:
+async def test_oidc_not_configured_is_a_clear_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/auth/login")
-    assert response.status_code == 503 and response.json()["code"] == "NOT_CONFIGURED"
+    assert response.status_code == 404 and response.json()["code"] == "NOT_CONFIGURED"
 
 
 async def test_admin_creates_a_member_who_signs_in_with_their_role(

@@ -12,17 +12,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from agentplane import db, maintenance, secretbox, throttle
-from agentplane.authn import routes as auth_routes
 from agentplane.bootstrap import bootstrap_admin_token
 from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
 from agentplane.health import readiness
 from agentplane.http_limits import BodySizeLimit
-from agentplane.middleware import RateLimitMiddleware
+from agentplane.middleware import RateLimitMiddleware, report_bucket
 from agentplane.observability import RequestObservability
 from agentplane.rest_compat import exception_handlers as rest_exception_handlers
 from agentplane.rest_compat import routes as rest_routes
 from agentplane.runtime.worker import Worker
+from agentplane.schema import cost
 from agentplane.subscriptions.broker import make_broker, set_broker
 
 log = logging.getLogger("agentplane")
@@ -76,7 +76,6 @@ def create_app(
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *rest_routes(),  # including /healthz and /metrics (OpsClaw's)
-        *auth_routes,
     ]
     middleware = [
         Middleware(RequestObservability),
@@ -92,4 +91,5 @@ def create_app(
     )
     app.state.settings = settings
     throttle.configure(settings.redis_url)
+    cost.set_charger(report_bucket)  # GraphQL `rateLimit` shows the request bucket
     return app

@@ -5,10 +5,12 @@ address for anonymous calls) shared by GraphQL and REST, and by every process
 when Redis is configured: the `limits` library keeps the counters.
 """
 
+import contextvars
 import hashlib
 import logging
 import math
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -18,9 +20,15 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentplane.auth import SESSION_COOKIE
+from agentplane.auth import SESSION_COOKIE, Actor
+from agentplane.errors import RateLimited
+from agentplane.schema.cost import QueryCost, RateLimitStatus
 
 log = logging.getLogger(__name__)
+# This request's bucket after it was counted: (limit, remaining, reset epoch seconds).
+current_bucket: contextvars.ContextVar[tuple[int, int, float] | None] = contextvars.ContextVar(
+    "agentplane_rate_limit_bucket", default=None
+)
 LIMITED_PREFIXES = ("/graphql", "/api/", "/v1/")
 
 
@@ -81,6 +89,7 @@ class RateLimitMiddleware:
             log.exception("rate limiter unavailable; not limiting")
             await self.app(scope, receive, send)
             return
+        current_bucket.set((self.item.amount, max(remaining, 0), reset_at))
         headers = [
             (b"x-ratelimit-limit", str(self.item.amount).encode()),
             (b"x-ratelimit-remaining", str(max(remaining, 0)).encode()),
@@ -93,25 +102,39 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                if b"x-ratelimit-limit" not in present:  # a handler's own limit wins
+                    message["headers"] = [*message.get("headers", []), *headers]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _dialect_body(path: str, message: str) -> bytes | None:
+    """A REST dialect's own 429 envelope for its paths."""
+    from agentplane.rest_compat import _dialect_for  # late: rest_compat imports the app's pieces
+
+    dialect = _dialect_for(path)
+    if dialect is None:
+        return None
+    return bytes(dialect.render(RateLimited(message), 429).body)
 
 
 async def _too_many(
     scope: Scope, send: Send, headers: list[tuple[bytes, bytes]], retry_after: int
 ) -> None:
     message = f"Rate limit exceeded: retry in {retry_after}s"
-    body: Any
-    if scope.get("path", "").startswith("/graphql"):
-        body = {
+    path = scope.get("path", "")
+    if path.startswith("/graphql"):
+        body: Any = {
             "data": None,
             "errors": [{"message": message, "extensions": {"code": "RATE_LIMITED"}}],
         }
+        payload = orjson.dumps(body)
     else:
-        body = {"code": "RATE_LIMITED", "message": message, "retryable": True}
-    payload = orjson.dumps(body)
+        payload = _dialect_body(path, message) or orjson.dumps(
+            {"code": "RATE_LIMITED", "message": message, "retryable": True}
+        )
     await send(
         {
             "type": "http.response.start",
@@ -125,3 +148,20 @@ async def _too_many(
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+async def report_bucket(actor: Actor | None, cost: QueryCost) -> RateLimitStatus:
+    """GraphQL's `rateLimit`: the query's cost, and the caller's request bucket as counted
+    by the middleware (the bucket counts requests; `cost` is reported, not charged)."""
+    bucket = current_bucket.get()
+    if bucket is None:
+        return RateLimitStatus(cost=cost.cost, node_count=cost.node_count)
+    limit, remaining, reset_at = bucket
+    return RateLimitStatus(
+        cost=cost.cost,
+        node_count=cost.node_count,
+        limit=limit,
+        used=limit - remaining,
+        remaining=remaining,
+        reset_at=datetime.fromtimestamp(reset_at, UTC),
+    )

@@ -1,5 +1,2 @@
-"""Browser and CLI sign-in over HTTP: local accounts, OIDC, the device grant."""
-
-from agentplane.authn.routes import routes
-
-__all__ = ["routes"]
+"""Browser and CLI sign-in over HTTP: local accounts, OIDC, the device grant
+(declared in `routes.py`, served and documented with the REST layer)."""

@@ -10,7 +10,6 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from agentplane.auth import SESSION_COOKIE, Actor, authenticate_request, user_actor
 from agentplane.authn import oidc
@@ -18,6 +17,20 @@ from agentplane.config import Settings
 from agentplane.errors import DomainError, Unauthenticated, ValidationFailed
 from agentplane.models import Session, User
 from agentplane.resolvers import accounts, audit, device
+from agentplane.rest_compat.common import (
+    DATETIME,
+    INT,
+    OBJ,
+    STR,
+    Call,
+    Dialect,
+    Param,
+    Resp,
+    array,
+    nullable,
+    obj,
+    record,
+)
 
 STATUS = {
     "UNAUTHENTICATED": 401,
@@ -25,7 +38,7 @@ STATUS = {
     "NOT_FOUND": 404,
     "VALIDATION": 400,
     "CONFLICT": 409,
-    "NOT_CONFIGURED": 503,
+    "NOT_CONFIGURED": 404,  # e.g. OIDC sign-in on an installation without an issuer
     "RATE_LIMITED": 429,
 }
 
@@ -87,24 +100,6 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def api(handler: Handler) -> Handler:
-    """Render domain errors as `{code, message}` with a matching status; never a 500."""
-
-    async def run(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except DomainError as exc:
-            return _json(
-                {"code": exc.code, "message": exc.message, **exc.details}, STATUS.get(exc.code, 400)
-            )
-
-    run.__name__ = handler.__name__
-    return run
-
-
 async def _login_response(
     session: Session, secret: str, user: User, settings: Settings, status: int = 200
 ) -> Response:
@@ -113,7 +108,6 @@ async def _login_response(
     return response
 
 
-@api
 async def register(request: Request) -> Response:
     """First-owner registration: open only while the installation has no user."""
     body = await _body(request)
@@ -131,7 +125,6 @@ async def register(request: Request) -> Response:
     return await _login_response(session, secret, user, settings, 201)
 
 
-@api
 async def login(request: Request) -> Response:
     body = await _body(request)
     settings = _settings(request)
@@ -145,7 +138,6 @@ async def login(request: Request) -> Response:
     return await _login_response(session, secret, user, settings)
 
 
-@api
 async def logout(request: Request) -> Response:
     await accounts.logout(await _actor(request))
     response = _json({"status": "logged out"})
@@ -153,7 +145,6 @@ async def logout(request: Request) -> Response:
     return response
 
 
-@api
 async def change_password(request: Request) -> Response:
     body = await _body(request)
     await accounts.change_password(
@@ -162,7 +153,6 @@ async def change_password(request: Request) -> Response:
     return _json({"status": "password changed"})
 
 
-@api
 async def me(request: Request) -> Response:
     """Never 401: who the caller is, or anonymous (and whether registration is open)."""
     settings = _settings(request)
@@ -186,7 +176,6 @@ async def me(request: Request) -> Response:
     return _json(body)
 
 
-@api
 async def sessions(request: Request) -> Response:
     rows = await accounts.list_sessions(await _actor(request))
     return _json(
@@ -205,7 +194,6 @@ async def sessions(request: Request) -> Response:
     )
 
 
-@api
 async def revoke_session(request: Request) -> Response:
     session = await accounts.revoke_session(await _actor(request), request.path_params["id"])
     return _json({"id": session.id, "status": "revoked"})
@@ -217,14 +205,13 @@ async def revoke_session(request: Request) -> Response:
 async def oidc_login(request: Request) -> Response:
     settings = _settings(request)
     if not oidc.configured(settings):
-        return _json({"code": "NOT_CONFIGURED", "message": "OIDC is not configured"}, 503)
+        return _json({"code": "NOT_CONFIGURED", "message": "OIDC sign-in is not configured"}, 404)
     url = await oidc.start_login(
         settings, _public_url(request), request.query_params.get("returnTo")
     )
     return RedirectResponse(url, status_code=302)
 
 
-@api
 async def oidc_callback(request: Request) -> Response:
     settings = _settings(request)
     error = request.query_params.get("error")
@@ -269,7 +256,6 @@ async def oidc_callback(request: Request) -> Response:
 # ---------------------------------------------------------------- device grant
 
 
-@api
 async def device_start(request: Request) -> Response:
     started = await device.start()
     activate = _public_url(request) + "/api/v1/auth/device/activate"
@@ -289,7 +275,6 @@ _PAGE = """<!doctype html><meta charset="utf-8"><title>agentplane: {title}</titl
 <body style="font-family: system-ui; max-width: 32em; margin: 4em auto">{body}</body>"""
 
 
-@api
 async def device_activate_page(request: Request) -> Response:
     """Shows the code and a confirm button; approving is a POST with the CSRF token, so a
     link alone can never approve someone else's device."""
@@ -300,10 +285,7 @@ async def device_activate_page(request: Request) -> Response:
         back = f"/api/v1/auth/device/activate?userCode={code}"
         if oidc.configured(settings):
             return RedirectResponse(f"/api/v1/auth/login?returnTo={back}", status_code=302)
-        return HTMLResponse(
-            _PAGE.format(title="sign in", body="<p>Sign in first, then open this page again.</p>"),
-            status_code=401,
-        )
+        raise Unauthenticated("Sign in in this browser first, then open this page again")
     grant = await device.pending_grant(code)
     session = await Session.get(id=actor.session_id)
     body = (
@@ -315,7 +297,6 @@ async def device_activate_page(request: Request) -> Response:
     return HTMLResponse(_PAGE.format(title="approve device", body=body))
 
 
-@api
 async def device_activate(request: Request) -> Response:
     """Approve: JSON `{userCode}` with X-CSRF-Token, or the confirm page's form."""
     settings = _settings(request)
@@ -342,7 +323,6 @@ async def device_activate(request: Request) -> Response:
     return _json({"status": grant.status, "userCode": grant.user_code})
 
 
-@api
 async def device_token(request: Request) -> Response:
     """202 while pending, 200 once with the token, 410 when expired (or already delivered)."""
     code = request.query_params.get("deviceCode")
@@ -358,18 +338,184 @@ async def device_token(request: Request) -> Response:
     return _json({"status": "authorized", "token": result.token})
 
 
-routes = [
-    Route("/api/v1/auth/register", register, methods=["POST"]),
-    Route("/api/v1/auth/login", login, methods=["POST"]),
-    Route("/api/v1/auth/login", oidc_login, methods=["GET"]),
-    Route("/api/v1/auth/callback", oidc_callback, methods=["GET"]),
-    Route("/api/v1/auth/logout", logout, methods=["POST"]),
-    Route("/api/v1/auth/password", change_password, methods=["POST"]),
-    Route("/api/v1/auth/me", me, methods=["GET"]),
-    Route("/api/v1/auth/sessions", sessions, methods=["GET"]),
-    Route("/api/v1/auth/sessions/{id}", revoke_session, methods=["DELETE"]),
-    Route("/api/v1/auth/device", device_start, methods=["POST"]),
-    Route("/api/v1/auth/device/activate", device_activate_page, methods=["GET"]),
-    Route("/api/v1/auth/device/activate", device_activate, methods=["POST"]),
-    Route("/api/v1/auth/device/token", device_token, methods=["GET", "POST"]),
-]
+# ---------------------------------------------------------------- declarations
+# Served through the REST layer's declarations, so the OpenAPI document lists them and
+# their bodies and parameters are checked before a handler runs.
+
+
+def _render(exc: DomainError, status: int) -> Response:
+    status = STATUS.get(exc.code, status)
+    return _json({"code": exc.code, "message": exc.message, **exc.details}, status)
+
+
+auth_api = Dialect(
+    name="auth",
+    title="Sign-in",
+    render_error=_render,
+    error_schema=obj({"code": STR, "message": STR}, required=("code", "message")),
+)
+USER = record({"sub": STR, "email": STR, "name": STR})
+SIGNED_IN = Resp(record({"user": USER, "csrfToken": STR}), "Signed in: the session cookie is set")
+CREDENTIALS = obj({"email": STR, "password": STR, "name": STR}, required=("email", "password"))
+STATUS_OK = Resp(record({"status": STR}))
+SESSION = record(
+    {
+        "id": STR,
+        "method": STR,
+        "userAgent": STR,
+        "ip": STR,
+        "createdAt": DATETIME,
+        "lastSeenAt": nullable(DATETIME),
+        "expiresAt": DATETIME,
+    }
+)
+HTML = Resp({"type": "string"}, "An HTML page", media_type="text/html")
+REDIRECT = Resp(None, "A redirect")
+DEVICE = record(
+    {
+        "deviceCode": STR,
+        "userCode": STR,
+        "verificationUri": STR,
+        "verificationUriComplete": STR,
+        "expiresIn": INT,
+        "interval": INT,
+    }
+)
+POLL = {
+    200: Resp(record({"status": STR, "token": STR}), "Approved: the token, delivered once"),
+    202: Resp(record({"status": STR}), "Not approved yet: poll again after `interval` seconds"),
+    410: Resp(record({"status": STR}), "Expired, or already delivered"),
+}
+
+
+def _declare(
+    method: str, path: str, fn: Callable[[Request], Awaitable[Response]], **kw: Any
+) -> None:
+    async def handler(call: Call) -> Response:
+        return await fn(call.request)
+
+    handler.__name__ = fn.__name__
+    auth_api.route(method, path, tags=("Sign-in",), **kw)(handler)
+
+
+A = "/api/v1/auth"
+_declare(
+    "POST",
+    f"{A}/register",
+    register,
+    summary="Register the installation's first owner",
+    ok={201: SIGNED_IN},
+    body=CREDENTIALS,
+    public=True,
+    errors=(409, 429),
+)
+_declare(
+    "POST",
+    f"{A}/login",
+    login,
+    summary="Sign in with email and password",
+    ok=SIGNED_IN,
+    body=CREDENTIALS,
+    public=True,
+    errors=(401, 429),
+)
+_declare(
+    "GET",
+    f"{A}/login",
+    oidc_login,
+    summary="Start OIDC sign-in (redirects to the provider)",
+    ok={302: REDIRECT},
+    query=(Param("returnTo", STR),),
+    public=True,
+    errors=(404,),
+)
+_declare(
+    "GET",
+    f"{A}/callback",
+    oidc_callback,
+    summary="OIDC callback: opens a session",
+    ok={302: REDIRECT},
+    query=(Param("code", STR), Param("state", STR), Param("error", STR)),
+    public=True,
+    errors=(400, 401, 404),
+)
+_declare("POST", f"{A}/logout", logout, summary="End this session", ok=STATUS_OK)
+_declare(
+    "POST",
+    f"{A}/password",
+    change_password,
+    summary="Change your password",
+    ok=STATUS_OK,
+    body=obj(
+        {"currentPassword": STR, "newPassword": STR}, required=("currentPassword", "newPassword")
+    ),
+)
+_declare("GET", f"{A}/me", me, summary="Who is signed in (never 401)", ok=Resp(OBJ), public=True)
+_declare("GET", f"{A}/sessions", sessions, summary="Your live sessions", ok=Resp(array(SESSION)))
+_declare(
+    "DELETE",
+    f"{A}/sessions/{{id}}",
+    revoke_session,
+    summary="Revoke a session",
+    ok=Resp(record({"id": STR, "status": STR})),
+)
+_declare(
+    "POST",
+    f"{A}/device",
+    device_start,
+    summary="Start a CLI device login (RFC 8628)",
+    ok=Resp(DEVICE),
+    public=True,
+)
+_declare(
+    "GET",
+    f"{A}/device/activate",
+    device_activate_page,
+    summary="The approval page for a device code (needs a signed-in browser)",
+    ok={200: HTML, 302: REDIRECT},
+    query=(Param("userCode", STR),),
+    public=True,
+    errors=(400, 401, 404, 409),
+)
+_declare(
+    "POST",
+    f"{A}/device/activate",
+    device_activate,
+    summary="Approve a device code (form with csrfToken, or JSON with X-CSRF-Token)",
+    ok={
+        200: Resp(
+            record({"status": STR, "userCode": STR}),
+            alternatives=(("text/html", {"type": "string"}),),
+        )
+    },
+    public=True,
+    errors=(400, 401, 403, 404, 409),
+)
+_declare(
+    "GET",
+    f"{A}/device/token",
+    device_token,
+    summary="Poll for the device login's token",
+    ok=POLL,
+    query=(Param("deviceCode", STR),),
+    public=True,
+    errors=(400, 404),
+)
+
+
+async def device_token_post(request: Request) -> Response:
+    return await device_token(request)
+
+
+_declare(
+    "POST",
+    f"{A}/device/token",
+    device_token_post,
+    summary="Poll (form of RFC 8628's POST)",
+    ok=POLL,
+    body=obj({"deviceCode": STR}),
+    body_required=False,
+    public=True,
+    errors=(400, 404),
+)
+routes = auth_api.routes()

@@ -137,6 +137,7 @@ async def find_agent(actor: Actor | None, ref: str) -> Agent:
     return agent
 
 
+@audited("agent.update")
 async def update_agent(actor: Actor | None, agent_id: str, **changes: Any) -> Agent:
     """Change an agent's settings; only the given fields change. Bumps nothing else:
     publishing is what makes a new version."""
@@ -181,6 +182,7 @@ async def update_agent(actor: Actor | None, agent_id: str, **changes: Any) -> Ag
     return await Agent.get(id=agent.id)
 
 
+@audited("agent.delete")
 async def delete_agent(actor: Actor | None, agent_id: str) -> Agent:
     """Soft delete: the agent is archived (its tasks and traces stay readable)."""
     actor = require(actor, Perm.AGENT_WRITE)
@@ -193,6 +195,7 @@ async def delete_agent(actor: Actor | None, agent_id: str) -> Agent:
     return await Agent.get(id=agent.id)
 
 
+@audited("agent.clone")
 async def clone_agent(
     actor: Actor | None,
     agent_id: str,
@@ -296,6 +299,7 @@ async def publish_checks(actor: Actor | None, agent_id: str) -> tuple[Agent, lis
     return agent, _checks(agent)
 
 
+@audited("agent.publish")
 async def publish_agent(actor: Actor | None, agent_id: str) -> Agent:
     """Publish the agent's current settings as a new version (refused if a check fails).
 
@@ -316,6 +320,7 @@ async def publish_agent(actor: Actor | None, agent_id: str) -> Agent:
     return await Agent.get(id=agent.id)
 
 
+@audited("agent.set_state")
 async def set_agent_state(actor: Actor | None, agent_id: str, to: AgentState) -> Agent:
     """Activate or pause: a conditional update, so concurrent callers cannot interleave."""
     actor = require(actor, Perm.AGENT_WRITE)

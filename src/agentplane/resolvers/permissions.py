@@ -6,6 +6,7 @@ every resolver asks `require(actor, perm)` and, for an object of a tenant,
 """
 
 import contextvars
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -130,9 +131,22 @@ def check_tenant(actor: Actor, tenant_id: str | None, what: str = "Object") -> N
         raise NotFound(f"{what} not found")
 
 
+_recent_denials: "OrderedDict[tuple[str, str, str], None]" = OrderedDict()
+
+
 def _audit_denied(actor: Actor, perm: Perm) -> None:
     if in_audited_call.get():
         return
+    from agentplane.request_context import request_id
     from agentplane.resolvers import audit  # late: audit imports this module
+
+    rid = request_id()
+    if rid is not None:  # one record per request, however often a plan asks
+        key = (rid, actor.subject, perm.value)
+        if key in _recent_denials:
+            return
+        _recent_denials[key] = None
+        if len(_recent_denials) > 4096:
+            _recent_denials.popitem(last=False)
 
     audit.record_soon(actor, "permission.denied", resource=perm.value, outcome="denied")

@@ -8,6 +8,7 @@ from tortoise.exceptions import IntegrityError
 from agentplane.auth import Actor
 from agentplane.errors import Conflict, NotFound, ValidationFailed
 from agentplane.models import WorkerQueue
+from agentplane.resolvers.audit import audited
 from agentplane.resolvers.pagination import OffsetPage, offset_paginate
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
 from agentplane.resolvers.tenants import resolve_tenant_name
@@ -15,6 +16,7 @@ from agentplane.resolvers.tenants import resolve_tenant_name
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9_.]{0,98}[a-z0-9])?$")
 
 
+@audited("worker_queue.create")
 async def create_worker_queue(
     actor: Actor | None,
     *,
@@ -81,6 +83,7 @@ async def list_worker_queues(
     return await offset_paginate(qs, limit, offset, order="created_at")
 
 
+@audited("worker_queue.delete")
 async def delete_worker_queue(actor: Actor | None, queue_id: str) -> None:
     """Delete a queue; executions already routed to it keep its ID in their record."""
     actor = require(actor, Perm.AGENT_WRITE)

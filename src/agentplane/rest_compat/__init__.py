@@ -29,8 +29,14 @@ meta = Dialect(
 OPENAPI_DOC = Resp({**OBJ, "required": ["openapi", "info", "paths"]}, "An OpenAPI 3.1 document")
 
 
+def _dialects() -> list[Dialect]:
+    from agentplane.authn.routes import auth_api  # late: it builds on rest_compat.common
+
+    return [*DIALECTS, auth_api, meta]
+
+
 def operations() -> list[Operation]:
-    return [op for dialect in [*DIALECTS, meta] for op in dialect.operations]
+    return [op for dialect in _dialects() for op in dialect.operations]
 
 
 def document(prefix: str = "/", title: str = "agentplane REST compatibility") -> dict[str, object]:
@@ -72,7 +78,7 @@ async def openapi_koda(call: Call) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [route for dialect in [*DIALECTS, meta] for route in dialect.routes()]
+    return [route for dialect in _dialects() for route in dialect.routes()]
 
 
 class MethodNotAllowed(DomainError):
