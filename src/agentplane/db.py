@@ -48,6 +48,14 @@ async def close() -> None:
     await Tortoise.close_connections()
 
 
+def placeholders(conn: Any, sql: str) -> str:
+    """`?` placeholders in the connection's own style (asyncpg numbers them: $1, $2…)."""
+    if conn.capabilities.dialect != "postgres":
+        return sql
+    parts = sql.split("?")
+    return "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
+
+
 async def ping() -> None:
     """Raise unless the database answers a trivial query."""
     await get_connection("default").execute_query("SELECT 1")

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from agentplane import db
 from agentplane.auth import Actor
 from agentplane.errors import BudgetExceeded, NotFound, ValidationFailed
 from agentplane.models import (
@@ -335,14 +336,6 @@ async def check_submit(
 # ---------------------------------------------------------------- enforcement
 
 
-def _sql(conn: Any, sql: str) -> str:
-    """`?` placeholders in the dialect's own style."""
-    if conn.capabilities.dialect != "postgres":
-        return sql
-    parts = sql.split("?")
-    return "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
-
-
 async def _update(conn: Any, sql: str, params: list[Any]) -> bool:
     """Run a conditional UPDATE; True when it changed a row. (asyncpg reports the
     row count; SQLite hands back the RETURNING rows.)"""
@@ -406,7 +399,7 @@ async def reserve(task: Task, amount: Decimal) -> Reservation | None:
                 .exclude(period=window)
                 .update(period=window, spent_units=0, reserved_units=0, alert_level=0)
             )
-            sql = _sql(
+            sql = db.placeholders(
                 conn,
                 "UPDATE budget SET reserved_units = reserved_units + ? "
                 "WHERE id = ? AND period = ? AND spent_units + reserved_units + ? <= limit_units "
@@ -441,12 +434,14 @@ async def settle(
         )
         if not won:
             return
-        same = _sql(
+        same = db.placeholders(
             conn,
             "UPDATE budget SET reserved_units = reserved_units - ?, spent_units = spent_units + ? "
             "WHERE id = ? AND period = ? RETURNING id",
         )
-        other = _sql(conn, "UPDATE budget SET spent_units = spent_units + ? WHERE id = ?")
+        other = db.placeholders(
+            conn, "UPDATE budget SET spent_units = spent_units + ? WHERE id = ?"
+        )
         for budget_id in reservation.budget_ids:
             if not await _update(
                 conn, same, [reservation.amount_units, units, budget_id, reservation.period]

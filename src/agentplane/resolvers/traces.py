@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from tortoise.connection import get_connection
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from agentplane import observability
+from agentplane import db, observability
 from agentplane.auth import Actor
 from agentplane.errors import ValidationFailed
 from agentplane.models import Step, StepKind, StepPayload, Task, TaskStatus, UsageRecord
@@ -72,12 +73,16 @@ async def _append(
     # Must run inside a transaction: the row lock taken by this UPDATE serialises seq allocation.
     # With a fence (the claim's attempt number) only the worker holding the claim may write,
     # so a worker that lost its lease can never add a step after its successor's.
-    bump = Task.filter(id=task_id)
+    sql = "UPDATE task SET last_seq = last_seq + 1 WHERE id = ?"
+    params: list[Any] = [task_id]
     if fence is not None:
-        bump = bump.filter(attempt=fence, status=TaskStatus.RUNNING)
-    if not await bump.update(last_seq=F("last_seq") + 1):
+        sql += " AND attempt = ? AND status = ?"
+        params += [fence, TaskStatus.RUNNING.value]
+    conn = get_connection("default")  # inside the caller's transaction
+    rows = await conn.execute_query_dict(db.placeholders(conn, sql + " RETURNING last_seq"), params)
+    if not rows:
         raise LeaseLost(task_id)
-    seq = await Task.filter(id=task_id).first().values_list("last_seq", flat=True)
+    seq = int(rows[0]["last_seq"])
     inline, full, size = step_payloads.split(payload)  # a large payload is stored apart
     step = Step(task_id=task_id, seq=seq, kind=kind, payload=inline)
     if usage is not None:
