@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -119,8 +120,13 @@ def test_served_logs_are_json_lines_with_the_request_id(tmp_path: Path) -> None:
             json={"query": "{ viewer { kind } }"},
             headers={"X-Request-ID": "log-me-42"},
         )
-        lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-    access = [line for line in lines if line.get("request_id") == "log-me-42"]
+        # the access line is written once the response has gone out: wait for it
+        for _ in range(100):
+            lines = [json.loads(ln) for ln in server.log().splitlines() if ln.startswith("{")]
+            access = [line for line in lines if line.get("request_id") == "log-me-42"]
+            if access:
+                break
+            time.sleep(0.05)
     assert len(access) == 1, lines
     assert access[0]["logger"] == "agentplane.access"
     assert access[0]["route"] == "/graphql" and access[0]["status"] == 200

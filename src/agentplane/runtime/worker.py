@@ -77,8 +77,11 @@ class Worker:
                     except Exception:  # database unavailable: keep polling, do not die
                         log.exception("claiming tasks failed; retrying")
                     self._wake.clear()
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                    # cancellation that races a wake-up, and stop() would wait forever.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+                        async with asyncio.timeout(POLL_INTERVAL_S):
+                            await self._wake.wait()
             finally:
                 for listener in listeners:
                     listener.cancel()
