@@ -112,3 +112,68 @@ async def test_statements_per_request_do_not_grow_with_n(
     assert all(e["node"]["agent"]["name"].startswith("agent-") for e in large["tasks"]["edges"])
     # ...and took the same statements: the token, the page, its agents, their steps
     assert len(at_10) == len(at_100) == 4, (at_10, at_100)
+
+
+NESTED = """query($n: Int!) { agents(first: 100) { edges { node { name
+  tasks(first: $n) { edges { cursor node { id } } pageInfo { hasNextPage endCursor } } } } } }"""
+
+
+async def test_nested_connections_are_one_query_for_all_parents(
+    quiet_gql: GraphQLClient, statements: StatementLog
+) -> None:
+    from agentplane.auth import Actor
+    from agentplane.resolvers.tasks import list_tasks
+
+    # given 3 agents with 0, 2 and 5 tasks, and a second tenant's agent with tasks
+    tenant, other = await make_tenant("acme"), await make_tenant("other")
+    agents = [await make_agent(tenant, f"agent-{i}") for i in range(3)]
+    theirs = await make_agent(other, "theirs")
+    for agent, count in zip([*agents, theirs], [0, 2, 5, 4], strict=True):
+        for i in range(count):
+            await Task.create(
+                tenant_id=agent.tenant_id,
+                agent_id=agent.id,
+                query=f"q{i}",
+                status=TaskStatus.COMPLETED,  # none left queued for the next test's worker
+            )
+    token = await make_token(tenant, "viewer")
+    await quiet_gql.ok("{ viewer { kind } }", token)
+
+    # when every agent's first 3 tasks are read
+    statements.statements.clear()
+    data = await quiet_gql.ok(NESTED, token, n=3)
+    few = len(statements.statements)
+
+    # then each page is what list_tasks gives for that agent alone
+    actor = Actor(kind="token", role="viewer", tenant_id=tenant.id)
+    nodes = {e["node"]["name"]: e["node"]["tasks"] for e in data["agents"]["edges"]}
+    assert set(nodes) == {"agent-0", "agent-1", "agent-2"}
+    for agent in agents:
+        expected = await list_tasks(actor, 3, None, agent_id=agent.id)
+        page = nodes[agent.name]
+        assert [e["node"]["id"] for e in page["edges"]] == [t.id for t in expected.items]
+        assert page["pageInfo"]["hasNextPage"] == expected.has_next
+    # and the next page of the agent with 5 continues where the first ended
+    cursor = nodes["agent-2"]["pageInfo"]["endCursor"]
+    query = (
+        "query($a: String) { agents(first: 100) { edges { node { name tasks(first: 3, after: $a)"
+        " { edges { node { id } } pageInfo { hasNextPage hasPreviousPage } } } } } }"
+    )
+    rest = {
+        e["node"]["name"]: e["node"]["tasks"]
+        for e in (await quiet_gql.ok(query, token, a=cursor))["agents"]["edges"]
+    }
+    expected = await list_tasks(actor, 3, cursor, agent_id=agents[2].id)
+    assert [e["node"]["id"] for e in rest["agent-2"]["edges"]] == [t.id for t in expected.items]
+    assert rest["agent-2"]["pageInfo"] == {"hasNextPage": False, "hasPreviousPage": True}
+
+    # and with 20 more agents the statement count is the same
+    for i in range(3, 23):
+        agent = await make_agent(tenant, f"agent-{i}")
+        await Task.create(
+            tenant_id=tenant.id, agent_id=agent.id, query="q", status=TaskStatus.COMPLETED
+        )
+    statements.statements.clear()
+    many = await quiet_gql.ok(NESTED, token, n=3)
+    assert len(many["agents"]["edges"]) == 23
+    assert len(statements.statements) == few == 3, statements.statements

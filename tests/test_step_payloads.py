@@ -1,10 +1,17 @@
 """Large step payloads: stored and served whole, kept out of ordinary trace reads."""
 
-import orjson
+from collections.abc import AsyncIterator
 
-from agentplane.models import StepKind, StepPayload
+import httpx
+import orjson
+import pytest
+
+from agentplane.app import create_app
+from agentplane.config import Settings
+from agentplane.models import StepKind, StepPayload, Task
 from agentplane.resolvers import traces
 from agentplane.resolvers.step_payloads import PREVIEW_CHARS, STEP_INLINE_BYTES
+from tests.support.database import truncate_all
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.graphql import GraphQLClient
 
@@ -12,9 +19,21 @@ TRACE = "query($id: ID!) { task(id: $id) { steps { seq payload payloadTruncated 
 FULL = "query($id: ID!) { task(id: $id) { steps { seq fullPayload } } }"
 
 
+@pytest.fixture
+async def quiet_gql(settings: Settings) -> AsyncIterator[GraphQLClient]:
+    """No worker: the tests write the trace themselves."""
+    await truncate_all(settings.database_url)
+    application = create_app(settings, run_worker=False)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield GraphQLClient(client)
+
+
 async def test_large_payloads_are_previewed_in_traces_and_served_whole(
-    gql: GraphQLClient,
+    quiet_gql: GraphQLClient,
 ) -> None:
+    gql = quiet_gql
     # given a task with one large provider call (a 50 KB output) and one small step
     tenant = await make_tenant("acme")
     agent = await make_agent(tenant)
@@ -71,3 +90,4 @@ async def test_full_payloads_stay_in_their_tenant(services: object) -> None:
     theirs = Actor(kind="token", role="viewer", tenant_id=other.id)
     assert await load_full_payloads(mine, [step.id]) == [{"output": "x" * 20_000}]
     assert await load_full_payloads(theirs, [step.id]) == [None]
+    await Task.filter(id=task.id).delete()  # none left queued for the next test's worker

@@ -7,8 +7,9 @@ from strawberry.dataloader import DataLoader
 
 from agentplane.auth import Actor
 from agentplane.errors import DomainError
-from agentplane.models import Agent, Step, Tenant
-from agentplane.resolvers import agents, step_payloads, steps, tenants
+from agentplane.models import Agent, Step, Task, Tenant
+from agentplane.resolvers import agents, step_payloads, steps, task_pages, tenants
+from agentplane.resolvers.pagination import Page
 from agentplane.schema.cost import RateLimitStatus
 
 
@@ -24,12 +25,16 @@ class Context:
     tenant_loader: DataLoader[str, Tenant | None] = field(init=False)
     steps_loader: DataLoader[steps.StepsKey, list[Step]] = field(init=False)
     full_payload_loader: DataLoader[str, Any] = field(init=False)
+    agent_tasks_loader: DataLoader[task_pages.AgentTasksKey, Page[Task]] = field(init=False)
 
     def __post_init__(self) -> None:
         # Loaders call resolvers, so batching never bypasses the tenant filter.
         self.agent_loader = DataLoader(lambda ids: agents.load_agents(self.actor, list(ids)))
         self.tenant_loader = DataLoader(lambda ids: tenants.load_tenants(self.actor, list(ids)))
         self.steps_loader = DataLoader(lambda keys: steps.load_steps(self.actor, list(keys)))
+        self.agent_tasks_loader = DataLoader(
+            lambda keys: task_pages.load_agent_task_pages(self.actor, list(keys))
+        )
         self.full_payload_loader = DataLoader(
             lambda ids: step_payloads.load_full_payloads(self.actor, list(ids))
         )

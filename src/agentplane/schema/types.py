@@ -10,9 +10,9 @@ from strawberry.types import Info
 
 from agentplane import models
 from agentplane.resolvers import step_payloads
-from agentplane.resolvers import tasks as task_resolvers
 from agentplane.resolvers.pagination import Page
 from agentplane.resolvers.steps import StepsKey
+from agentplane.resolvers.task_pages import AgentTasksKey
 from agentplane.schema.context import Context
 
 T = TypeVar("T")
@@ -226,7 +226,9 @@ class Agent(Node):
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[Task]:
-        page = await task_resolvers.list_tasks(info.context.actor, first, after, agent_id=root.id)
+        key = AgentTasksKey(root.id, first, after)
+        key.shape()  # a bad argument fails here, not inside the batch
+        page = await info.context.agent_tasks_loader.load(key)
         return Connection.of(page)  # type: ignore[return-value]
 
     @classmethod
