@@ -151,3 +151,34 @@ async def test_graphql_rate_limit_field_shows_the_request_bucket(
     assert second.json()["data"]["rateLimit"]["remaining"] == 1
     assert second.headers["x-ratelimit-remaining"] == "1"
     assert first["rateLimit"]["resetAt"] is not None and first["rateLimit"]["cost"] >= 1
+
+
+async def test_a_query_pays_its_cost_from_the_bucket(settings: Settings) -> None:
+    # given a bucket of 15 requests a minute
+    application = create_app(
+        dataclasses.replace(settings, rate_limit_per_min=15, redis_url=None), run_worker=False
+    )
+    await truncate_all(settings.database_url)
+    async with application.router.lifespan_context(application):
+        acme = await make_tenant("acme")
+        auth = {"Authorization": f"Bearer {await make_token(acme, 'viewer')}"}
+        # ten aliased lists of 100 agents, each with its tasks: 10 * (1 + 100) connection
+        # requests, so cost 10 by GitHub's formula
+        page = (
+            "agents(first: 100) { edges { node { tasks(first: 100) { edges { node { id } } } } } }"
+        )
+        aliases = " ".join(f"a{i}: {page}" for i in range(10))
+        wide = {"query": "{ rateLimit { cost remaining } " + aliases + " }"}
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            first = await client.post("/graphql", json=wide, headers=auth)
+            second = await client.post("/graphql", json=wide, headers=auth)
+            small = await client.post("/graphql", json=VIEWER, headers=auth)
+    # then the first costs 10 of 15, the second (10 > 5 left) is refused before it runs
+    assert first.json()["data"]["rateLimit"] == {"cost": 10, "remaining": 5}
+    assert first.headers["x-ratelimit-remaining"] == "5"
+    body = second.json()
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["RATE_LIMITED"]
+    # and a cheap query still fits in what is left of the window
+    assert small.status_code == 200 and small.json()["data"] == {"viewer": {"role": "viewer"}}

@@ -17,7 +17,7 @@ from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
 from agentplane.health import readiness
 from agentplane.http_limits import BodySizeLimit
-from agentplane.middleware import RateLimitMiddleware, report_bucket
+from agentplane.middleware import RateLimitMiddleware, charge_query
 from agentplane.observability import RequestObservability
 from agentplane.rest_compat import exception_handlers as rest_exception_handlers
 from agentplane.rest_compat import routes as rest_routes
@@ -91,5 +91,5 @@ def create_app(
     )
     app.state.settings = settings
     throttle.configure(settings.redis_url)
-    cost.set_charger(report_bucket)  # GraphQL `rateLimit` shows the request bucket
+    cost.set_charger(charge_query)  # a GraphQL query's cost comes out of the caller's bucket
     return app

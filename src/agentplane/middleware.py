@@ -10,11 +10,12 @@ import hashlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from limits import RateLimitItemPerMinute
+from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
@@ -25,8 +26,35 @@ from agentplane.errors import RateLimited
 from agentplane.schema.cost import QueryCost, RateLimitStatus
 
 log = logging.getLogger(__name__)
-# This request's bucket after it was counted: (limit, remaining, reset epoch seconds).
-current_bucket: contextvars.ContextVar[tuple[int, int, float] | None] = contextvars.ContextVar(
+
+
+@dataclass
+class Bucket:
+    """This request's bucket after it was counted; GraphQL charges its query cost to it."""
+
+    limiter: FixedWindowRateLimiter
+    item: RateLimitItem
+    key: str
+    remaining: int
+    reset_at: float  # epoch seconds
+
+    @property
+    def limit(self) -> int:
+        return int(self.item.amount)
+
+    async def charge(self, units: int) -> bool:
+        """Take `units` more from the bucket; False (taking nothing) when that passes the
+        limit. Testing first keeps a refused query from draining the window; two racing
+        queries may both pass the test, which a rate limit (unlike a budget) can tolerate."""
+        allowed = await self.limiter.test(self.item, self.key, cost=units) and (
+            await self.limiter.hit(self.item, self.key, cost=units)
+        )
+        stats = await self.limiter.get_window_stats(self.item, self.key)
+        self.remaining, self.reset_at = max(stats.remaining, 0), stats.reset_time
+        return bool(allowed)
+
+
+current_bucket: contextvars.ContextVar[Bucket | None] = contextvars.ContextVar(
     "agentplane_rate_limit_bucket", default=None
 )
 LIMITED_PREFIXES = ("/graphql", "/api/", "/v1/")
@@ -89,12 +117,9 @@ class RateLimitMiddleware:
             log.exception("rate limiter unavailable; not limiting")
             await self.app(scope, receive, send)
             return
-        current_bucket.set((self.item.amount, max(remaining, 0), reset_at))
-        headers = [
-            (b"x-ratelimit-limit", str(self.item.amount).encode()),
-            (b"x-ratelimit-remaining", str(max(remaining, 0)).encode()),
-            (b"x-ratelimit-reset", str(math.ceil(reset_at)).encode()),
-        ]
+        bucket = Bucket(self.limiter, self.item, key, max(remaining, 0), reset_at)
+        current_bucket.set(bucket)
+        headers = _headers(bucket)
         if not allowed:
             retry_after = max(1, math.ceil(reset_at - time.time()))
             await _too_many(scope, send, headers, retry_after)
@@ -104,10 +129,19 @@ class RateLimitMiddleware:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 if b"x-ratelimit-limit" not in present:  # a handler's own limit wins
-                    message["headers"] = [*message.get("headers", []), *headers]
+                    # read now: a GraphQL query may have charged its cost meanwhile
+                    message["headers"] = [*message.get("headers", []), *_headers(bucket)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _headers(bucket: Bucket) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-ratelimit-limit", str(bucket.limit).encode()),
+        (b"x-ratelimit-remaining", str(bucket.remaining).encode()),
+        (b"x-ratelimit-reset", str(math.ceil(bucket.reset_at)).encode()),
+    ]
 
 
 def _dialect_body(path: str, message: str) -> bytes | None:
@@ -150,18 +184,25 @@ async def _too_many(
     await send({"type": "http.response.body", "body": payload})
 
 
-async def report_bucket(actor: Actor | None, cost: QueryCost) -> RateLimitStatus:
-    """GraphQL's `rateLimit`: the query's cost, and the caller's request bucket as counted
-    by the middleware (the bucket counts requests; `cost` is reported, not charged)."""
+async def charge_query(actor: Actor | None, cost: QueryCost) -> RateLimitStatus:
+    """GraphQL's cost charged to the caller's bucket, as GitHub does: the request itself
+    was counted once by the middleware, the rest of the query's cost is taken here, and a
+    query that costs more than is left is refused with RATE_LIMITED before it runs."""
     bucket = current_bucket.get()
     if bucket is None:
         return RateLimitStatus(cost=cost.cost, node_count=cost.node_count)
-    limit, remaining, reset_at = bucket
+    if cost.cost > 1 and not await bucket.charge(cost.cost - 1):
+        retry_after = max(1, math.ceil(bucket.reset_at - time.time()))
+        raise RateLimited(
+            f"Query cost {cost.cost} exceeds what is left of the rate limit; "
+            f"retry in {retry_after}s",
+            retry_after=retry_after,
+        )
     return RateLimitStatus(
         cost=cost.cost,
         node_count=cost.node_count,
-        limit=limit,
-        used=limit - remaining,
-        remaining=remaining,
-        reset_at=datetime.fromtimestamp(reset_at, UTC),
+        limit=bucket.limit,
+        used=bucket.limit - bucket.remaining,
+        remaining=bucket.remaining,
+        reset_at=datetime.fromtimestamp(bucket.reset_at, UTC),
     )
