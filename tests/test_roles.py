@@ -17,7 +17,7 @@ from agentplane.models import (
     Tenant,
     User,
 )
-from agentplane.resolvers import audit, traces
+from agentplane.resolvers import audit
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.graphql import GraphQLClient, error_codes
 
@@ -128,10 +128,14 @@ async def snapshot() -> dict[str, Any]:
 
 
 async def paused_task(tenant: Tenant, agent: Agent) -> str:
-    task = await traces.create_task(
-        tenant_id=tenant.id, agent_id=agent.id, query="hold", metadata={}, created_by="test"
+    """A task that is paused from its first moment (never queued: no worker may take it)."""
+    task = await Task.create(
+        tenant_id=tenant.id,
+        agent_id=agent.id,
+        query="hold",
+        status=TaskStatus.PAUSED,
+        created_by="test",
     )
-    await traces.transition(task.id, [TaskStatus.QUEUED], TaskStatus.PAUSED, reason="test")
     return task.id
 
 
