@@ -12,11 +12,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from agentplane.auth import Actor
-from agentplane.errors import DomainError, Forbidden, NotFound, TenantSuspended, Unauthenticated
+from agentplane.errors import DomainError, Forbidden, TenantSuspended, Unauthenticated
 from agentplane.models import AuditEvent, StepKind, Task, Tenant
 from agentplane.request_context import request_id
 from agentplane.resolvers.pagination import Page, paginate
-from agentplane.resolvers.permissions import Perm, in_audited_call, is_platform, require
+from agentplane.resolvers.permissions import (
+    Perm,
+    in_audited_call,
+    require,
+    scoped_to_tenant,
+)
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -160,14 +165,7 @@ async def list_audit_events(
 ) -> Page[AuditEvent]:
     """Newest first, keyset-paginated on the time-sortable ID."""
     actor = require(actor, Perm.AUDIT_READ)
-    qs = AuditEvent.all()
-    if tenant is not None:
-        row = await Tenant.get_or_none(name=tenant)
-        if row is None or not (is_platform(actor) or row.id == actor.tenant_id):
-            raise NotFound(f"Tenant {tenant!r} not found")
-        qs = qs.filter(tenant_id=row.id)
-    elif not is_platform(actor):
-        qs = qs.filter(tenant_id=actor.tenant_id)
+    qs = await scoped_to_tenant(actor, AuditEvent.all(), tenant)
     if action is not None:
         qs = qs.filter(action=action)
     return await paginate(qs, first, after, newest_first=True)

@@ -38,7 +38,13 @@ from agentplane.models import (
 from agentplane.models.budget import current_window, to_units, to_usd
 from agentplane.resolvers import audit
 from agentplane.resolvers.pagination import Page, paginate
-from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
+from agentplane.resolvers.permissions import (
+    Perm,
+    check_tenant,
+    is_platform,
+    require,
+    scoped_to_tenant,
+)
 from agentplane.runtime.catalog import ModelInfo
 from agentplane.runtime.control import RunPaused
 from agentplane.runtime.providers.base import CompletionRequest, count_tokens
@@ -582,14 +588,7 @@ async def list_usage(
 ) -> Page[UsageRecord]:
     """Usage records, newest first."""
     actor = require(actor, Perm.USAGE_READ)
-    qs = UsageRecord.all()
-    if tenant is not None:
-        row = await Tenant.get_or_none(name=tenant)
-        if row is None or not (is_platform(actor) or row.id == actor.tenant_id):
-            raise NotFound(f"Tenant {tenant!r} not found")
-        qs = qs.filter(tenant_id=row.id)
-    elif not is_platform(actor):
-        qs = qs.filter(tenant_id=actor.tenant_id)
+    qs = await scoped_to_tenant(actor, UsageRecord.all(), tenant)
     if model is not None:
         qs = qs.filter(model=model)
     return await paginate(qs, first, after, newest_first=True)

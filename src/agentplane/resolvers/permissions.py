@@ -9,9 +9,14 @@ import contextvars
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
+
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from agentplane.auth import Actor
 from agentplane.errors import Forbidden, NotFound, TenantSuspended, Unauthenticated
+from agentplane.models import Tenant
 
 
 class Perm(StrEnum):
@@ -150,3 +155,18 @@ def _audit_denied(actor: Actor, perm: Perm) -> None:
             _recent_denials.popitem(last=False)
 
     audit.record_soon(actor, "permission.denied", resource=perm.value, outcome="denied")
+
+
+M = TypeVar("M", bound=Model)
+
+
+async def scoped_to_tenant(actor: Actor, qs: QuerySet[M], tenant: str | None) -> QuerySet[M]:
+    """The tenant filter of tenant-owned lists: the named tenant when the caller may see it
+    (another tenant answers like a missing one), else the caller's own; platform callers
+    see every tenant unless they name one."""
+    if tenant is not None:
+        row = await Tenant.get_or_none(name=tenant)
+        if row is None or not (is_platform(actor) or row.id == actor.tenant_id):
+            raise NotFound(f"Tenant {tenant!r} not found")
+        return qs.filter(tenant_id=row.id)
+    return qs if is_platform(actor) else qs.filter(tenant_id=actor.tenant_id)
