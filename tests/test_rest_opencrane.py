@@ -1,9 +1,26 @@
-"""The OpenCrane dialect's paths that exist so far: token usage."""
+"""The OpenCrane dialect (`/api/v1`): tenants, access tokens, token usage, over HTTP
+with real tokens, and parity with GraphQL."""
+
+from typing import Any
 
 import httpx
 
+from agentplane.models import AccessToken, Tenant, TenantPhase
+from agentplane.resolvers import audit
 from tests.support.factories import make_agent, make_tenant, make_token
+from tests.support.graphql import GraphQLClient
 from tests.support.rest import wait_terminal
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code and isinstance(body["error"], str), body
+    assert "Traceback" not in response.text
 
 
 async def test_token_usage_lists_the_callers_usage_records(client: httpx.AsyncClient) -> None:
@@ -51,3 +68,254 @@ async def test_token_usage_lists_the_callers_usage_records(client: httpx.AsyncCl
         assert response.json()["code"] == code and isinstance(response.json()["error"], str)
     anonymous = await client.get("/api/v1/token-usage")
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"
+
+
+TENANT_KEYS = {"name", "displayName", "email", "team", "phase", "createdAt"}
+
+
+async def test_tenant_lifecycle(client: httpx.AsyncClient) -> None:
+    admin = _auth(await make_token(None, "platform_admin"))
+    created = await client.post(
+        "/api/v1/tenants",
+        headers=admin,
+        json={
+            "name": "acme",
+            "displayName": "Acme Inc",
+            "email": "ops@acme.test",
+            "team": "platform",
+            "resources": {},
+            "skillAllowlist": ["x"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.json() == {"name": "acme", "status": "active"}
+
+    got = await client.get("/api/v1/tenants/acme", headers=admin)
+    assert got.status_code == 200
+    assert set(got.json()) == TENANT_KEYS
+    assert got.json()["displayName"] == "Acme Inc" and got.json()["phase"] == "active"
+
+    updated = await client.put(
+        "/api/v1/tenants/acme", headers=admin, json={"displayName": "Acme", "team": "infra"}
+    )
+    assert updated.json() == {"name": "acme", "status": "active"}
+    row = await Tenant.get(name="acme")
+    assert (row.display_name, row.email, row.team) == ("Acme", "ops@acme.test", "infra")
+
+    suspended = await client.post("/api/v1/tenants/acme/suspend", headers=admin)
+    assert suspended.json() == {"name": "acme", "status": "suspended"}
+    assert (await Tenant.get(name="acme")).phase == TenantPhase.SUSPENDED
+    resumed = await client.post("/api/v1/tenants/acme/resume", headers=admin)
+    assert resumed.json() == {"name": "acme", "status": "active"}
+    again = await client.post("/api/v1/tenants/acme/resume", headers=admin)
+    assert again.json() == {"name": "acme", "status": "active"}  # idempotent
+
+    await client.post("/api/v1/tenants", headers=admin, json={"name": "beta"})
+    listed = await client.get("/api/v1/tenants", headers=admin)
+    assert [t["name"] for t in listed.json()] == ["acme", "beta"]
+
+    deleted = await client.delete("/api/v1/tenants/beta", headers=admin)
+    assert deleted.json() == {"name": "beta", "status": "deleted"}
+    listed = await client.get("/api/v1/tenants", headers=admin)
+    assert [t["name"] for t in listed.json()] == ["acme"]
+    _assert_error(await client.post("/api/v1/tenants/beta/resume", headers=admin), 409, "conflict")
+    _assert_error(await client.put("/api/v1/tenants/beta", headers=admin, json={}), 409, "conflict")
+
+    # bad input: the OpenCrane envelope with the right status
+    for method, url, body, status, code in [
+        ("POST", "/api/v1/tenants", {"name": "Not A Label"}, 400, "invalid_request"),
+        ("POST", "/api/v1/tenants", {"displayName": "no name"}, 400, "invalid_request"),
+        ("POST", "/api/v1/tenants", {"name": "acme"}, 409, "conflict"),
+        ("POST", "/api/v1/tenants", {"name": "x", "email": "nope"}, 400, "invalid_request"),
+        ("PUT", "/api/v1/tenants/acme", {"team": 3}, 400, "invalid_request"),
+        ("PUT", "/api/v1/tenants/ghost", {"team": "t"}, 404, "not_found"),
+        ("GET", "/api/v1/tenants/ghost", None, 404, "not_found"),
+        ("POST", "/api/v1/tenants/ghost/suspend", None, 404, "not_found"),
+    ]:
+        response = await client.request(method, url, headers=admin, json=body)
+        _assert_error(response, status, code)
+    malformed = await client.post(
+        "/api/v1/tenants", headers={**admin, "Content-Type": "application/json"}, content=b"{"
+    )
+    _assert_error(malformed, 400, "invalid_json")
+    _assert_error(await client.get("/api/v1/tenants"), 401, "unauthorized")
+
+
+async def test_tenants_are_scoped_and_writes_need_a_platform_admin(
+    client: httpx.AsyncClient,
+) -> None:
+    acme, other = await make_tenant("acme"), await make_tenant("other")
+    viewer = _auth(await make_token(acme, "viewer"))
+    tenant_admin = _auth(await make_token(acme, "tenant_admin"))
+
+    mine = await client.get("/api/v1/tenants", headers=viewer)
+    assert [t["name"] for t in mine.json()] == ["acme"]
+    assert (await client.get("/api/v1/tenants/acme", headers=viewer)).status_code == 200
+    _assert_error(await client.get("/api/v1/tenants/other", headers=viewer), 404, "not_found")
+
+    for headers in (viewer, tenant_admin):
+        for method, url, body in [
+            ("POST", "/api/v1/tenants", {"name": "mine"}),
+            ("PUT", "/api/v1/tenants/acme", {"displayName": "Mine"}),
+            ("POST", "/api/v1/tenants/acme/suspend", None),
+            ("POST", "/api/v1/tenants/other/suspend", None),
+            ("DELETE", "/api/v1/tenants/acme", None),
+        ]:
+            response = await client.request(method, url, headers=headers, json=body)
+            _assert_error(response, 403, "forbidden")
+    await audit.flush()
+    assert await Tenant.all().count() == 2
+    assert {(t.name, t.display_name, t.phase) for t in await Tenant.all()} == {
+        ("acme", acme.display_name, TenantPhase.ACTIVE),
+        ("other", other.display_name, TenantPhase.ACTIVE),
+    }
+
+
+async def test_tenants_read_the_same_over_rest_and_graphql(
+    client: httpx.AsyncClient, gql: GraphQLClient
+) -> None:
+    admin = await make_token(None, "platform_admin")
+    for name in ("acme", "beta"):
+        await client.post(
+            "/api/v1/tenants",
+            headers=_auth(admin),
+            json={"name": name, "displayName": name.upper(), "email": f"a@{name}.test"},
+        )
+    await client.post("/api/v1/tenants/beta/suspend", headers=_auth(admin))
+    fields = "name displayName email team phase createdAt"
+    data = await gql.ok(f"{{ tenants(first: 100) {{ edges {{ node {{ {fields} }} }} }} }}", admin)
+    graphql = [e["node"] for e in data["tenants"]["edges"]]
+    rest = (await client.get("/api/v1/tenants", headers=_auth(admin))).json()
+    assert [{**t, "phase": t["phase"].upper()} for t in rest] == graphql
+    one = await gql.ok(f'{{ tenant(name: "beta") {{ {fields} }} }}', admin)
+    got = (await client.get("/api/v1/tenants/beta", headers=_auth(admin))).json()
+    assert {**got, "phase": "SUSPENDED"} == one["tenant"]
+
+
+# ---------------------------------------------------------------- access tokens
+async def test_access_token_flow(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant("acme")
+    admin = _auth(await make_token(acme, "tenant_admin"))
+    created = await client.post(
+        "/api/v1/access-tokens",
+        headers=admin,
+        json={"name": "ci", "owner": "someone", "expiresAt": "2099-01-01T00:00:00Z"},
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["id"].startswith("tok_") and body["plainTextToken"]
+    assert (body["role"], body["tenant"], body["name"]) == ("viewer", "acme", "ci")
+    assert body["expiresAt"].startswith("2099-01-01T00:00:00")
+    new = _auth(body["plainTextToken"])
+    assert (await client.get("/api/v1/tenants/acme", headers=new)).status_code == 200
+
+    operator = await client.post(
+        "/api/v1/access-tokens", headers=admin, json={"name": "ops", "role": "operator"}
+    )
+    assert operator.json()["role"] == "operator" and operator.json()["expiresAt"] is None
+
+    listed = await client.get("/api/v1/access-tokens", headers=admin)
+    assert listed.status_code == 200
+    rows = {r["name"]: r for r in listed.json()}
+    assert {"ci", "ops", "tenant_admin token"} == set(rows)
+    assert "plainTextToken" not in listed.text and body["plainTextToken"] not in listed.text
+    assert rows["ci"]["tenant"] == "acme" and rows["ci"]["prefix"] == body["plainTextToken"][:12]
+    assert set(rows["ci"]) == {
+        "id", "name", "owner", "role", "tenant", "prefix", "createdAt", "expiresAt", "lastUsedAt"
+    }  # fmt: skip
+    assert rows["ci"]["lastUsedAt"] is not None  # it was used above
+
+    revoked = await client.delete(f"/api/v1/access-tokens/{body['id']}", headers=admin)
+    assert revoked.status_code == 204 and revoked.content == b""
+    _assert_error(await client.get("/api/v1/tenants/acme", headers=new), 401, "unauthorized")
+    listed = await client.get("/api/v1/access-tokens", headers=admin)
+    assert body["id"] not in {r["id"] for r in listed.json()}
+    again = await client.delete(f"/api/v1/access-tokens/{body['id']}", headers=admin)
+    assert again.status_code == 204  # idempotent
+
+    for payload, status in [
+        ({"name": "x", "expiresAt": "tomorrow"}, 400),
+        ({"name": "x", "expiresAt": "2000-01-01T00:00:00Z"}, 400),
+        ({"name": "x", "expiresAt": "2099-01-01T00:00:00"}, 400),  # no timezone
+        ({"name": "x", "role": "emperor"}, 400),
+        ({"name": ""}, 400),
+        ({}, 400),
+        ({"name": "x", "tenant": "ghost"}, 404),
+        ({"name": "x", "role": "platform_admin"}, 403),
+    ]:
+        response = await client.post("/api/v1/access-tokens", headers=admin, json=payload)
+        assert response.status_code == status, (payload, response.text)
+        assert set(response.json()) >= {"error", "code"}
+    _assert_error(
+        await client.delete("/api/v1/access-tokens/tok_nope", headers=admin), 404, "not_found"
+    )
+
+
+async def test_access_tokens_are_tenant_scoped_and_viewers_cannot_write(
+    client: httpx.AsyncClient,
+) -> None:
+    acme, other = await make_tenant("acme"), await make_tenant("other")
+    await make_token(other, "operator")
+    foreign = await AccessToken.get(tenant_id=other.id)
+    admin = _auth(await make_token(acme, "tenant_admin"))
+    viewer = _auth(await make_token(acme, "viewer"))
+
+    listed = await client.get("/api/v1/access-tokens", headers=admin)
+    assert {r["tenant"] for r in listed.json()} == {"acme"}
+    _assert_error(
+        await client.delete(f"/api/v1/access-tokens/{foreign.id}", headers=admin), 404, "not_found"
+    )
+    assert (await AccessToken.get(id=foreign.id)).revoked_at is None
+    cross = await client.post(
+        "/api/v1/access-tokens", headers=admin, json={"name": "x", "tenant": "other"}
+    )
+    _assert_error(cross, 404, "not_found")
+
+    count = await AccessToken.all().count()
+    _assert_error(await client.get("/api/v1/access-tokens", headers=viewer), 403, "forbidden")
+    _assert_error(
+        await client.post("/api/v1/access-tokens", headers=viewer, json={"name": "x"}),
+        403,
+        "forbidden",
+    )
+    own = (await AccessToken.filter(tenant_id=acme.id).first()).id  # type: ignore[union-attr]
+    _assert_error(
+        await client.delete(f"/api/v1/access-tokens/{own}", headers=viewer), 403, "forbidden"
+    )
+    assert await AccessToken.all().count() == count
+    assert await AccessToken.filter(revoked_at__isnull=False).count() == 0
+
+
+async def test_access_tokens_parity_with_graphql(
+    client: httpx.AsyncClient, gql: GraphQLClient
+) -> None:
+    acme = await make_tenant("acme")
+    admin = await make_token(acme, "tenant_admin")
+    made = (
+        await client.post(
+            "/api/v1/access-tokens", headers=_auth(admin), json={"name": "rest", "role": "billing"}
+        )
+    ).json()
+    data = await gql.ok(
+        'mutation { createAccessToken(input: {name: "gql", role: "viewer"}) '
+        "{ plainTextToken token { id } } }",
+        admin,
+    )
+    gql_id = data["createAccessToken"]["token"]["id"]
+    await client.delete(f"/api/v1/access-tokens/{gql_id}", headers=_auth(admin))
+
+    query = (
+        "query($r: Boolean!) { accessTokens(first: 100, includeRevoked: $r) "
+        "{ edges { node { id name role prefix expiresAt lastUsedAt tenant { name } } } } }"
+    )
+    active = [e["node"] for e in (await gql.ok(query, admin, r=False))["accessTokens"]["edges"]]
+    every = [e["node"] for e in (await gql.ok(query, admin, r=True))["accessTokens"]["edges"]]
+    assert gql_id in {t["id"] for t in every} - {t["id"] for t in active}
+    rest = (await client.get("/api/v1/access-tokens", headers=_auth(admin))).json()
+
+    def common(t: dict[str, Any]) -> tuple[Any, ...]:
+        tenant = t["tenant"]["name"] if isinstance(t["tenant"], dict) else t["tenant"]
+        return (t["id"], t["name"], t["role"], t["prefix"], t["expiresAt"], tenant)
+
+    assert [common(t) for t in rest] == [common(t) for t in active]
+    assert made["id"] in {t["id"] for t in active}

@@ -1,14 +1,19 @@
 """OpenCrane (`/api/v1`): camelCase, errors `{error, code, detail}`.
 
-Only the paths that stand on what exists today are here; tenants lifecycle,
-budgets, audit, access tokens, provider keys and auth come with the identity
-work (see README, REST compatibility).
+Tenants, access tokens and token usage; each
+handler maps the documented JSON onto a resolver call and its result back
+(permissions, tenant filters and business rules live in the resolvers).
 """
+
+from datetime import datetime
+from typing import Any
 
 from starlette.responses import Response
 
-from agentplane.errors import DomainError
-from agentplane.resolvers import usage
+from agentplane.errors import DomainError, ValidationFailed
+from agentplane.models import AccessToken, Tenant
+from agentplane.resolvers import tenants, tokens, usage
+from agentplane.resolvers.pagination import Page
 from agentplane.rest_compat.common import (
     DATETIME,
     INT,
@@ -22,6 +27,8 @@ from agentplane.rest_compat.common import (
     array,
     iso,
     json,
+    no_content,
+    nullable,
     obj,
     record,
 )
@@ -34,6 +41,8 @@ _CODES = {
     "CONFLICT": "conflict",
     "RATE_LIMITED": "rate_limited",
     "METHOD_NOT_ALLOWED": "method_not_allowed",
+    "TENANT_SUSPENDED": "tenant_suspended",
+    "UNAVAILABLE": "unavailable",
 }
 
 
@@ -92,3 +101,267 @@ async def token_usage(call: Call) -> Response:
             for r in records
         ]
     )
+
+
+# ---------------------------------------------------------------- tenants
+V1 = "/api/v1"
+PHASE = {"type": "string", "enum": ["active", "suspended", "deleted"]}
+TENANT = record(
+    {
+        "name": STR,
+        "displayName": STR,
+        "email": STR,
+        "team": STR,
+        "phase": PHASE,
+        "createdAt": DATETIME,
+    }
+)
+TENANT_STATUS = record({"name": STR, "status": PHASE})
+_FIELDS = {
+    "displayName": {"type": "string", "maxLength": 200},
+    "email": {"type": "string", "maxLength": 320},
+    "team": {"type": "string", "maxLength": 200},
+}
+_OPERATOR_ONLY = (
+    "`resources`, `skillAllowlist`, `policyRef` and `monthlyBudgetUsd` (Kubernetes operator "
+    "settings) are accepted and ignored; set a tenant's budget with "
+    "`PUT /api/v1/ai-budget/...` or GraphQL `setBudget`."
+)
+
+
+def tenant_record(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "name": tenant.name,
+        "displayName": tenant.display_name,
+        "email": tenant.email,
+        "team": tenant.team,
+        "phase": tenant.phase.value,
+        "createdAt": iso(tenant.created_at),
+    }
+
+
+def tenant_status(tenant: Tenant, status: int = 200) -> Response:
+    return json({"name": tenant.name, "status": tenant.phase.value}, status)
+
+
+async def _all(fetch: Any) -> list[Any]:
+    """Every item of a keyset-paginated resolver, page by page (OpenCrane lists are whole)."""
+    items: list[Any] = []
+    after: str | None = None
+    while True:
+        page: Page[Any] = await fetch(after)
+        items.extend(page.items)
+        if not page.has_next or not page.items:
+            return items
+        after = page.cursor(page.items[-1])
+
+
+@opencrane.route(
+    "GET",
+    V1 + "/tenants",
+    summary="List tenants (a tenant's callers see their own)",
+    ok=Resp(array(TENANT), "Tenant list."),
+)
+async def list_tenants(call: Call) -> Response:
+    rows = await _all(lambda after: tenants.list_tenants(call.actor, 100, after))
+    return json([tenant_record(t) for t in rows])
+
+
+@opencrane.route(
+    "POST",
+    V1 + "/tenants",
+    summary="Create a tenant (platform admins)",
+    description=_OPERATOR_ONLY,
+    ok={201: Resp(TENANT_STATUS, "Tenant created.")},
+    body=obj({"name": {"type": "string", "minLength": 1, "maxLength": 63}, **_FIELDS}, ("name",)),
+)
+async def create_tenant(call: Call) -> Response:
+    tenant = await tenants.create_tenant(
+        call.actor,
+        name=call.body["name"],
+        display_name=call.body.get("displayName", ""),
+        email=call.body.get("email", ""),
+        team=call.body.get("team", ""),
+    )
+    return tenant_status(tenant, 201)
+
+
+@opencrane.route(
+    "GET", V1 + "/tenants/{name}", summary="Get a tenant by name", ok=Resp(TENANT, "Tenant detail.")
+)
+async def get_tenant(call: Call) -> Response:
+    return json(tenant_record(await tenants.get_tenant(call.actor, call.path["name"])))
+
+
+@opencrane.route(
+    "PUT",
+    V1 + "/tenants/{name}",
+    summary="Update a tenant's details (platform admins); absent fields stay as they are",
+    description=_OPERATOR_ONLY,
+    ok=Resp(TENANT_STATUS, "Tenant updated."),
+    body=obj(_FIELDS),
+)
+async def update_tenant(call: Call) -> Response:
+    tenant = await tenants.update_tenant(
+        call.actor,
+        call.path["name"],
+        display_name=call.body.get("displayName"),
+        email=call.body.get("email"),
+        team=call.body.get("team"),
+    )
+    return tenant_status(tenant)
+
+
+@opencrane.route(
+    "DELETE",
+    V1 + "/tenants/{name}",
+    summary="Delete a tenant (platform admins): its tokens stop at once; restorable for 30 days",
+    ok=Resp(TENANT_STATUS, "Tenant deleted."),
+)
+async def delete_tenant(call: Call) -> Response:
+    return tenant_status(await tenants.delete_tenant(call.actor, call.path["name"]))
+
+
+@opencrane.route(
+    "POST",
+    V1 + "/tenants/{name}/suspend",
+    summary="Suspend a tenant (platform admins): reads work, writes and new tasks do not",
+    ok=Resp(TENANT_STATUS, "Tenant suspended."),
+)
+async def suspend_tenant(call: Call) -> Response:
+    return tenant_status(await tenants.suspend_tenant(call.actor, call.path["name"]))
+
+
+@opencrane.route(
+    "POST",
+    V1 + "/tenants/{name}/resume",
+    summary="Resume a suspended tenant (platform admins)",
+    ok=Resp(TENANT_STATUS, "Tenant resumed."),
+)
+async def resume_tenant(call: Call) -> Response:
+    return tenant_status(await tenants.resume_tenant(call.actor, call.path["name"]))
+
+
+# ---------------------------------------------------------------- access tokens
+ACCESS_TOKEN = record(
+    {
+        "id": STR,
+        "name": STR,
+        "owner": nullable(STR),
+        "role": STR,
+        "tenant": nullable(STR),
+        "prefix": STR,
+        "createdAt": DATETIME,
+        "expiresAt": nullable(DATETIME),
+        "lastUsedAt": nullable(DATETIME),
+    }
+)
+NEW_TOKEN = record(
+    {
+        "id": STR,
+        "plainTextToken": STR,
+        "name": STR,
+        "role": STR,
+        "tenant": nullable(STR),
+        "expiresAt": nullable(DATETIME),
+    }
+)
+
+
+async def _tenant_names(call: Call, rows: list[AccessToken]) -> dict[str, str]:
+    ids = sorted({r.tenant_id for r in rows if r.tenant_id is not None})
+    found = await tenants.load_tenants(call.actor, ids)
+    return {t.id: t.name for t in found if t is not None}
+
+
+def _expires_at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(
+            "`expiresAt` must be an ISO 8601 date-time, e.g. 2030-01-01T00:00:00Z",
+            field="expiresAt",
+        ) from None
+
+
+@opencrane.route(
+    "GET",
+    V1 + "/access-tokens",
+    summary="List access tokens that are not revoked (never their plaintext)",
+    ok=Resp(array(ACCESS_TOKEN), "Token list."),
+)
+async def list_access_tokens(call: Call) -> Response:
+    rows = await _all(lambda after: tokens.list_access_tokens(call.actor, 100, after, False))
+    names = await _tenant_names(call, rows)
+    return json(
+        [
+            {
+                "id": r.id,
+                "name": r.name,
+                "owner": r.owner_user_id or r.created_by,
+                "role": r.role,
+                "tenant": names.get(r.tenant_id) if r.tenant_id else None,
+                "prefix": r.prefix,
+                "createdAt": iso(r.created_at),
+                "expiresAt": iso(r.expires_at),
+                "lastUsedAt": iso(r.last_used_at),
+            }
+            for r in rows
+        ]
+    )
+
+
+@opencrane.route(
+    "POST",
+    V1 + "/access-tokens",
+    summary="Create an access token; its plaintext is in this response only",
+    description=(
+        "`role` defaults to `viewer`; `tenant` (a tenant name) defaults to the caller's own "
+        "(platform callers name one, except for `platform_admin` tokens). `owner` is accepted "
+        "and ignored: a token's owner is its creator."
+    ),
+    ok={
+        201: Resp(NEW_TOKEN, "Token created. The plainTextToken field will not be returned again.")
+    },
+    body=obj(
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "owner": STR,
+            "expiresAt": {"type": "string", "format": "date-time"},
+            "role": {"type": "string", "default": "viewer"},
+            "tenant": STR,
+        },
+        ("name",),
+    ),
+)
+async def create_access_token(call: Call) -> Response:
+    token, plaintext = await tokens.create_access_token(
+        call.actor,
+        name=call.body["name"],
+        tenant=call.body.get("tenant"),
+        role=call.body.get("role", "viewer"),
+        expires_at=_expires_at(call.body.get("expiresAt")),
+    )
+    names = await _tenant_names(call, [token])
+    body = {
+        "id": token.id,
+        "plainTextToken": plaintext,
+        "name": token.name,
+        "role": token.role,
+        "tenant": names.get(token.tenant_id) if token.tenant_id else None,
+        "expiresAt": iso(token.expires_at),
+    }
+    return json(body, 201, headers={"Cache-Control": "no-store"})
+
+
+@opencrane.route(
+    "DELETE",
+    V1 + "/access-tokens/{id}",
+    summary="Revoke an access token: refused from its next request on",
+    ok={204: Resp(None, "Token deleted.")},
+)
+async def delete_access_token(call: Call) -> Response:
+    await tokens.revoke_access_token(call.actor, call.path["id"])
+    return no_content()
