@@ -319,3 +319,211 @@ async def test_access_tokens_parity_with_graphql(
 
     assert [common(t) for t in rest] == [common(t) for t in active]
     assert made["id"] in {t["id"] for t in active}
+
+
+# ---------------------------------------------------------------- audit
+async def test_audit_is_keyset_paginated_and_tenant_scoped(client: httpx.AsyncClient) -> None:
+    admin = _auth(await make_token(None, "platform_admin"))
+    for name in ("acme", "other"):
+        await client.post("/api/v1/tenants", headers=admin, json={"name": name})
+    acme, other = await Tenant.get(name="acme"), await Tenant.get(name="other")
+    acme_admin = _auth(await make_token(acme, "tenant_admin"))
+    await make_token(other, "tenant_admin")
+    for i in range(5):
+        made = await client.post(
+            "/api/v1/access-tokens", headers=acme_admin, json={"name": f"t{i}"}
+        )
+        assert made.status_code == 201
+    await audit.flush()
+
+    first = await client.get("/api/v1/audit?limit=2", headers=acme_admin)
+    assert first.status_code == 200
+    body = first.json()
+    assert body["pagination"]["limit"] == 2 and body["pagination"]["hasMore"] is True
+    assert [e["resource"] for e in body["data"]] == [
+        (await AccessToken.get(name=n)).id for n in ("t4", "t3")
+    ]
+    entry = body["data"][0]
+    assert set(entry) == {
+        "id", "timestamp", "tenant", "action", "resource", "message", "actor", "outcome"
+    }  # fmt: skip
+    assert (entry["tenant"], entry["action"], entry["outcome"]) == (
+        "acme",
+        "token.create",
+        "success",
+    )
+
+    seen = [e["id"] for e in body["data"]]
+    cursor = body["pagination"]["nextCursor"]
+    while cursor:
+        page = (
+            await client.get(f"/api/v1/audit?limit=2&cursor={cursor}", headers=acme_admin)
+        ).json()
+        seen += [e["id"] for e in page["data"]]
+        cursor = page["pagination"].get("nextCursor")
+        assert ("nextCursor" in page["pagination"]) == page["pagination"]["hasMore"]
+    everything = (await client.get("/api/v1/audit", headers=acme_admin)).json()
+    assert everything["pagination"] == {"limit": 100, "hasMore": False}
+    assert [e["id"] for e in everything["data"]] == seen == sorted(seen, reverse=True)
+    assert {e["tenant"] for e in everything["data"]} == {"acme"}  # never another tenant's
+
+    # a limit above the resolver's page size is read page by page
+    platform = (await client.get("/api/v1/audit?limit=1000", headers=admin)).json()
+    assert len(platform["data"]) > len(seen) and {"acme", "other"} <= {
+        e["tenant"] for e in platform["data"]
+    }
+    only = (
+        await client.get("/api/v1/audit?tenant=other&action=tenant.create", headers=admin)
+    ).json()
+    assert [(e["tenant"], e["action"]) for e in only["data"]] == [("other", "tenant.create")]
+
+    for url, status, code in [
+        ("/api/v1/audit?tenant=other", 404, "not_found"),
+        ("/api/v1/audit?limit=0", 400, "invalid_request"),
+        ("/api/v1/audit?limit=1001", 400, "invalid_request"),
+        ("/api/v1/audit?limit=x", 400, "invalid_request"),
+        ("/api/v1/audit?cursor=!!!", 400, "invalid_request"),
+    ]:
+        _assert_error(await client.get(url, headers=acme_admin), status, code)
+    viewer = _auth(await make_token(acme, "viewer"))
+    _assert_error(await client.get("/api/v1/audit", headers=viewer), 403, "forbidden")
+
+
+# ---------------------------------------------------------------- AI budgets
+BUDGET_KEYS = {
+    "scope", "monthlyLimitUsd", "currentSpendUsd", "reservedUsd", "budgetAlertState", "window"
+}  # fmt: skip
+
+
+async def test_ai_budget_flow(client: httpx.AsyncClient) -> None:
+    acme, other = await make_tenant("acme"), await make_tenant("other")
+    platform = _auth(await make_token(None, "platform_admin"))
+    admin = _auth(await make_token(acme, "tenant_admin"))
+    await make_token(acme, "operator")
+    account = (await AccessToken.get(tenant_id=acme.id, role="operator")).id
+    await make_token(other, "operator")
+    foreign = (await AccessToken.get(tenant_id=other.id)).id
+
+    unset = await client.get("/api/v1/ai-budget/global", headers=platform)
+    assert unset.status_code == 200 and set(unset.json()) == BUDGET_KEYS
+    assert unset.json()["monthlyLimitUsd"] is None and unset.json()["scope"] == "global"
+    put = await client.put(
+        "/api/v1/ai-budget/global", headers=platform, json={"monthlyLimitUsd": 1000}
+    )
+    assert put.json()["monthlyLimitUsd"] == 1000 and put.json()["budgetAlertState"] == "ok"
+    got = await client.get("/api/v1/ai-budget/global", headers=platform)
+    assert got.json() == put.json()
+
+    set_account = await client.put(
+        f"/api/v1/ai-budget/accounts/{account}", headers=admin, json={"monthlyLimitUsd": 12.5}
+    )
+    assert set_account.status_code == 200, set_account.text
+    assert set_account.json()["userId"] == account
+    assert set_account.json()["monthlyLimitUsd"] == 12.5
+    listed = await client.get("/api/v1/ai-budget/accounts", headers=admin)
+    assert [(b["userId"], b["monthlyLimitUsd"]) for b in listed.json()] == [(account, 12.5)]
+    removed = await client.delete(f"/api/v1/ai-budget/accounts/{account}", headers=admin)
+    assert removed.status_code == 200 and removed.json()["userId"] == account
+    assert (await client.get("/api/v1/ai-budget/accounts", headers=admin)).json() == []
+    _assert_error(
+        await client.delete(f"/api/v1/ai-budget/accounts/{account}", headers=admin),
+        404,
+        "not_found",
+    )
+
+    spend = await client.get("/api/v1/ai-budget/acme/spend", headers=admin)
+    assert spend.status_code == 200 and spend.json()["scope"] == "tenant"
+    assert spend.json()["currentSpendUsd"] == 0
+
+    # another tenant's objects answer 404; a tenant's callers have no global budget
+    for method, url, body in [
+        ("GET", "/api/v1/ai-budget/other/spend", None),
+        ("GET", "/api/v1/ai-budget/global", None),
+        ("PUT", f"/api/v1/ai-budget/accounts/{foreign}", {"monthlyLimitUsd": 1}),
+        ("DELETE", f"/api/v1/ai-budget/accounts/{foreign}", None),
+        ("GET", "/api/v1/ai-budget/ghost/spend", None),
+    ]:
+        _assert_error(await client.request(method, url, headers=admin, json=body), 404, "not_found")
+    for method, url, body in [
+        ("PUT", "/api/v1/ai-budget/global", {"monthlyLimitUsd": -1}),
+        ("PUT", "/api/v1/ai-budget/global", {"monthlyLimitUsd": "lots"}),
+        ("PUT", "/api/v1/ai-budget/global", {}),
+        ("PUT", "/api/v1/ai-budget/accounts/bob", {"monthlyLimitUsd": 1}),
+    ]:
+        response = await client.request(method, url, headers=platform, json=body)
+        _assert_error(response, 400, "invalid_request")
+
+    viewer = _auth(await make_token(acme, "viewer"))
+    assert (await client.get("/api/v1/ai-budget/acme/spend", headers=viewer)).status_code == 200
+    for method, url, body in [
+        ("PUT", f"/api/v1/ai-budget/accounts/{account}", {"monthlyLimitUsd": 1}),
+        ("DELETE", f"/api/v1/ai-budget/accounts/{account}", None),
+        ("PUT", "/api/v1/ai-budget/global", {"monthlyLimitUsd": 1}),
+    ]:
+        _assert_error(
+            await client.request(method, url, headers=viewer, json=body), 403, "forbidden"
+        )
+    listed = await client.get("/api/v1/ai-budget/accounts", headers=platform)
+    assert listed.json() == []
+    assert (await client.get("/api/v1/ai-budget/global", headers=platform)).json() == put.json()
+
+
+# ---------------------------------------------------------------- provider keys
+async def test_provider_keys_flow(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant("acme")
+    await make_tenant("other")
+    admin = _auth(await make_token(acme, "tenant_admin"))
+    platform = _auth(await make_token(None, "platform_admin"))
+    secret = "sk-test-" + "x" * 30
+
+    assert (await client.get("/api/v1/providers/keys", headers=admin)).json() == []
+    put = await client.put("/api/v1/providers/keys/openai", headers=admin, json={"apiKey": secret})
+    assert put.status_code == 200, put.text
+    assert put.json()["provider"] == "openai" and put.json()["configured"] is True
+    assert put.json()["updatedAt"]
+    listed = await client.get("/api/v1/providers/keys", headers=admin)
+    assert [(k["provider"], k["configured"]) for k in listed.json()] == [("openai", True)]
+    assert secret not in listed.text and secret not in put.text
+
+    # a platform caller names the tenant; the other tenant has none
+    theirs = await client.get("/api/v1/providers/keys?tenant=other", headers=platform)
+    assert theirs.json() == []
+    ours = await client.get("/api/v1/providers/keys?tenant=acme", headers=platform)
+    assert [k["provider"] for k in ours.json()] == ["openai"]
+    _assert_error(
+        await client.get("/api/v1/providers/keys?tenant=other", headers=admin), 404, "not_found"
+    )
+    _assert_error(
+        await client.put(
+            "/api/v1/providers/keys/openai?tenant=other", headers=admin, json={"apiKey": "k"}
+        ),
+        404,
+        "not_found",
+    )
+
+    for url, body in [
+        ("/api/v1/providers/keys/openai", {}),
+        ("/api/v1/providers/keys/openai", {"apiKey": ""}),
+        ("/api/v1/providers/keys/Not%20Valid", {"apiKey": "k"}),
+    ]:
+        _assert_error(await client.put(url, headers=admin, json=body), 400, "invalid_request")
+
+    viewer = _auth(await make_token(acme, "viewer"))
+    _assert_error(await client.get("/api/v1/providers/keys", headers=viewer), 403, "forbidden")
+    _assert_error(
+        await client.put("/api/v1/providers/keys/openai", headers=viewer, json={"apiKey": "k"}),
+        403,
+        "forbidden",
+    )
+    _assert_error(
+        await client.delete("/api/v1/providers/keys/openai", headers=viewer), 403, "forbidden"
+    )
+    still = await client.get("/api/v1/providers/keys", headers=admin)
+    assert still.json() == listed.json()
+
+    deleted = await client.delete("/api/v1/providers/keys/openai", headers=admin)
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert (await client.get("/api/v1/providers/keys", headers=admin)).json() == []
+    _assert_error(
+        await client.delete("/api/v1/providers/keys/openai", headers=admin), 404, "not_found"
+    )
