@@ -106,10 +106,12 @@ async def revoke_access_token(actor: Actor | None, token_id: str) -> AccessToken
 
 
 async def list_access_tokens(
-    actor: Actor | None, first: int | None, after: str | None
+    actor: Actor | None, first: int | None, after: str | None, include_revoked: bool = True
 ) -> Page[AccessToken]:
     actor = require(actor, Perm.TOKEN_READ)
     qs = AccessToken.all() if is_platform(actor) else AccessToken.filter(tenant_id=actor.tenant_id)
+    if not include_revoked:
+        qs = qs.filter(revoked_at__isnull=True)
     return await paginate(qs, first, after)
 
 

@@ -42,6 +42,7 @@ STATUS = {
     "BUDGET_EXCEEDED": 402,
     "RATE_LIMITED": 429,
     "UNAVAILABLE": 503,
+    "NOT_CONFIGURED": 503,  # e.g. provider keys on an installation without a secret key
     "UPSTREAM": 502,
 }
 

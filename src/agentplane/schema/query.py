@@ -93,9 +93,14 @@ class Query(IdentityQuery):
 
     @strawberry.field(description="Access tokens (never their plaintext).")
     async def access_tokens(
-        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        include_revoked: bool = True,
     ) -> Connection[AccessToken]:
-        return Connection.of(await tokens.list_access_tokens(info.context.actor, first, after))
+        page = await tokens.list_access_tokens(info.context.actor, first, after, include_revoked)
+        return Connection.of(page)
 
     @strawberry.field(description="This query's cost and the caller's rate-limit state.")
     def rate_limit(self, info: Info[Context, None]) -> RateLimit | None:
