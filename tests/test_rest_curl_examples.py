@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.rest import parse_sse
+from tests.support.rest import parse_sse, settle_live_tasks
 from tests.support.server import LiveServer, live_server
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -124,6 +124,7 @@ def test_koda_runtime_examples(database_url: str, workdir: Path) -> None:
             headers={"Authorization": f"Bearer {token}"},
         ).json()
         assert done["output"] == "Audit the auth service for CSP violations."
+        settle_live_tasks(server.base_url, server.admin_token)
 
 
 def test_kubiya_examples(database_url: str, workdir: Path) -> None:
@@ -160,4 +161,5 @@ def test_kubiya_examples(database_url: str, workdir: Path) -> None:
         assert (
             events[-1]["data"]["response"] == "Check the status of pods in the production namespace"
         )
+        settle_live_tasks(server.base_url, server.admin_token)
         assert "Traceback" not in server.log()
