@@ -20,6 +20,14 @@ MAX_STEPS_LIMIT = 50
 MAX_NAME = 200
 
 
+def _check_name(name: str) -> None:
+    if not name.strip() or len(name) > MAX_NAME:
+        raise ValidationFailed(f"`name` must be 1-{MAX_NAME} characters", field="name")
+    if name.startswith("agt_"):
+        # Agents are addressed by ID or by name: a name must never read as an ID.
+        raise ValidationFailed("`name` must not start with 'agt_'", field="name")
+
+
 def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: int) -> None:
     if catalog.lookup(model) is None:
         raise ValidationFailed(
@@ -52,8 +60,7 @@ async def create_agent(
     state: AgentState = AgentState.ACTIVE,
 ) -> Agent:
     actor = require(actor, Perm.AGENT_WRITE)
-    if not name.strip() or len(name) > 200:
-        raise ValidationFailed("`name` must be 1-200 characters", field="name")
+    _check_name(name)
     if len(display_name) > 200:
         raise ValidationFailed("`displayName` is at most 200 characters", field="displayName")
     tools, config = tools or [], config or {}
@@ -144,8 +151,7 @@ async def update_agent(actor: Actor | None, agent_id: str, **changes: Any) -> Ag
         raise ValidationFailed(f"Cannot change {sorted(unknown)}", field=sorted(unknown)[0])
     changes = {k: v for k, v in changes.items() if v is not None}
     name = changes.get("name", agent.name)
-    if not name.strip() or len(name) > 200:
-        raise ValidationFailed("`name` must be 1-200 characters", field="name")
+    _check_name(name)
     if len(changes.get("display_name", "")) > 200:
         raise ValidationFailed("`displayName` is at most 200 characters", field="displayName")
     config = changes.get("config", agent.config)
@@ -191,8 +197,7 @@ async def clone_agent(
     """A new draft agent with the source's settings, in the source's tenant."""
     actor = require(actor, Perm.AGENT_WRITE)
     source = await get_agent(actor, agent_id)
-    if not name.strip() or len(name) > 200:
-        raise ValidationFailed("`name` must be 1-200 characters", field="name")
+    _check_name(name)
     await _free_archived_name(source.tenant_id, name)
     try:
         return await Agent.create(
