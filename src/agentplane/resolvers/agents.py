@@ -151,7 +151,8 @@ async def update_agent(actor: Actor | None, agent_id: str, **changes: Any) -> Ag
         raise ValidationFailed(f"Cannot change {sorted(unknown)}", field=sorted(unknown)[0])
     changes = {k: v for k, v in changes.items() if v is not None}
     name = changes.get("name", agent.name)
-    _check_name(name)
+    if "name" in changes:
+        _check_name(name)
     if len(changes.get("display_name", "")) > 200:
         raise ValidationFailed("`displayName` is at most 200 characters", field="displayName")
     config = changes.get("config", agent.config)
