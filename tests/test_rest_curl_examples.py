@@ -163,3 +163,42 @@ def test_kubiya_examples(database_url: str, workdir: Path) -> None:
         )
         settle_live_tasks(server.base_url, server.admin_token)
         assert "Traceback" not in server.log()
+
+
+def test_event_stream_client_can_leave_and_resume(database_url: str, workdir: Path) -> None:
+    """Over real HTTP, with no worker (the task stays queued): a client reads the replay,
+    hangs up, and a reconnect with Last-Event-ID resumes; the server logs no error."""
+    with live_server(database_url, workdir, "--no-worker") as server:
+        token = operator_token(server)
+        agent = graphql(
+            server, token, 'mutation { createAgent(input: {name: "w"}) { agent { id } } }'
+        )["createAgent"]["agent"]
+        task = graphql(
+            server,
+            token,
+            'mutation($a: ID!) { submitTask(input: {agentId: $a, query: "q"}) { task { id } } }',
+            a=agent["id"],
+        )["submitTask"]["task"]
+        url = f"{server.base_url}/api/runtime/tasks/{task['id']}/events"
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.stream("GET", url, headers=headers, timeout=10) as response:
+            assert response.status_code == 200
+            first = next(response.iter_lines())
+        assert first == "id: 1"
+        with httpx.stream(
+            "GET", url, headers={**headers, "Last-Event-ID": "1"}, timeout=2
+        ) as resumed:
+            assert resumed.status_code == 200
+            with pytest.raises(httpx.ReadTimeout):  # nothing after seq 1 yet: it waits
+                next(resumed.iter_lines())
+        graphql(
+            server,
+            token,
+            "mutation($id: ID!) { cancelTask(input: {id: $id}) { task { status } } }",
+            id=task["id"],
+        )
+        ended = httpx.get(url, headers={**headers, "Last-Event-ID": "1"}, timeout=10)
+        steps = parse_sse(ended.text)
+        assert [s["data"]["payload"]["to"] for s in steps] == ["cancelled"]
+        assert httpx.get(server.base_url + "/healthz").status_code == 200
+        assert "Traceback" not in server.log() and "ERROR" not in server.log(), server.log()
