@@ -2,17 +2,15 @@
 from the host and the credentials (and the IDs the examples leave as placeholders)."""
 
 import json
-import secrets
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.rest import parse_sse, settle_live_tasks
+from tests.support.rest import graphql, operator_token, parse_sse, settle_live_tasks
 from tests.support.server import LiveServer, live_server
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -60,36 +58,6 @@ def curl(example: str, server: LiveServer, **substitutions: str) -> tuple[int, s
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
     body, _, status = result.stdout.rpartition("\n")
     return int(status), body
-
-
-def graphql(server: LiveServer, token: str, query: str, **variables: Any) -> Any:
-    response = httpx.post(
-        server.base_url + "/graphql",
-        json={"query": query, "variables": variables},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
-    assert not response.json().get("errors"), response.text
-    return response.json()["data"]
-
-
-def operator_token(server: LiveServer) -> str:
-    tenant = "curl-" + secrets.token_hex(4)
-    graphql(
-        server,
-        server.admin_token,
-        "mutation($n: String!) { createTenant(input: {name: $n}) { tenant { id } } }",
-        n=tenant,
-    )
-    return str(
-        graphql(
-            server,
-            server.admin_token,
-            'mutation($t: String!) { createAccessToken(input: {name: "curl", tenant: $t, '
-            'role: "operator"}) { plainTextToken } }',
-            t=tenant,
-        )["createAccessToken"]["plainTextToken"]
-    )
 
 
 def test_koda_runtime_examples(database_url: str, workdir: Path) -> None:

@@ -1,6 +1,7 @@
 """Helpers for REST tests: waiting for a task and reading Server-Sent Events."""
 
 import asyncio
+import secrets
 import time
 from typing import Any
 
@@ -8,6 +9,7 @@ import httpx
 import orjson
 
 from agentplane.models import Task
+from tests.support.server import LiveServer
 
 
 async def wait_terminal(task_id: str, timeout_s: float = 15) -> Task:
@@ -63,3 +65,33 @@ def settle_live_tasks(base_url: str, admin_token: str, timeout_s: float = 20) ->
         for task_id in open_ids:
             gql("mutation($id: ID!) { cancelTask(input: {id: $id}) { task { id } } }", id=task_id)
     raise AssertionError("live server tasks did not settle")
+
+
+def graphql(server: LiveServer, token: str, query: str, **variables: Any) -> Any:
+    response = httpx.post(
+        server.base_url + "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert not response.json().get("errors"), response.text
+    return response.json()["data"]
+
+
+def operator_token(server: LiveServer) -> str:
+    tenant = "curl-" + secrets.token_hex(4)
+    graphql(
+        server,
+        server.admin_token,
+        "mutation($n: String!) { createTenant(input: {name: $n}) { tenant { id } } }",
+        n=tenant,
+    )
+    return str(
+        graphql(
+            server,
+            server.admin_token,
+            'mutation($t: String!) { createAccessToken(input: {name: "curl", tenant: $t, '
+            'role: "operator"}) { plainTextToken } }',
+            t=tenant,
+        )["createAccessToken"]["plainTextToken"]
+    )
