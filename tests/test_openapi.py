@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import (
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from tests.support.rest import settle_live_tasks
 from tests.support.server import live_server
 
 # Served at fixed paths for other protocols; not REST-compatibility routes.
@@ -202,6 +203,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(
         assert random_ids.total() + found.total() >= 500
         # The second pass really reached found objects: many 2xx, not only 404s.
         assert sum(n for status, n in found.items() if status < 300) >= 50, found
+        settle_live_tasks(server.base_url, server.admin_token)
         assert "Traceback" not in server.log(), server.log()
 
 

@@ -2,17 +2,15 @@
 from the host and the credentials (and the IDs the examples leave as placeholders)."""
 
 import json
-import secrets
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.rest import parse_sse
+from tests.support.rest import graphql, operator_token, parse_sse, settle_live_tasks
 from tests.support.server import LiveServer, live_server
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -62,36 +60,6 @@ def curl(example: str, server: LiveServer, **substitutions: str) -> tuple[int, s
     return int(status), body
 
 
-def graphql(server: LiveServer, token: str, query: str, **variables: Any) -> Any:
-    response = httpx.post(
-        server.base_url + "/graphql",
-        json={"query": query, "variables": variables},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    )
-    assert not response.json().get("errors"), response.text
-    return response.json()["data"]
-
-
-def operator_token(server: LiveServer) -> str:
-    tenant = "curl-" + secrets.token_hex(4)
-    graphql(
-        server,
-        server.admin_token,
-        "mutation($n: String!) { createTenant(input: {name: $n}) { tenant { id } } }",
-        n=tenant,
-    )
-    return str(
-        graphql(
-            server,
-            server.admin_token,
-            'mutation($t: String!) { createAccessToken(input: {name: "curl", tenant: $t, '
-            'role: "operator"}) { plainTextToken } }',
-            t=tenant,
-        )["createAccessToken"]["plainTextToken"]
-    )
-
-
 def test_koda_runtime_examples(database_url: str, workdir: Path) -> None:
     with live_server(database_url, workdir) as server:
         token = operator_token(server)
@@ -124,6 +92,7 @@ def test_koda_runtime_examples(database_url: str, workdir: Path) -> None:
             headers={"Authorization": f"Bearer {token}"},
         ).json()
         assert done["output"] == "Audit the auth service for CSP violations."
+        settle_live_tasks(server.base_url, server.admin_token)
 
 
 def test_kubiya_examples(database_url: str, workdir: Path) -> None:
@@ -160,4 +129,44 @@ def test_kubiya_examples(database_url: str, workdir: Path) -> None:
         assert (
             events[-1]["data"]["response"] == "Check the status of pods in the production namespace"
         )
+        settle_live_tasks(server.base_url, server.admin_token)
         assert "Traceback" not in server.log()
+
+
+def test_event_stream_client_can_leave_and_resume(database_url: str, workdir: Path) -> None:
+    """Over real HTTP, with no worker (the task stays queued): a client reads the replay,
+    hangs up, and a reconnect with Last-Event-ID resumes; the server logs no error."""
+    with live_server(database_url, workdir, "--no-worker") as server:
+        token = operator_token(server)
+        agent = graphql(
+            server, token, 'mutation { createAgent(input: {name: "w"}) { agent { id } } }'
+        )["createAgent"]["agent"]
+        task = graphql(
+            server,
+            token,
+            'mutation($a: ID!) { submitTask(input: {agentId: $a, query: "q"}) { task { id } } }',
+            a=agent["id"],
+        )["submitTask"]["task"]
+        url = f"{server.base_url}/api/runtime/tasks/{task['id']}/events"
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.stream("GET", url, headers=headers, timeout=10) as response:
+            assert response.status_code == 200
+            first = next(response.iter_lines())
+        assert first == "id: 1"
+        with httpx.stream(
+            "GET", url, headers={**headers, "Last-Event-ID": "1"}, timeout=2
+        ) as resumed:
+            assert resumed.status_code == 200
+            with pytest.raises(httpx.ReadTimeout):  # nothing after seq 1 yet: it waits
+                next(resumed.iter_lines())
+        graphql(
+            server,
+            token,
+            "mutation($id: ID!) { cancelTask(input: {id: $id}) { task { status } } }",
+            id=task["id"],
+        )
+        ended = httpx.get(url, headers={**headers, "Last-Event-ID": "1"}, timeout=10)
+        steps = parse_sse(ended.text)
+        assert [s["data"]["payload"]["to"] for s in steps] == ["cancelled"]
+        assert httpx.get(server.base_url + "/healthz").status_code == 200
+        assert "Traceback" not in server.log() and "ERROR" not in server.log(), server.log()

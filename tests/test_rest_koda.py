@@ -285,3 +285,13 @@ async def test_task_events_send_heartbeat_comments_while_idle(
     assert [e["id"] for e in events] == ["1"]  # the replayed step; pings are comments
     assert events[0]["data"]["payload"] == {"from": None, "to": "queued"}
     assert body.count(b": ping") >= 1
+
+
+async def test_an_agent_name_never_reads_as_an_id(client: httpx.AsyncClient) -> None:
+    tenant = await make_tenant("acme")
+    auth = _auth(await make_token(tenant, "operator"))
+    response = await client.post(
+        "/api/control-plane/agents", headers=auth, json={"id": "agt_lookalike"}
+    )
+    assert response.status_code == 400 and response.json()["code"] == "VALIDATION"
+    assert "agt_" in response.json()["message"]

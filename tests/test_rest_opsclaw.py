@@ -2,6 +2,7 @@
 the official `openai` client."""
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -10,7 +11,8 @@ from starlette.applications import Starlette
 
 from agentplane.models import Agent, Task, UsageRecord
 from tests.support.factories import make_agent, make_tenant, make_token
-from tests.support.rest import wait_terminal
+from tests.support.rest import graphql, operator_token, settle_live_tasks, wait_terminal
+from tests.support.server import live_server
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -183,3 +185,38 @@ async def test_failed_run_and_errors(client: httpx.AsyncClient) -> None:
         assert response.status_code == status, (response.request.url, response.text)
         assert set(response.json()["error"]) == {"code", "message", "type", "param"}
         assert code is None or response.json()["error"]["code"] == code
+
+
+def test_streaming_is_live_over_real_http(database_url: str, workdir: Path) -> None:
+    """Chunks reach the client while the run is still going, not all at its end."""
+    with live_server(database_url, workdir) as server:
+        token = operator_token(server)
+        agent = graphql(
+            server, token, 'mutation { createAgent(input: {name: "e"}) { agent { id } } }'
+        )["createAgent"]["agent"]
+        client = openai.OpenAI(
+            api_key=token, base_url=f"{server.base_url}/v1/agents/{agent['id']}", max_retries=0
+        )
+        words = [f"w{i}" for i in range(80)]  # 5 ms a word on the live server's scripted model
+        stream = client.chat.completions.create(
+            model="any",
+            messages=[{"role": "user", "content": " ".join(words)}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        status_at_first_word = None
+        text = ""
+        last = None
+        for chunk in stream:
+            last = chunk
+            if chunk.choices and chunk.choices[0].delta.content:
+                if status_at_first_word is None:
+                    task_id = chunk.id.removeprefix("chatcmpl-")
+                    status_at_first_word = graphql(
+                        server, token, "query($id: ID!) { task(id: $id) { status } }", id=task_id
+                    )["task"]["status"]
+                text += chunk.choices[0].delta.content
+        assert status_at_first_word == "RUNNING"
+        assert text == " ".join(words)
+        assert last is not None and last.usage is not None and last.usage.completion_tokens == 80
+        settle_live_tasks(server.base_url, server.admin_token)

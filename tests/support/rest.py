@@ -1,11 +1,15 @@
 """Helpers for REST tests: waiting for a task and reading Server-Sent Events."""
 
 import asyncio
+import secrets
+import time
 from typing import Any
 
+import httpx
 import orjson
 
 from agentplane.models import Task
+from tests.support.server import LiveServer
 
 
 async def wait_terminal(task_id: str, timeout_s: float = 15) -> Task:
@@ -33,3 +37,61 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
         if fields:
             events.append(fields)
     return events
+
+
+def settle_live_tasks(base_url: str, admin_token: str, timeout_s: float = 20) -> None:
+    """Before a live server stops: cancel its unfinished tasks, so none is left queued in the
+    shared database for the next test's worker to claim while that test cleans up."""
+
+    def gql(query: str, **variables: Any) -> Any:
+        response = httpx.post(
+            base_url + "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {admin_token}"},
+            timeout=10,
+        )
+        return response.json().get("data") or {}
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        page = gql("{ tasks(first: 100) { edges { node { id isTerminal } } } }")
+        open_ids = [
+            e["node"]["id"]
+            for e in (page.get("tasks") or {}).get("edges", [])
+            if not e["node"]["isTerminal"]
+        ]
+        if not open_ids:
+            return
+        for task_id in open_ids:
+            gql("mutation($id: ID!) { cancelTask(input: {id: $id}) { task { id } } }", id=task_id)
+    raise AssertionError("live server tasks did not settle")
+
+
+def graphql(server: LiveServer, token: str, query: str, **variables: Any) -> Any:
+    response = httpx.post(
+        server.base_url + "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert not response.json().get("errors"), response.text
+    return response.json()["data"]
+
+
+def operator_token(server: LiveServer) -> str:
+    tenant = "curl-" + secrets.token_hex(4)
+    graphql(
+        server,
+        server.admin_token,
+        "mutation($n: String!) { createTenant(input: {name: $n}) { tenant { id } } }",
+        n=tenant,
+    )
+    return str(
+        graphql(
+            server,
+            server.admin_token,
+            'mutation($t: String!) { createAccessToken(input: {name: "curl", tenant: $t, '
+            'role: "operator"}) { plainTextToken } }',
+            t=tenant,
+        )["createAccessToken"]["plainTextToken"]
+    )

@@ -22,6 +22,14 @@ MAX_TIMEOUT_S = 24 * 3600
 MAX_NAME = 200
 
 
+def _check_name(name: str) -> None:
+    if not name.strip() or len(name) > MAX_NAME:
+        raise ValidationFailed(f"`name` must be 1-{MAX_NAME} characters", field="name")
+    if name.startswith("agt_"):
+        # Agents are addressed by ID or by name: a name must never read as an ID.
+        raise ValidationFailed("`name` must not start with 'agt_'", field="name")
+
+
 def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: int) -> None:
     if catalog.lookup(model) is None:
         raise ValidationFailed(
@@ -57,8 +65,7 @@ async def create_agent(
     max_concurrent_tasks: int | None = None,
 ) -> Agent:
     actor = require(actor, Perm.AGENT_WRITE)
-    if not name.strip() or len(name) > 200:
-        raise ValidationFailed("`name` must be 1-200 characters", field="name")
+    _check_name(name)
     if len(display_name) > 200:
         raise ValidationFailed("`displayName` is at most 200 characters", field="displayName")
     tools, config = tools or [], config or {}
@@ -158,8 +165,8 @@ async def update_agent(actor: Actor | None, agent_id: str, **changes: Any) -> Ag
         raise ValidationFailed(f"Cannot change {sorted(unknown)}", field=sorted(unknown)[0])
     changes = {k: v for k, v in changes.items() if v is not None}
     name = changes.get("name", agent.name)
-    if not name.strip() or len(name) > 200:
-        raise ValidationFailed("`name` must be 1-200 characters", field="name")
+    if "name" in changes:
+        _check_name(name)
     if len(changes.get("display_name", "")) > 200:
         raise ValidationFailed("`displayName` is at most 200 characters", field="displayName")
     config = changes.get("config", agent.config)
@@ -207,8 +214,7 @@ async def clone_agent(
     """A new draft agent with the source's settings, in the source's tenant."""
     actor = require(actor, Perm.AGENT_WRITE)
     source = await get_agent(actor, agent_id)
-    if not name.strip() or len(name) > 200:
-        raise ValidationFailed("`name` must be 1-200 characters", field="name")
+    _check_name(name)
     await _free_archived_name(source.tenant_id, name)
     try:
         return await Agent.create(

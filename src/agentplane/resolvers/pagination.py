@@ -80,7 +80,7 @@ async def offset_paginate(
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationFailed(f"`limit` must be 1..{MAX_PAGE}", field="limit")
     if not 0 <= offset <= MAX_OFFSET:
-        raise ValidationFailed("`offset` must not be negative", field="offset")
+        raise ValidationFailed(f"`offset` must be 0..{MAX_OFFSET}", field="offset")
     total = await qs.count()
     rows = await qs.order_by(order).offset(offset).limit(limit)
     return OffsetPage(items=list(rows), total=total, limit=limit, offset=offset)

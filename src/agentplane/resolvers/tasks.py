@@ -22,8 +22,15 @@ CANCEL_WAIT_S = 2.0
 
 @audited("task.submit")
 async def submit_task(
-    actor: Actor | None, *, agent_id: str, query: str, metadata: dict[str, Any] | None = None
+    actor: Actor | None,
+    *,
+    agent_id: str,
+    query: str,
+    metadata: dict[str, Any] | None = None,
+    task_id: str | None = None,
 ) -> Task:
+    """Queue a task. `task_id` (a fresh `ids.task_id()`) lets a caller subscribe to the
+    task's live output before any of it can be produced."""
     actor = require(actor, Perm.TASK_WRITE)
     agent = await get_agent(actor, agent_id)
     if agent.state != AgentState.ACTIVE:
@@ -32,6 +39,8 @@ async def submit_task(
         raise ValidationFailed("`query` must not be empty", field="query")
     if len(query) > MAX_QUERY_CHARS:
         raise ValidationFailed(f"`query` exceeds {MAX_QUERY_CHARS} characters", field="query")
+    if task_id is not None and (ids.kind_of(task_id) != "Task" or len(task_id) > ids.MAX_LEN):
+        raise ValidationFailed("`task_id` must be a fresh task ID", field="taskId")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValidationFailed("`metadata` must be a JSON object", field="metadata")
     await check_writable(agent.tenant_id)  # a suspended tenant starts no new task
@@ -42,6 +51,7 @@ async def submit_task(
         query=query,
         metadata=metadata or {},
         created_by=actor.subject,
+        task_id=task_id,
     )
     await get_broker().publish(events.QUEUE_CHANNEL, {"task_id": task.id})
     return task

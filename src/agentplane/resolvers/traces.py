@@ -19,6 +19,7 @@ from tortoise.transactions import in_transaction
 from agentplane import db, observability
 from agentplane.auth import Actor
 from agentplane.errors import ValidationFailed
+from agentplane.ids import task_id as new_task_id
 from agentplane.models import Step, StepKind, StepPayload, Task, TaskStatus, UsageRecord
 from agentplane.resolvers import step_payloads
 from agentplane.resolvers.permissions import Perm, check_tenant, require
@@ -182,12 +183,21 @@ def _run_seconds(task: Task) -> float | None:
 
 
 async def create_task(
-    *, tenant_id: str, agent_id: str, query: str, metadata: dict[str, Any], created_by: str
+    *,
+    tenant_id: str,
+    agent_id: str,
+    query: str,
+    metadata: dict[str, Any],
+    created_by: str,
+    task_id: str | None = None,
 ) -> Task:
-    """Insert a queued task with its first STATUS_CHANGE step (seq 1)."""
+    """Insert a queued task with its first STATUS_CHANGE step (seq 1).
+
+    `task_id` lets a caller listen on the task's channels before the task exists."""
     written = Written()
     async with in_transaction():
         task = await Task.create(
+            id=task_id or new_task_id(),
             tenant_id=tenant_id,
             agent_id=agent_id,
             query=query,

@@ -7,6 +7,7 @@ dialect share one envelope. Runs are tasks (`tsk_…`); `run`, `chat` and
 """
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sse_starlette.sse import ServerSentEvent
+from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from agentplane import __version__
+from agentplane import __version__, ids
 from agentplane.auth import Actor
 from agentplane.errors import DomainError, ValidationFailed
-from agentplane.models import Agent, Step, StepKind, Task, TaskStatus
+from agentplane.models import Agent, Task, TaskStatus
 from agentplane.observability import metrics
 from agentplane.resolvers import agents, tasks, usage
 from agentplane.rest_compat.common import (
@@ -46,7 +48,9 @@ from agentplane.rest_compat.common import (
     sse,
     sse_event,
 )
+from agentplane.subscriptions import events as channels
 from agentplane.subscriptions import streams
+from agentplane.subscriptions.broker import SubscriberTooSlow, Subscription, get_broker
 
 _TYPES = {
     "UNAUTHENTICATED": ("invalid_api_key", "authentication_error"),
@@ -417,17 +421,39 @@ class _Tokens:
     prompt: int = 0
     completion: int = 0
 
-    def add(self, step: Step) -> None:
-        if step.kind == StepKind.PROVIDER_CALL:
-            self.prompt += step.input_tokens or 0
-            self.completion += step.output_tokens or 0
-
     def wire(self) -> JSON:
         return {
             "prompt_tokens": self.prompt,
             "completion_tokens": self.completion,
             "total_tokens": self.prompt + self.completion,
         }
+
+
+async def _live_text(call: Call, task: Task, output: Subscription) -> AsyncIterator[str]:
+    """The run's model output as it is produced, until the run ends.
+
+    `output` was subscribed before the task existed, so it misses no chunk. Live text is
+    best-effort (not persisted): if the listener falls behind, this stops passing text on,
+    waits for the end, and the caller sends the rest of the durable answer. A run that
+    overruns the task timeout is cancelled.
+    """
+    deadline = time.monotonic() + call.settings.task_timeout_s + 5
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            message = await output.get(timeout=min(remaining, streams.IDLE_RECHECK_S))
+        except SubscriberTooSlow:
+            break
+        if message is None:
+            if (await tasks.get_task(call.actor, task.id)).status.is_terminal:
+                return
+            continue
+        if message.get("end"):
+            return
+        yield message["text"]
+    # Fell behind, or out of time: follow the durable trace to the end instead.
+    end = await run_to_end(call.actor, task, max(deadline - time.monotonic(), 0))
+    if not end.status.is_terminal:
+        await tasks.cancel_task(call.actor, task.id)
 
 
 @opsclaw.route(
@@ -465,12 +491,25 @@ async def chat_completions(call: Call) -> Response:
     if not users:
         raise ValidationFailed("`messages` needs a user message with text", field="messages")
     history = [{"role": m["role"], "content": _text(m.get("content"))} for m in messages[:-1]]
-    task = await tasks.submit_task(
-        call.actor,
-        agent_id=agent.id,
-        query=_text(users[-1]["content"]),
-        metadata={"source": "chat.completions", "messages": history} if history else None,
-    )
+    # Streaming listens to the run's live output from before the task exists, so no chunk
+    # can be missed; the listener is closed when the stream ends (or never starts).
+    task_id = ids.task_id()
+    listening = contextlib.AsyncExitStack()
+    output = None
+    if body.get("stream"):
+        channel = channels.task_output_channel(task_id)
+        output = await listening.enter_async_context(get_broker().subscribe(channel))
+    try:
+        task = await tasks.submit_task(
+            call.actor,
+            agent_id=agent.id,
+            query=_text(users[-1]["content"]),
+            metadata={"source": "chat.completions", "messages": history} if history else None,
+            task_id=task_id,
+        )
+    except BaseException:
+        await listening.aclose()
+        raise
     model = body.get("model") or agent.model
     completion_id = f"chatcmpl-{task.id}"
     created = int(time.time())
@@ -511,23 +550,28 @@ async def chat_completions(call: Call) -> Response:
         )
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        tokens = _Tokens()
-        yield chunk({"role": "assistant", "content": ""})
         try:
-            async with asyncio.timeout(call.settings.task_timeout_s + 5):
-                async for step in streams.task_events(call.actor, task.id, 0):
-                    tokens.add(step)
-                    # A model call that asks for no tools is the answer.
-                    if step.kind == StepKind.PROVIDER_CALL and not step.payload.get("toolCalls"):
-                        for piece in re.findall(r"\s*\S+", step.payload.get("response") or ""):
-                            yield chunk({"content": piece})
-        except TimeoutError:
-            await tasks.cancel_task(call.actor, task.id)
+            yield chunk({"role": "assistant", "content": ""})
+            sent = ""
+            assert output is not None
+            async for text in _live_text(call, task, output):
+                sent += text
+                yield chunk({"content": text})
+        finally:
+            await listening.aclose()
         final = await tasks.get_task(call.actor, task.id)
         if final.status != TaskStatus.COMPLETED:
             message = f"The run {final.status.value}: {final.error or 'no output'}"
             yield sse_event({"error": {"message": message, "type": "server_error", "code": None}})
             return
+        # Whatever the live feed did not carry (all of it, if the run had started before
+        # we listened): the rest of the durable answer, word by word.
+        answer = final.output or ""
+        rest = answer[len(sent) :] if answer.startswith(sent) else ""
+        for piece in re.findall(r"\s*\S+", rest):
+            yield chunk({"content": piece})
+        spent = await usage.task_usage(call.actor, final)
+        tokens = _Tokens(spent.input_tokens, spent.output_tokens)
         yield chunk({}, "stop")
         if include_usage:
             yield sse_event(
@@ -542,7 +586,9 @@ async def chat_completions(call: Call) -> Response:
             )
         yield ServerSentEvent(data="[DONE]")
 
-    return sse(events(), sep="\n")
+    response = sse(events(), sep="\n")
+    response.background = BackgroundTask(listening.aclose)  # if the stream never starts
+    return response
 
 
 # ---------------------------------------------------------------- history and billing
