@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from agentplane import live_sockets
 from agentplane.auth import Actor, generate_token, hash_token
 from agentplane.errors import Forbidden, NotFound, ValidationFailed
-from agentplane.models import AccessToken, Tenant
+from agentplane.models import AccessToken
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import (
@@ -117,7 +117,3 @@ async def list_access_tokens(
 
 async def has_any_token() -> bool:
     return await AccessToken.exists()
-
-
-async def tenant_by_name(name: str) -> Tenant | None:
-    return await Tenant.get_or_none(name=name)

@@ -51,10 +51,6 @@ class MalformedRequest(ValidationFailed):
     """The body is not JSON at all: 400 in every dialect (validation may be 422)."""
 
 
-class Unavailable(DomainError):
-    code = "UNAVAILABLE"
-
-
 class UpstreamFailed(DomainError):
     """The run behind a synchronous call failed (the model, a tool, a timeout)."""
 
