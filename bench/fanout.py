@@ -1,10 +1,13 @@
 """Subscription fan-out: N websocket subscribers watch one live task.
 
-Prints publish-to-client latency p50/p99 (a step's createdAt on the server to its
-arrival at a client), next to a bare Starlette websocket broadcast of frames of the
-same size to the same number of clients measured in the same run; the server's RSS
-per idle subscription; and whether the server's subscriptions, asyncio tasks and
-Redis channels return to their baseline after connect/disconnect cycles.
+Prints publish-to-client latency p50/p99 (a step's createdAt on the server to the
+moment its frame's bytes are read by a client, see ws_probe.py) and the API
+processes' CPU time per delivered frame, next to a bare Starlette websocket broadcast
+of frames of the same size to the same number of clients measured in the same run;
+the server's RSS per idle subscription; and whether the server's subscriptions,
+asyncio tasks and Redis channels return to their baseline after connect/disconnect
+cycles. The CPU figure includes running the task (one process runs its worker too)
+and holds steady on a busy machine, where the latencies do not.
 
     python bench/fanout.py [--subscribers 1000] [--events 20]
 
@@ -14,20 +17,21 @@ the two-API-process profile (subscribers split across both, a separate worker).
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import Server, migrate, rss_kb, start_server, start_worker
+import ws_probe
+from procs import Server, cpu_seconds, migrate, rss_kb, start_server, start_worker
+from ws_probe import Probe
 
 EVENTS = """subscription($id: ID!, $after: Int) {
   taskEvents(taskId: $id, afterSeq: $after) { seq kind createdAt payload } }"""
@@ -73,31 +77,32 @@ async def prepare_paused_task(server: Server, steps: int) -> str:
     return str(task)
 
 
-async def open_subscriber(url: str, token: str, task_id: str) -> ClientConnection:
-    ws = await connect(url, subprotocols=["graphql-transport-ws"], max_queue=None)  # type: ignore[list-item]
-    await ws.send(
-        json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
-    )
-    assert json.loads(await ws.recv())["type"] == "connection_ack"
+async def open_subscriber(url: str, token: str, task_id: str) -> Probe:
+    probe = await ws_probe.connect(url, "graphql-transport-ws")
+    probe.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+    await probe.until(1)
+    assert probe.messages()[0][1]["type"] == "connection_ack", probe.messages()
     payload = {"query": EVENTS, "variables": {"id": task_id, "after": 1}}
-    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    probe.send_json({"id": "1", "type": "subscribe", "payload": payload})
     # The replayed step 2 (the pause) arrives once the subscription is past its replay and
     # tailing live: only then does the subscriber count as ready.
-    first = json.loads(await ws.recv())
-    assert first["type"] == "next", first
-    return ws
+    await probe.until(2)
+    assert probe.messages(1)[0][1]["type"] == "next", probe.messages()
+    return probe
 
 
-async def collect(ws: ClientConnection, since: float, latencies: list[float]) -> None:
-    async for raw in ws:
-        arrived = time.time()
-        message = json.loads(raw)
-        if message["type"] != "next":
-            return
-        created = message["payload"]["data"]["taskEvents"]["createdAt"]
-        sent = datetime.fromisoformat(created).timestamp()
-        if sent >= since:
-            latencies.append(arrived - sent)
+def latencies_of(probes: list[Probe], start: int, since: float) -> list[float]:
+    """Arrival minus the step's createdAt, for every step created after `since`."""
+    latencies = []
+    for probe in probes:
+        for arrived, message in probe.messages(start):
+            if message["type"] != "next":
+                continue
+            created = message["payload"]["data"]["taskEvents"]["createdAt"]
+            sent = datetime.fromisoformat(created).timestamp()
+            if sent >= since:
+                latencies.append(arrived - sent)
+    return latencies
 
 
 def summary(latencies: list[float]) -> tuple[float, float]:
@@ -106,39 +111,46 @@ def summary(latencies: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, p99 * 1000
 
 
-async def agentplane_fanout(servers: list[Server], subscribers: int, steps: int) -> list[float]:
+@dataclass
+class Run:
+    latencies: list[float]
+    cpu_per_frame_us: float  # the API processes' CPU time per frame delivered
+
+
+async def agentplane_fanout(servers: list[Server], subscribers: int, steps: int) -> Run:
     task_id = await prepare_paused_task(servers[0], steps)
-    sockets = await asyncio.gather(
+    probes = await asyncio.gather(
         *(
             open_subscriber(servers[i % len(servers)].ws_url, servers[0].token, task_id)
             for i in range(subscribers)
         )
     )
-    latencies: list[float] = []
     since = time.time()
-    readers = [asyncio.create_task(collect(ws, since, latencies)) for ws in sockets]
+    cpu = sum(cpu_seconds(s.pid) for s in servers)
     await gql(
         servers[0], "mutation($t: ID!) { resumeTask(input: {id: $t}) { task { id } } }", t=task_id
     )
-    await asyncio.wait_for(asyncio.gather(*readers), 120)
-    for ws in sockets:
-        await ws.close()
-    return latencies
+    await asyncio.wait_for(asyncio.gather(*(p.finished for p in probes)), 120)
+    cpu = sum(cpu_seconds(s.pid) for s in servers) - cpu
+    frames = sum(len(p.received) - 2 for p in probes)
+    await asyncio.gather(*(p.close() for p in probes))
+    return Run(latencies_of(probes, 2, since), cpu / frames * 1e6)
 
 
-async def raw_fanout(url: str, subscribers: int, steps: int) -> list[float]:
-    sockets = await asyncio.gather(*(connect(url, max_queue=None) for _ in range(subscribers)))
+async def raw_fanout(server: Server, subscribers: int, steps: int) -> Run:
+    url = server.ws_url
+    probes = await asyncio.gather(*(ws_probe.connect(url) for _ in range(subscribers)))
     await asyncio.sleep(1)
-    latencies: list[float] = []
     since = time.time()
-    readers = [asyncio.create_task(collect(ws, since, latencies)) for ws in sockets]
+    cpu = cpu_seconds(server.pid)
     async with httpx.AsyncClient() as client:
         await client.post(url.replace("ws://", "http://").removesuffix("/ws") + "/start",
                           json={"events": steps})  # fmt: skip
-    await asyncio.wait_for(asyncio.gather(*readers), 120)
-    for ws in sockets:
-        await ws.close()
-    return latencies
+    await asyncio.wait_for(asyncio.gather(*(p.finished for p in probes)), 120)
+    cpu = cpu_seconds(server.pid) - cpu
+    frames = sum(len(p.received) for p in probes)
+    await asyncio.gather(*(p.close() for p in probes))
+    return Run(latencies_of(probes, 0, since), cpu / frames * 1e6)
 
 
 async def idle_cost(
@@ -156,8 +168,7 @@ async def idle_cost(
     )
     await asyncio.sleep(1)
     per_subscription = (rss_kb(server.pid) - before) / subscribers
-    for ws in sockets:
-        await ws.close()
+    await asyncio.gather(*(ws.close() for ws in sockets))
     for _ in range(3):
         sockets = await asyncio.gather(
             *(
@@ -165,18 +176,20 @@ async def idle_cost(
                 for _ in range(subscribers // 4)
             )
         )
-        for ws in sockets:
-            await ws.close()
+        await asyncio.gather(*(ws.close() for ws in sockets))
     await asyncio.sleep(2)
     return per_subscription, baseline, server.gauges()
 
 
-def report(label: str, ours: list[float], raw: list[float], target_p99: float) -> None:
-    p50, p99 = summary(ours)
-    r50, r99 = summary(raw)
+def report(label: str, ours: Run, raw: Run, target_p99: float) -> None:
+    p50, p99 = summary(ours.latencies)
+    r50, r99 = summary(raw.latencies)
+    c, rc = ours.cpu_per_frame_us, raw.cpu_per_frame_us
+    w = len(label)
     print(f"  {label}: p50 {p50:7.1f} ms  p99 {p99:7.1f} ms   (target p99 <= {target_p99:.0f} ms)")
-    print(f"  {'raw websocket broadcast':>{len(label)}}: p50 {r50:7.1f} ms  p99 {r99:7.1f} ms")
-    print(f"  {'ratio to raw':>{len(label)}}: p50 {p50 / r50:7.2f}x    p99 {p99 / r99:7.2f}x")
+    print(f"  {'raw websocket broadcast':>{w}}: p50 {r50:7.1f} ms  p99 {r99:7.1f} ms")
+    print(f"  {'ratio to raw':>{w}}: p50 {p50 / r50:7.2f}x    p99 {p99 / r99:7.2f}x")
+    print(f"  {'server CPU per frame':>{w}}: {c:5.1f} us, raw {rc:5.1f} us ({c / rc:.2f}x)")
 
 
 async def main(args: argparse.Namespace, workdir: Path) -> None:
@@ -187,7 +200,7 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
     print(f"subscription fan-out, {args.subscribers} subscribers, {args.events} live events")
     with ExitStack() as stack:
         raw = stack.enter_context(start_server(workdir, "raw", env))
-        raw_latencies = await raw_fanout(raw.ws_url, args.subscribers, args.events)
+        raw_run = await raw_fanout(raw, args.subscribers, args.events)
         single_url = f"sqlite://{workdir / f'fanout-{time.monotonic_ns()}.db'}"
         one = stack.enter_context(
             start_server(workdir, single_url, {**env, "AGENTPLANE_REDIS_URL": ""})
@@ -195,7 +208,7 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
         # Idle cost first, on a fresh process: RSS never shrinks back after a burst.
         per_sub, before, after = await idle_cost(one, args.subscribers)
         ours = await agentplane_fanout([one], args.subscribers, args.events)
-        report("1 API process, memory broker", ours, raw_latencies, 100)
+        report("1 API process, memory broker", ours, raw_run, 100)
         print(f"  RSS per idle subscription: {per_sub:.1f} KB (target <= 50 KB)")
         print(f"  after connect/disconnect cycles: {describe(before, after)}")
 
@@ -209,9 +222,9 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
             )
             stack.enter_context(start_worker(workdir, database_url, shared))
             raw = stack.enter_context(start_server(workdir, "raw", env))
-            raw_latencies = await raw_fanout(raw.ws_url, args.subscribers, args.events)
+            raw_run = await raw_fanout(raw, args.subscribers, args.events)
             ours = await agentplane_fanout([a, b], args.subscribers, args.events)
-            report("2 API processes, Redis", ours, raw_latencies, 250)
+            report("2 API processes, Redis", ours, raw_run, 250)
             print(f"  Redis channels of the API processes after: {a.redis_channels(redis_url)}")
     else:
         print(

@@ -1,5 +1,6 @@
 """The GraphQL endpoint (HTTP and both websocket protocols) with bearer-token auth."""
 
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,16 @@ from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from agentplane import live_sockets
 from agentplane.auth import authenticate, authenticate_request, bearer_from_header
@@ -20,7 +27,7 @@ from agentplane.config import Settings
 from agentplane.csrf import graphql_needs_csrf
 from agentplane.errors import DomainError
 from agentplane.observability import error_extensions
-from agentplane.schema import build_schema
+from agentplane.schema import build_schema, live
 from agentplane.schema.context import Context
 
 # Our GraphiQL page: the stock one does not send the Headers tab over websockets.
@@ -29,7 +36,40 @@ WS_CONNECTION_INIT_TIMEOUT = timedelta(seconds=5)  # else close 4408
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 
 
+def _text_sender(adapter: Any) -> Callable[[str], Coroutine[Any, Any, None]]:
+    async def send_text(text: str) -> None:
+        try:
+            await adapter.ws.send_text(text)
+        except WebSocketDisconnect as exc:  # as the protocol handlers' own sends report it
+            raise WebSocketDisconnected from exc
+
+    return send_text
+
+
+# Each operation runs in its own task: bind its socket and frame there, so that
+# `taskEvents` can send shared payloads itself (schema/live.py).
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        live.bind_socket(_text_sender(self.websocket), {"id": operation.id, "type": "next"})
+        await super().run_operation(operation)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        live.bind_socket(_text_sender(self.websocket), {"type": "data", "id": operation_id})
+        await super().handle_async_results(operation_id, query, operation_name, variables)
+
+
 class GraphQLApp(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, settings: Settings) -> None:
         # Batches stay off (the schema has no batching config), multipart uploads too,
         # so only `application/json` POSTs are read: no form a browser can forge (CSRF).

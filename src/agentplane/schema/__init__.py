@@ -9,7 +9,7 @@ from strawberry.extensions import SchemaExtension
 from agentplane.schema.audit_extension import AuditMutations
 from agentplane.schema.compiled import CompiledQueries
 from agentplane.schema.errors import ErrorCodes
-from agentplane.schema.executor import SharedEventExecutor
+from agentplane.schema.execution import ExecutionContext
 from agentplane.schema.hardening import Hardening
 from agentplane.schema.mutation import Mutation
 from agentplane.schema.query import Query
@@ -42,7 +42,7 @@ def build_schema(production: bool = False) -> strawberry.Schema:
         subscription=Subscription,
         types=[Tenant, AccessToken, Agent, Task, Step],
         extensions=schema_extensions(production),
-        execution_context_class=SharedEventExecutor,
+        execution_context_class=ExecutionContext,
     )
 
 

@@ -5,8 +5,9 @@ from strawberry.types import Info
 
 from agentplane.schema.context import Context
 from agentplane.schema.identity import IdentitySubscription
+from agentplane.schema.live import LiveFrames
 from agentplane.schema.types import Step, Task
-from agentplane.subscriptions import streams
+from agentplane.subscriptions import feeds, streams
 
 
 @strawberry.type
@@ -18,6 +19,11 @@ class Subscription(IdentitySubscription):
     async def task_events(
         self, info: Info[Context, None], task_id: strawberry.ID, after_seq: int | None = None
     ) -> AsyncGenerator[Step, None]:
+        frames = LiveFrames.of(info)
+        if frames is not None:  # on one of our websockets: the task's live feed sends
+            after_seq = await feeds.follow(info.context.actor, task_id, after_seq, frames)
+            if after_seq is None:
+                return
         async for step in streams.task_events(info.context.actor, task_id, after_seq):
             yield step  # type: ignore[misc]
 

@@ -43,6 +43,16 @@ def step_event(step: Step) -> dict[str, Any]:
     }
 
 
+def shared_step(message: dict[str, Any]) -> Step:
+    """One Step object per live event, shared by every local subscriber of the event
+    (the broker hands them all the same message dict), so that per-event work keyed
+    by the step, such as rendering it for an operation (schema/live.py), is done once."""
+    step = message.get("_step")
+    if step is None:
+        step = message["_step"] = step_from_event(message)
+    return step  # type: ignore[no-any-return]
+
+
 def step_from_event(data: dict[str, Any]) -> Step:
     fields = {k: v for k, v in data.items() if not k.startswith("_")}  # drop local annotations
     return Step(

@@ -7,7 +7,6 @@ sees nothing twice.
 """
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from agentplane.auth import Actor
 from agentplane.errors import SlowConsumer, ValidationFailed
@@ -22,21 +21,10 @@ from agentplane.subscriptions.broker import SubscriberTooSlow, get_broker
 # Re-check the database this often while idle, in case a publish was lost
 # (e.g. Redis restarted) so a stream never hangs on a finished task.
 IDLE_RECHECK_S = 5.0
-_SHARED_STEP = "_step"
 BACKLOG_PAGE = 500
 
 
-def _shared_step(message: dict[str, Any]) -> Step:
-    """One Step object per live event, shared by every local subscriber of the event,
-    so the GraphQL executor can run each event's selection set once (schema/executor.py).
-    The broker hands all local subscribers the same message dict."""
-    step = message.get(_SHARED_STEP)
-    if step is None:
-        step = message[_SHARED_STEP] = events.step_from_event(message)
-    return step  # type: ignore[no-any-return]
-
-
-def _ends_task(step: Step) -> bool:
+def ends_task(step: Step) -> bool:
     return step.kind == StepKind.STATUS_CHANGE and step.payload.get("to") in (
         "completed",
         "failed",
@@ -67,7 +55,7 @@ async def _replay_then_tail(task: Task, last: int) -> AsyncIterator[Step]:
             for step in backlog:
                 last = step.seq
                 yield step
-                if _ends_task(step):
+                if ends_task(step):
                     return
             if len(backlog) == BACKLOG_PAGE:
                 continue  # more to read
@@ -82,10 +70,10 @@ async def _replay_then_tail(task: Task, last: int) -> AsyncIterator[Step]:
                     continue  # already sent during replay
                 if seq > last + 1:
                     break  # a gap: read it from the database
-                step = _shared_step(message)
+                step = events.shared_step(message)
                 last = seq
                 yield step
-                if _ends_task(step):
+                if ends_task(step):
                     return
 
 

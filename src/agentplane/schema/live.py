@@ -1,0 +1,166 @@
+"""Multiplexed `taskEvents` delivery: one execution and one serialisation per event.
+
+Stock subscription handling runs every event through the whole result pipeline once
+per subscriber (execute, post-process, build and serialise the message), which made a
+wide fan-out cost seconds. As Hasura does it, a step is instead executed and
+serialised once per process for each distinct operation (its document and the
+variables its selections use), and every websocket subscribed with that operation
+gets the same payload text inside its own protocol frame, written by the task's live
+feed (subscriptions/feeds.py).
+
+Authorisation is unaffected: a subscriber is checked when it subscribes, and Step
+selections read nothing of the caller. A result with errors is not shared: the step
+goes through the stock pipeline, so errors are rendered exactly as anywhere else.
+"""
+
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    OperationDefinitionNode,
+    VariableNode,
+    visit,
+)
+from graphql.language import Visitor
+from strawberry.types import Info
+
+from agentplane.models import Step
+
+SHARED_ROOT_FIELDS = frozenset({"taskEvents"})
+_MAX_PAYLOADS = 4096
+
+
+@dataclass(frozen=True)
+class Socket:
+    """Where one subscription's frames go: its websocket, framed for its protocol."""
+
+    send_text: Callable[[str], Coroutine[Any, Any, None]]
+    frame_prefix: str  # e.g. '{"id":"1","type":"next","payload":'
+
+
+# Set in each subscription's own task: the socket by our protocol handlers
+# (graphql_app.py), the subscription's executor by the execution context (execution.py).
+_socket: ContextVar[Socket | None] = ContextVar("live_socket", default=None)
+_executor: ContextVar[Any] = ContextVar("live_executor", default=None)
+
+
+def bind_socket(
+    send_text: Callable[[str], Coroutine[Any, Any, None]], message: dict[str, str]
+) -> None:
+    """`message`: the protocol's data message without its payload, e.g. {"id", "type"}."""
+    _socket.set(Socket(send_text, orjson.dumps(message).decode()[:-1] + ',"payload":'))
+
+
+def bind_executor(executor: Any) -> None:
+    _executor.set(executor)
+
+
+# (step id, id(operation), used variables) -> (operation, payload). The operation is
+# kept so that its id cannot be reused by another document while the entry lives.
+_payloads: OrderedDict[tuple[str, int, bytes], tuple[OperationDefinitionNode, str]] = OrderedDict()
+
+
+class _VariableCollector(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def enter_variable(self, node: VariableNode, *_: Any) -> None:
+        self.names.add(node.name.value)
+
+
+def _selection_variables(
+    operation: OperationDefinitionNode, fragments: Iterable[FragmentDefinitionNode]
+) -> list[str] | None:
+    """Variables the event's selections use, or None when the operation is not shareable.
+
+    Arguments of the root field (taskId, afterSeq) pick the stream, not the result.
+    """
+    fields = operation.selection_set.selections
+    if (
+        len(fields) != 1
+        or not isinstance(fields[0], FieldNode)
+        or fields[0].name.value not in SHARED_ROOT_FIELDS
+        or fields[0].directives
+    ):
+        return None
+    collector = _VariableCollector()
+    if fields[0].selection_set is not None:
+        visit(fields[0].selection_set, collector)
+    for fragment in fragments:
+        visit(fragment, collector)
+    return sorted(collector.names)
+
+
+class LiveFrames:
+    """One subscription's socket, as a live feed's sink (subscriptions/feeds.py)."""
+
+    def __init__(self, socket: Socket, executor: Any, operation: OperationDefinitionNode,
+                 used_variables: bytes) -> None:  # fmt: skip
+        self.socket = socket
+        self.executor = executor
+        self.operation = operation
+        self.key = (id(operation), used_variables)
+
+    @classmethod
+    def of(cls, info: Info[Any, Any]) -> "LiveFrames | None":
+        """For the calling subscription, if it is on one of our websockets and shareable."""
+        socket, executor = _socket.get(), _executor.get()
+        if socket is None or executor is None:
+            return None
+        operation = info.operation
+        names = _selection_variables(operation, info._raw_info.fragments.values())
+        if names is None:
+            return None
+        values = info.variable_values
+        used = orjson.dumps({n: values.get(n) for n in names}, option=orjson.OPT_SORT_KEYS)
+        return cls(socket, executor, operation, used)
+
+    async def send(self, payload: str) -> None:
+        await self.socket.send_text(self.socket.frame_prefix + payload + "}")
+
+    def send_now(self, payload: str) -> bool:
+        return _complete_now(self.socket.send_text(self.socket.frame_prefix + payload + "}"))
+
+    async def payload(self, step: Step) -> str | None:
+        """The step's `{"data": …}` as JSON text, or None when its result had errors."""
+        key = (step.id, *self.key)
+        cached = _payloads.get(key)
+        if cached is not None and cached[0] is self.operation:
+            _payloads.move_to_end(key)
+            return cached[1]
+        result: Any = self.executor.build_per_event_executor(step).execute_operation(False)
+        if self.executor.is_awaitable(result):
+            result = await result
+        assert isinstance(result, ExecutionResult)
+        if result.errors:
+            return None
+        try:
+            payload = orjson.dumps({"data": result.data}).decode()
+        except TypeError:  # e.g. an integer beyond 64 bits: the stock encoder handles it
+            return None
+        _payloads[key] = (self.operation, payload)
+        if len(_payloads) > _MAX_PAYLOADS:
+            _payloads.popitem(last=False)
+        return payload
+
+
+def _complete_now(send: Coroutine[Any, Any, None]) -> bool:
+    """Run a socket write to its end at once, or drop it if it would have to wait.
+
+    A websocket send only waits while the socket's transport has paused writing, i.e.
+    while the peer is not reading; a feed serving many sockets must not wait for one.
+    """
+    try:
+        send.send(None)
+    except StopIteration:
+        return True
+    send.close()  # nothing was written: the wait comes before the write
+    return False

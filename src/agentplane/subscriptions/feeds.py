@@ -1,0 +1,238 @@
+"""Live task feeds: one per watched task per process, writing each live step to every
+local websocket that follows the task, in one pass.
+
+A task-per-subscriber design wakes a coroutine per socket per event; at a thousand
+subscribers that alone costs more than the socket writes. A feed instead holds the
+task's broker subscription and, for each step, writes each subscriber's frame straight
+to its socket. A socket that cannot take a frame at once (its transport paused
+because the peer reads slowly) gets a bounded backlog, drained by that subscriber's
+own task; one whose backlog overflows is cut off as a slow consumer with its cursor.
+The others never wait for it.
+
+A subscriber replays the trace after its cursor from the database itself, then joins
+the feed at a point where nothing can fall between the two (see `follow`). The feed
+reads a gap back from the database, so a lost publish never loses a step.
+"""
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from agentplane.auth import Actor
+from agentplane.errors import SlowConsumer
+from agentplane.models import Step, Task
+from agentplane.resolvers import traces
+from agentplane.resolvers.tasks import get_task
+from agentplane.subscriptions import events
+from agentplane.subscriptions.broker import QUEUE_SIZE, get_broker
+from agentplane.subscriptions.streams import BACKLOG_PAGE, IDLE_RECHECK_S, ends_task
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """One subscriber's socket, as a feed writes to it."""
+
+    async def payload(self, step: Step) -> str | None:
+        """The step rendered for this subscriber; None if it must take the stock path."""
+
+    async def send(self, payload: str) -> None:
+        """Write, waiting for the socket if need be (this subscriber's own task)."""
+
+    def send_now(self, payload: str) -> bool:
+        """Write without waiting; False if the socket cannot take it now."""
+
+
+class Outcome(enum.Enum):
+    ENDED = "ended"  # the task's terminal step is the last one handed over
+    STOCK = "stock"  # carry on from `written` on the stock per-subscriber path
+    SLOW = "slow"  # the backlog overflowed
+
+
+class _Member:
+    def __init__(self, sink: Sink, last: int) -> None:
+        self.sink = sink
+        self.last = last  # the highest seq handed over: written or in the backlog
+        self.written = last  # the highest seq written to the socket
+        self.backlog: deque[tuple[int, str]] = deque()
+        self.draining = False  # its own task is writing the backlog: append, keep order
+        self.outcome: Outcome | None = None
+        self.wake = asyncio.Event()
+
+    def take(self, seq: int, payload: str) -> None:
+        if not self.draining:
+            try:
+                sent = self.sink.send_now(payload)
+            except Exception:  # the socket is gone: its handler cancels the subscription
+                self.stop(Outcome.STOCK)
+                return
+            if sent:
+                self.last = self.written = seq
+                return
+        if len(self.backlog) >= QUEUE_SIZE:
+            self.stop(Outcome.SLOW)
+            return
+        self.backlog.append((seq, payload))
+        self.last = seq
+        self.draining = True
+        self.wake.set()
+
+    def stop(self, outcome: Outcome) -> None:
+        if self.outcome is None:
+            self.outcome = outcome
+            self.wake.set()
+
+    async def run(self) -> Outcome:
+        """Drain the backlog whenever the feed fills it, until the member is stopped."""
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.backlog and self.outcome is not Outcome.SLOW:
+                seq, payload = self.backlog.popleft()
+                await self.sink.send(payload)
+                self.written = seq
+            self.draining = False
+            if self.outcome is Outcome.SLOW or (self.outcome is not None and not self.backlog):
+                return self.outcome
+
+
+class _Feed:
+    def __init__(self, task_id: str, on_idle: Callable[["_Feed"], None]) -> None:
+        self.task_id = task_id
+        self.members: set[_Member] = set()
+        self.last = 0  # the highest seq this feed has handed to anyone
+        self.users = 0  # members plus subscribers still replaying
+        self.ready = asyncio.Event()
+        self._on_idle = on_idle
+        self._runner = asyncio.create_task(self._run(), name=f"feed-{task_id}")
+
+    @property
+    def failed(self) -> bool:
+        return self._runner.done()
+
+    async def _run(self) -> None:
+        try:
+            async with get_broker().subscribe(events.task_channel(self.task_id)) as sub:
+                self.ready.set()
+                while True:
+                    message = await sub.get(timeout=IDLE_RECHECK_S)
+                    if message is None:
+                        await self._catch_up(None)
+                    else:
+                        step = events.shared_step(message)
+                        await self._catch_up(step.seq)
+                        await self._send(step, list(self.members))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # e.g. the feed fell behind its broker queue, or a database error
+            log.exception("live feed of %s failed; its subscribers go on alone", self.task_id)
+            self._on_idle(self)  # new subscribers start a new feed
+        finally:
+            # Whoever is still here resumes on the stock path from its own cursor.
+            for member in self.members:
+                member.stop(Outcome.STOCK)
+            self.ready.set()
+
+    async def _catch_up(self, before: int | None) -> None:
+        """Hand members the stored steps they lack, up to (excluding) seq `before`."""
+        lagging = [m for m in self.members if before is None or m.last < before - 1]
+        if not lagging:
+            return
+        start = min(m.last for m in lagging)
+        limit = BACKLOG_PAGE if before is None else before - 1 - start
+        for step in await traces.steps_after(self.task_id, start, limit):
+            await self._send(step, lagging)
+
+    async def _send(self, step: Step, members: list[_Member]) -> None:
+        ends = ends_task(step)
+        for member in members:
+            if member.outcome is not None or step.seq <= member.last:
+                continue
+            payload = await member.sink.payload(step)
+            if payload is None:
+                member.stop(Outcome.STOCK)
+                continue
+            member.take(step.seq, payload)
+            if ends:
+                member.stop(Outcome.ENDED)
+        self.last = max(self.last, step.seq)
+
+    def leave(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self._runner.cancel()
+            self._on_idle(self)
+
+
+_feeds: dict[str, _Feed] = {}
+
+
+def _forget(feed: _Feed) -> None:
+    if _feeds.get(feed.task_id) is feed:
+        del _feeds[feed.task_id]
+
+
+def _feed_of(task_id: str) -> _Feed:
+    feed = _feeds.get(task_id)
+    if feed is None:
+        feed = _feeds[task_id] = _Feed(task_id, _forget)
+    feed.users += 1
+    return feed
+
+
+async def follow(
+    actor: Actor | None, task_id: str, after_seq: int | None, sink: Sink
+) -> int | None:
+    """Send the task's steps after `after_seq` to `sink` until the task ends.
+
+    Returns None when the stream is complete, or the cursor to carry on from on the
+    stock path (streams.task_events) when a step could not be rendered here.
+    """
+    task = await get_task(actor, task_id)  # authorises: same answer as a missing task
+    last = max(after_seq or 0, 0)
+    feed = _feed_of(task.id)
+    member: _Member | None = None
+    try:
+        await feed.ready.wait()  # subscribed: every later publish reaches the feed
+        while member is None:
+            # Replay from the database; this subscriber alone waits for its socket.
+            backlog = await traces.steps_after(task.id, last, BACKLOG_PAGE)
+            for step in backlog:
+                payload = await sink.payload(step)
+                if payload is None:
+                    return last
+                await sink.send(payload)
+                last = step.seq
+                if ends_task(step):
+                    return None
+            if len(backlog) == BACKLOG_PAGE:
+                continue
+            if not backlog and (await Task.get(id=task.id)).status.is_terminal:
+                return None  # the terminal step was at or before the cursor
+            if feed.failed:
+                return last
+            # Join only once the feed has handed out nothing this subscriber has not
+            # read: every later step then reaches it through the feed (or the feed's
+            # gap reads), and anything older the feed still holds is skipped.
+            if feed.last <= last:
+                member = _Member(sink, last)
+                feed.members.add(member)
+        outcome = await member.run()
+        if outcome is Outcome.SLOW:
+            raise SlowConsumer(
+                f"Subscriber fell behind; resubscribe with afterSeq: {member.written}",
+                lastSeq=member.written,
+            )
+        return None if outcome is Outcome.ENDED else member.written
+    finally:
+        if member is not None:
+            member.stop(Outcome.STOCK)  # a cancelled subscriber gets nothing more
+            feed.members.discard(member)
+        feed.leave()
+
+
+def live_feeds() -> int:
+    return len(_feeds)
