@@ -17,6 +17,7 @@ from agentplane.rest_compat import (  # the *_auth and *_iam modules add to thei
     openapi,
     opencrane,
     opsclaw,
+    opsclaw_iam,  # noqa: F401
 )
 from agentplane.rest_compat.common import OBJ, STR, Call, Dialect, Operation, Resp, json, record
 
