@@ -1,20 +1,26 @@
 """The OpsClaw dialect (`/v1`), including OpenAI-compatible chat completions driven by
 the official `openai` client."""
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 from starlette.applications import Starlette
 
+from agentplane.app import create_app
+from agentplane.config import Settings
 from agentplane.models import (
     AccessToken,
     Agent,
     BudgetScope,
     RoleAssignment,
+    Step,
+    StepKind,
     Task,
     Tenant,
     UsageRecord,
@@ -22,7 +28,9 @@ from agentplane.models import (
 )
 from agentplane.resolvers import budgets
 from agentplane.resolvers import roles as roles_resolver
+from tests.support.database import truncate_all
 from tests.support.factories import PLATFORM, make_agent, make_tenant, make_token, make_user
+from tests.support.openai_server import API_KEY, ServerState, serve_openai
 from tests.support.rest import graphql, operator_token, settle_live_tasks, wait_terminal
 from tests.support.server import live_server
 
@@ -443,3 +451,88 @@ async def test_billing_plan(client: httpx.AsyncClient) -> None:
     other = _auth(await make_token(await make_tenant("other"), "viewer"))
     assert (await client.get("/v1/billing/plan?tenant=acme", headers=other)).status_code == 404
 
+
+# ---------------------------------------------------------------- chat history
+@pytest.fixture
+async def openai_app(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, ServerState]]:
+    """The app with a worker whose `openai/…` models are the local test server."""
+    state = ServerState()
+    with serve_openai(state) as base_url:
+        configured = dataclasses.replace(settings, openai_base_url=base_url, openai_api_key=API_KEY)
+        await truncate_all(settings.database_url)
+        application = create_app(configured, run_worker=True)
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                yield c, state
+
+
+async def test_chat_history_reaches_the_model(
+    openai_app: tuple[httpx.AsyncClient, ServerState],
+) -> None:
+    client, state = openai_app
+    tenant = await make_tenant("acme")
+    agent = await make_agent(tenant, "chat", model="openai/gpt-4o-mini", system_prompt="Be brief.")
+    twin = await make_agent(tenant, "twin", model="openai/gpt-4o-mini")
+    auth = _auth(await make_token(tenant, "operator"))
+
+    first = await client.post(
+        f"/v1/agents/{agent.id}/chat", headers=auth, json={"message": "my name is Ada"}
+    )
+    assert first.status_code == 200, first.text
+    conversation = first.json()["conversationId"]
+    assert first.json()["reply"] == "You said: my name is Ada"
+    second = await client.post(
+        f"/v1/agents/{agent.id}/chat",
+        headers=auth,
+        json={"message": "what is my name?", "conversationId": conversation},
+    )
+    assert second.status_code == 200, second.text
+    assert second.json()["conversationId"] == conversation
+    turns = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "my name is Ada"},
+        {"role": "assistant", "content": "You said: my name is Ada"},
+        {"role": "user", "content": "what is my name?"},
+    ]
+    assert state.last_request is not None
+    assert _turns(state.last_request["messages"]) == turns
+    # the trace records what the model was sent
+    call = await Step.get(task_id=second.json()["runId"], kind=StepKind.PROVIDER_CALL)
+    assert _turns(call.payload["prompt"]) == turns
+
+    # a conversation belongs to its agent: another agent starts afresh
+    await client.post(
+        f"/v1/agents/{twin.id}/chat",
+        headers=auth,
+        json={"message": "who am I?", "conversationId": conversation},
+    )
+    assert _turns(state.last_request["messages"]) == [{"role": "user", "content": "who am I?"}]
+
+    # OpenAI clients send the whole conversation: its user and assistant turns are replayed
+    completion = await client.post(
+        f"/v1/agents/{agent.id}/chat/completions",
+        headers=auth,
+        json={
+            "model": "any",
+            "messages": [
+                {"role": "system", "content": "ignored: the agent has its own prompt"},
+                {"role": "user", "content": "I live in Paris"},
+                {"role": "assistant", "content": "Noted."},
+                {"role": "user", "content": [{"type": "text", "text": "where do I live?"}]},
+            ],
+        },
+    )
+    assert completion.status_code == 200, completion.text
+    assert _turns(state.last_request["messages"]) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "I live in Paris"},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": "where do I live?"},
+    ]
+
+
+def _turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
