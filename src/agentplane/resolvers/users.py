@@ -141,7 +141,10 @@ async def mint_user_token(
     if user_id is None or user_id == actor.user_id:
         if actor.user_id is None:
             raise Forbidden("Only a signed-in user has personal tokens; name a principal")
-        user = await User.get(id=actor.user_id)
+        own = await User.get_or_none(id=actor.user_id)
+        if own is None:
+            raise Unauthenticated("The signed-in account no longer exists")
+        user = own
     else:
         user = await _manageable(require(actor, Perm.USER_WRITE), user_id)
     if not account_active(user):
