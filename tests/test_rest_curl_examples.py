@@ -10,7 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.rest import graphql, operator_token, parse_sse, settle_live_tasks
+from tests.support.rest import (
+    graphql,
+    operator_session,
+    operator_token,
+    parse_sse,
+    settle_live_tasks,
+)
 from tests.support.server import LiveServer, live_server
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -62,13 +68,13 @@ def curl(example: str, server: LiveServer, **substitutions: str) -> tuple[int, s
 
 def test_koda_runtime_examples(database_url: str, workdir: Path) -> None:
     with live_server(database_url, workdir) as server:
-        token = operator_token(server)
+        token, session, csrf = operator_session(server)
         graphql(server, token, 'mutation { createAgent(input: {name: "atlas"}) { agent { id } } }')
         status, body = curl(KODA_READY, server)
         assert status == 200 and json.loads(body)["status"] == "ready"
-        status, body = curl(
-            KODA_SUBMIT, server, **{"koda_operator_session=...": f"koda_operator_session={token}"}
-        )
+        # The credentials: the session cookie Koda's login set, and its CSRF token.
+        credentials = f'koda_operator_session={session}" -H "X-CSRF-Token: {csrf}'
+        status, body = curl(KODA_SUBMIT, server, **{"koda_operator_session=...": credentials})
         assert status == 202, body
         task = json.loads(body)
         assert set(task) == {

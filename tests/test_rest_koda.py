@@ -1,16 +1,19 @@
 """The Koda runtime REST dialect, served from the same resolvers as GraphQL."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 
 from agentplane.app import create_app
+from agentplane.auth import hash_token
 from agentplane.config import Settings
-from agentplane.models import Task
+from agentplane.models import AccessToken, Task, User
 from agentplane.rest_compat import common
 from tests.support.database import truncate_all
-from tests.support.factories import make_agent, make_tenant, make_token
+from tests.support.factories import PASSWORD, make_agent, make_tenant, make_token, make_user
 from tests.support.rest import parse_sse, wait_terminal
 
 ENVELOPE_KEYS = {"code", "category", "message", "retryable", "user_action"}
@@ -98,18 +101,30 @@ def _auth(token: str) -> dict[str, str]:
 
 async def test_documented_curl_example_with_the_session_cookie(client: httpx.AsyncClient) -> None:
     """The runtime doc's `curl -X POST …/api/runtime/tasks` example, verbatim but for the
-    credential: the cookie carries an access token until operator sessions exist."""
+    credentials: the session cookie Koda's login sets and, as on every cookie-authenticated
+    write, the session's CSRF token."""
     tenant = await make_tenant("acme")
     await make_agent(tenant, "atlas")
-    token = await make_token(tenant, "operator")
-    response = await client.post(
-        "/api/runtime/tasks",
-        headers={"Cookie": f"koda_operator_session={token}", "Content-Type": "application/json"},
-        content=b"""{
+    await make_user("op@acme.test", "operator", tenant)
+    login = await client.post(
+        "/api/control-plane/auth/login",
+        json={"identifier": "op@acme.test", "password": PASSWORD},
+    )
+    cookie, csrf = login.cookies["koda_operator_session"], login.json()["csrf_token"]
+    client.cookies.clear()
+    documented = b"""{
 "agent_id": "atlas",
 "query": "Audit the auth service for CSP violations.",
 "metadata": { "source": "operator" }
-}""",
+}"""
+    headers = {"Cookie": f"koda_operator_session={cookie}", "Content-Type": "application/json"}
+
+    forged = await client.post("/api/runtime/tasks", headers=headers, content=documented)
+    assert forged.status_code == 403 and set(forged.json()) == ENVELOPE_KEYS
+    assert await Task.all().count() == 0
+
+    response = await client.post(
+        "/api/runtime/tasks", headers={**headers, "X-CSRF-Token": csrf}, content=documented
     )
     assert response.status_code == 202, response.text
     body = response.json()
@@ -117,6 +132,14 @@ async def test_documented_curl_example_with_the_session_cookie(client: httpx.Asy
     assert body["status"] == "queued" and body["metadata"] == {"source": "operator"}
     done = await wait_terminal(body["id"])
     assert done.output == "Audit the auth service for CSP violations."
+    # reads need no CSRF token; an access token in the cookie is no session
+    read = await client.get(f"/api/runtime/tasks/{body['id']}", headers=headers)
+    assert read.status_code == 200 and read.json()["status"] == "completed"
+    token = await make_token(tenant, "operator")
+    stale = await client.get(
+        "/api/runtime/agents", headers={"Cookie": f"koda_operator_session={token}"}
+    )
+    assert stale.status_code == 401
 
 
 async def test_control_plane_agent_lifecycle(client: httpx.AsyncClient) -> None:
@@ -295,3 +318,129 @@ async def test_an_agent_name_never_reads_as_an_id(client: httpx.AsyncClient) -> 
     )
     assert response.status_code == 400 and response.json()["code"] == "VALIDATION"
     assert "agt_" in response.json()["message"]
+
+
+# ---------------------------------------------------------------- control-plane auth
+AUTH = "/api/control-plane/auth"
+OWNER = {"email": "owner@example.com", "password": PASSWORD, "username": "owner"}
+
+
+def _bearer(body: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {body['session_token']}"}
+
+
+async def test_owner_registration_sessions_status_and_logout(client: httpx.AsyncClient) -> None:
+    # given an installation without accounts
+    status = (await client.get(f"{AUTH}/status")).json()
+    assert (status["has_owner"], status["bootstrap_required"], status["authenticated"]) == (
+        False,
+        True,
+        False,
+    )
+
+    # when the owner registers
+    registered = await client.post(f"{AUTH}/register-owner", json=OWNER)
+    assert registered.status_code == 201, registered.text
+    owner = registered.json()
+    assert set(owner) == {"ok", "operator", "session_token", "csrf_token", "auth"}
+    assert owner["operator"]["email"] == "owner@example.com"
+    assert owner["operator"]["role"] == "platform_admin"
+    assert owner["auth"]["authenticated"] and owner["auth"]["has_owner"]
+    cookie = registered.headers["set-cookie"]
+    assert "koda_operator_session=" in cookie and "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    client.cookies.clear()
+
+    # then registration is closed
+    again = await client.post(f"{AUTH}/register-owner", json={**OWNER, "email": "x@example.com"})
+    assert again.status_code == 409 and set(again.json()) == ENVELOPE_KEYS
+    assert await User.all().count() == 1
+
+    # the session token is a bearer credential, as Koda's dashboard sends it
+    status = (await client.get(f"{AUTH}/status", headers=_bearer(owner))).json()
+    assert status["session_subject"] == "operator" and status["csrf_token"] == owner["csrf_token"]
+    wrong = await client.post(
+        f"{AUTH}/login", json={"identifier": "owner@example.com", "password": "wrong password"}
+    )
+    assert wrong.status_code == 401 and set(wrong.json()) == ENVELOPE_KEYS
+    second = (
+        await client.post(
+            f"{AUTH}/login", json={"identifier": "OWNER@example.com", "password": PASSWORD}
+        )
+    ).json()
+    client.cookies.clear()
+    sessions = (await client.get(f"{AUTH}/sessions", headers=_bearer(second))).json()["items"]
+    assert len(sessions) == 2
+    assert [s["is_current"] for s in sessions] == [True, False]
+    revoked = await client.delete(
+        f"{AUTH}/sessions/{sessions[1]['session_id']}", headers=_bearer(second)
+    )
+    assert revoked.json() == {"ok": True}
+    assert (await client.get(f"{AUTH}/status", headers=_bearer(owner))).json()[
+        "authenticated"
+    ] is False
+    missing = await client.delete(f"{AUTH}/sessions/ses_missing", headers=_bearer(second))
+    assert missing.status_code == 404
+
+    # logout by cookie needs the CSRF token, like every cookie-authenticated write
+    jar = {"Cookie": f"koda_operator_session={second['session_token']}"}
+    forged = await client.post(f"{AUTH}/logout", headers=jar)
+    assert forged.status_code == 403
+    assert (await client.get(f"{AUTH}/status", headers=jar)).json()["authenticated"]
+    out = await client.post(f"{AUTH}/logout", headers={**jar, "X-CSRF-Token": second["csrf_token"]})
+    assert out.json() == {"ok": True} and 'koda_operator_session=""' in out.headers["set-cookie"]
+    assert (await client.get(f"{AUTH}/status", headers=jar)).json()["authenticated"] is False
+    assert (await client.get(f"{AUTH}/sessions", headers=jar)).status_code == 401
+    bogus = await client.get(f"{AUTH}/sessions", headers={"Authorization": "Bearer nope"})
+    assert bogus.status_code == 401 and set(bogus.json()) == ENVELOPE_KEYS
+
+
+async def test_api_tokens_act_for_the_signed_in_user(client: httpx.AsyncClient) -> None:
+    tenant = await make_tenant("acme")
+    await make_agent(tenant, "atlas")
+    await make_user("op@acme.test", "operator", tenant)
+    signed_in = (
+        await client.post(
+            f"{AUTH}/login", json={"identifier": "op@acme.test", "password": PASSWORD}
+        )
+    ).json()
+    client.cookies.clear()
+    me = _bearer(signed_in)
+
+    created = await client.post(
+        f"{AUTH}/tokens", headers=me, json={"token_name": "ci", "expires_in_days": 7}
+    )
+    assert created.status_code == 201, created.text
+    token = created.json()
+    assert token["token"].startswith("agp_") and token["token_name"] == "ci"
+    assert (token["role"], token["tenant_id"], token["scopes"]) == (
+        "operator",
+        tenant.id,
+        ["control_plane"],
+    )
+    expires = datetime.fromisoformat(token["expires_at"]) - datetime.now(UTC)
+    assert timedelta(days=6) < expires <= timedelta(days=7)
+    agents = await client.get("/api/runtime/agents", headers=_auth(token["token"]))
+    assert [a["id"] for a in agents.json()["agents"]] == ["atlas"]
+
+    listed = (await client.get(f"{AUTH}/tokens", headers=me)).json()
+    assert [(t["id"], t["revoked_at"]) for t in listed["items"]] == [(token["id"], None)]
+    bad = await client.post(f"{AUTH}/tokens", headers=me, json={"scopes": ["admin"]})
+    assert bad.status_code == 400 and set(bad.json()) == ENVELOPE_KEYS
+
+    # a token without a user has no personal tokens; an operator revokes no one else's
+    service = await make_token(tenant, "operator")
+    assert (await client.get(f"{AUTH}/tokens", headers=_auth(service))).status_code == 403
+    assert (await client.post(f"{AUTH}/tokens", headers=_auth(service))).status_code == 403
+    other = await AccessToken.get(token_hash=hash_token(service))
+    denied = await client.delete(f"{AUTH}/tokens/{other.id}", headers=me)
+    assert denied.status_code == 403
+    assert (await AccessToken.get(id=other.id)).revoked_at is None
+
+    revoked = await client.delete(f"{AUTH}/tokens/{token['id']}", headers=me)
+    assert revoked.json() == {"ok": True}
+    gone = await client.get("/api/runtime/agents", headers=_auth(token["token"]))
+    assert gone.status_code == 401
+    listed = (await client.get(f"{AUTH}/tokens", headers=me)).json()
+    assert listed["items"][0]["revoked_at"] is not None
+    assert (await client.get(f"{AUTH}/tokens")).status_code == 401

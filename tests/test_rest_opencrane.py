@@ -1,6 +1,7 @@
 """The OpenCrane dialect (`/api/v1`): tenants, access tokens, token usage, over HTTP
 with real tokens, and parity with GraphQL."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -527,3 +528,36 @@ async def test_provider_keys_flow(client: httpx.AsyncClient) -> None:
     _assert_error(
         await client.delete("/api/v1/providers/keys/openai", headers=admin), 404, "not_found"
     )
+
+
+async def test_server_metrics_for_platform_callers(client: httpx.AsyncClient) -> None:
+    await make_tenant("acme")
+    await make_tenant("beta")
+    paused = await make_tenant("paused")
+    await Tenant.filter(id=paused.id).update(phase=TenantPhase.SUSPENDED)
+    admin = await make_token(None, "platform_admin")
+
+    response = await client.get("/api/v1/metrics/server", headers=_auth(admin))
+    assert response.status_code == 200, response.text
+    shot = response.json()
+    assert set(shot) == {
+        "cpuPercent",
+        "memoryUsedBytes",
+        "memoryTotalBytes",
+        "storageUsedBytes",
+        "storageTotalBytes",
+        "activeTenants",
+        "sampledAt",
+    }
+    assert shot["activeTenants"] == 2
+    assert 0 <= shot["cpuPercent"] <= 100
+    assert 0 < shot["memoryUsedBytes"] <= shot["memoryTotalBytes"]
+    assert 0 < shot["storageUsedBytes"] <= shot["storageTotalBytes"]
+    sampled = datetime.fromisoformat(shot["sampledAt"])
+    assert abs(datetime.now(UTC) - sampled) < timedelta(minutes=1)
+
+    tenant_admin = await make_token(paused, "tenant_admin")
+    _assert_error(
+        await client.get("/api/v1/metrics/server", headers=_auth(tenant_admin)), 403, "forbidden"
+    )
+    _assert_error(await client.get("/api/v1/metrics/server"), 401, "unauthorized")

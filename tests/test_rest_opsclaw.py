@@ -1,16 +1,36 @@
 """The OpsClaw dialect (`/v1`), including OpenAI-compatible chat completions driven by
 the official `openai` client."""
 
+import dataclasses
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 from starlette.applications import Starlette
 
-from agentplane.models import Agent, Task, UsageRecord
-from tests.support.factories import make_agent, make_tenant, make_token
+from agentplane.app import create_app
+from agentplane.config import Settings
+from agentplane.models import (
+    AccessToken,
+    Agent,
+    BudgetScope,
+    RoleAssignment,
+    Step,
+    StepKind,
+    Task,
+    Tenant,
+    UsageRecord,
+    User,
+)
+from agentplane.resolvers import budgets
+from agentplane.resolvers import roles as roles_resolver
+from tests.support.database import truncate_all
+from tests.support.factories import PLATFORM, make_agent, make_tenant, make_token, make_user
+from tests.support.openai_server import API_KEY, ServerState, serve_openai
 from tests.support.rest import graphql, operator_token, settle_live_tasks, wait_terminal
 from tests.support.server import live_server
 
@@ -220,3 +240,299 @@ def test_streaming_is_live_over_real_http(database_url: str, workdir: Path) -> N
         assert text == " ".join(words)
         assert last is not None and last.usage is not None and last.usage.completion_tokens == 80
         settle_live_tasks(server.base_url, server.admin_token)
+
+
+# ---------------------------------------------------------------- identity
+async def test_principals_role_assignments_and_definitions(client: httpx.AsyncClient) -> None:
+    acme, other = await make_tenant("acme"), await make_tenant("other")
+    admin = _auth(await make_token(acme, "tenant_admin"))
+    created = await client.post(
+        "/v1/principals",
+        headers=admin,
+        json={"subjectId": "bot@acme.test", "displayName": "Bot", "role": "operator"},
+    )
+    assert created.status_code == 201, created.text
+    principal, pat = created.json()["principal"], created.json()["pat"]
+    assert (principal["subjectId"], principal["status"], principal["type"]) == (
+        "bot@acme.test",
+        "active",
+        "user",
+    )
+    grant = principal["roleAssignments"][0]
+    assert (grant["roleDefinitionId"], grant["scope"], grant["tenantId"]) == (
+        "operator",
+        "/tenants/acme",
+        acme.id,
+    )
+    assert (await client.get("/v1/agent-runs", headers=_auth(pat["token"]))).status_code == 200
+    listed = (await client.get("/v1/principals", headers=admin)).json()
+    assert [p["id"] for p in listed["data"]] == [principal["id"]] and not listed["hasMore"]
+    fetched = await client.get(f"/v1/principals/{principal['id']}", headers=admin)
+    assert fetched.json() == principal
+
+    # rename and expire: the principal's tokens expire no later
+    not_after = datetime.now(UTC) + timedelta(days=1)
+    patched = await client.patch(
+        f"/v1/principals/{principal['id']}",
+        headers=admin,
+        json={"subjectId": "robot@acme.test", "notAfter": not_after.isoformat()},
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["subjectId"] == "robot@acme.test"
+    token_row = await AccessToken.get(id=pat["id"])
+    assert token_row.expires_at is not None and token_row.expires_at <= not_after
+    naive = await client.patch(
+        f"/v1/principals/{principal['id']}", headers=admin, json={"notAfter": "2030-01-01T00:00"}
+    )
+    assert naive.status_code == 400 and naive.json()["error"]["param"] == "notAfter"
+
+    # role definitions: the five predefined roles
+    roles = (await client.get("/v1/role-definitions", headers=admin)).json()["data"]
+    assert sorted(r["id"] for r in roles) == [
+        "billing",
+        "operator",
+        "platform_admin",
+        "tenant_admin",
+        "viewer",
+    ]
+    operator = (await client.get("/v1/role-definitions/operator", headers=admin)).json()
+    assert "agent:write" in operator["permissions"] and operator["assignableScopes"] == [
+        "/tenants/*"
+    ]
+    missing = await client.get("/v1/role-definitions/root", headers=admin)
+    assert missing.status_code == 404
+
+    # role assignments: granting at a scope replaces the role held there
+    body = {"principalId": principal["id"], "roleDefinitionId": "viewer", "scope": "/tenants/acme"}
+    granted = await client.post("/v1/role-assignments", headers=admin, json=body)
+    assert granted.status_code == 201, granted.text
+    assert granted.json()["roleDefinitionId"] == "viewer"
+    mine = (
+        await client.get(f"/v1/role-assignments?principalId={principal['id']}", headers=admin)
+    ).json()["data"]
+    assert [(a["id"], a["roleDefinitionId"]) for a in mine] == [(granted.json()["id"], "viewer")]
+    platform = await client.post("/v1/role-assignments", headers=admin, json={**body, "scope": "/"})
+    assert platform.status_code == 403
+    foreign = await client.post(
+        "/v1/role-assignments", headers=admin, json={**body, "scope": "/tenants/other"}
+    )
+    assert foreign.status_code == 404
+    assert await RoleAssignment.filter(user_id=principal["id"]).count() == 1
+    one = await client.get(f"/v1/role-assignments/{granted.json()['id']}", headers=admin)
+    assert one.json() == granted.json()
+
+    # another tenant sees none of it; an operator may not manage principals
+    outsider = _auth(await make_token(other, "tenant_admin"))
+    assert (
+        await client.get(f"/v1/principals/{principal['id']}", headers=outsider)
+    ).status_code == 404
+    assert (
+        await client.get(f"/v1/role-assignments/{granted.json()['id']}", headers=outsider)
+    ).status_code == 404
+    operator_token = _auth(await make_token(acme, "operator"))
+    assert (await client.get("/v1/principals", headers=operator_token)).status_code == 403
+
+    # a tenant admin cannot touch a user who also holds a role elsewhere
+    wide = await make_user("wide@example.com", "viewer", other)
+    await roles_resolver.assign_role(PLATFORM, wide.id, role="viewer", tenant="acme")
+    assert (await client.delete(f"/v1/principals/{wide.id}", headers=admin)).status_code == 404
+    assert not (await User.get(id=wide.id)).disabled
+
+    # revoking an assignment; revoking the principal ends the rest and stops its PAT
+    extra = await roles_resolver.assign_role(PLATFORM, principal["id"], role="billing")
+    ungranted = await client.delete(
+        f"/v1/role-assignments/{extra.id}", headers=_auth(await make_token(None, "platform_admin"))
+    )
+    assert ungranted.json() == {"id": extra.id, "deleted": True}
+    revoked = await client.delete(f"/v1/principals/{principal['id']}", headers=admin)
+    assert revoked.status_code == 200 and revoked.json()["status"] == "disabled"
+    assert revoked.json()["roleAssignments"] == []
+    assert (await client.get("/v1/agent-runs", headers=_auth(pat["token"]))).status_code == 401
+    assert (
+        await client.get(f"/v1/role-assignments/{granted.json()['id']}", headers=admin)
+    ).status_code == 404
+
+
+async def test_personal_access_tokens(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant("acme")
+    platform = _auth(await make_token(None, "platform_admin"))
+    created = await client.post(
+        "/v1/principals",
+        headers=platform,
+        json={"subjectId": "dev@acme.test", "role": "operator", "tenant": "acme"},
+    )
+    principal, pat = created.json()["principal"], created.json()["pat"]
+
+    # a principal mints its own PAT, acting for it with its role
+    own = await client.post("/v1/auth/tokens", headers=_auth(pat["token"]), json={"name": "ci"})
+    assert own.status_code == 201, own.text
+    assert (own.json()["principalId"], own.json()["role"], own.json()["tenantId"]) == (
+        principal["id"],
+        "operator",
+        acme.id,
+    )
+    agent = await client.post(
+        "/v1/agents", headers=_auth(own.json()["token"]), json={"name": "mine"}
+    )
+    assert agent.status_code == 201
+
+    # an admin mints one for a principal, with an expiry
+    expires = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    minted = await client.post(
+        "/v1/auth/tokens",
+        headers=platform,
+        json={"principalId": principal["id"], "expiresAt": expires.isoformat()},
+    )
+    assert minted.status_code == 201, minted.text
+    assert datetime.fromisoformat(minted.json()["expiresAt"]) == expires
+    service = _auth(await make_token(acme, "tenant_admin"))
+    assert (await client.post("/v1/auth/tokens", headers=service)).status_code == 403
+    for bad in ("tomorrow", "2030-01-01T00:00:00"):
+        body = {"principalId": principal["id"], "expiresAt": bad}
+        response = await client.post("/v1/auth/tokens", headers=platform, json=body)
+        assert response.status_code == 400 and response.json()["error"]["param"] == "expiresAt"
+    unknown = await client.post("/v1/auth/tokens", headers=platform, json={"principalId": "usr_x"})
+    assert unknown.status_code == 404
+
+
+async def test_tenant_delete_and_restore_within_30_days(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant("acme")
+    platform = _auth(await make_token(None, "platform_admin"))
+    operator = _auth(await make_token(acme, "operator"))
+    denied = await client.delete(f"/v1/tenants/{acme.id}", headers=operator)
+    assert denied.status_code == 403
+    assert (await Tenant.get(id=acme.id)).phase.value == "active"
+
+    deleted = await client.delete(f"/v1/tenants/{acme.id}", headers=platform)
+    assert deleted.status_code == 200, deleted.text
+    body = deleted.json()
+    assert (body["id"], body["name"], body["status"]) == (acme.id, "acme", "deleted")
+    until = datetime.fromisoformat(body["restorableUntil"])
+    assert until - datetime.fromisoformat(body["deletedAt"]) == timedelta(days=30)
+    assert (await client.get("/v1/agent-runs", headers=operator)).status_code == 401
+    assert (await client.delete("/v1/tenants/ten_missing", headers=platform)).status_code == 404
+
+    restored = await client.post("/v1/tenants/acme/restore", headers=platform)
+    assert restored.status_code == 200 and restored.json()["status"] == "active"
+    assert (await client.get("/v1/agent-runs", headers=operator)).status_code == 200
+    again = await client.post(f"/v1/tenants/{acme.id}/restore", headers=platform)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+
+    await client.delete(f"/v1/tenants/{acme.id}", headers=platform)
+    await Tenant.filter(id=acme.id).update(deleted_at=datetime.now(UTC) - timedelta(days=31))
+    late = await client.post(f"/v1/tenants/{acme.id}/restore", headers=platform)
+    assert late.status_code == 409
+    assert (await Tenant.get(id=acme.id)).phase.value == "deleted"
+
+
+async def test_billing_plan(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant("acme")
+    viewer = _auth(await make_token(acme, "viewer"))
+    plan = (await client.get("/v1/billing/plan", headers=viewer)).json()
+    assert plan == {
+        "tenantId": acme.id,
+        "tier": "self_hosted",
+        "status": "active",
+        "trial": {"active": False, "endsAt": None},
+        "currency": "USD",
+        "period": datetime.now(UTC).strftime("%Y-%m"),
+        "monthlyBudgetUsd": None,
+        "currentSpendUsd": 0.0,
+        "alertState": "ok",
+    }
+    await budgets.set_budget(
+        PLATFORM, scope=BudgetScope.TENANT, tenant="acme", monthly_limit_usd="25"
+    )
+    assert (await client.get("/v1/billing/plan", headers=viewer)).json()["monthlyBudgetUsd"] == 25
+    platform = _auth(await make_token(None, "platform_admin"))
+    assert (await client.get("/v1/billing/plan", headers=platform)).status_code == 400
+    named = await client.get("/v1/billing/plan?tenant=acme", headers=platform)
+    assert named.json()["tenantId"] == acme.id
+    other = _auth(await make_token(await make_tenant("other"), "viewer"))
+    assert (await client.get("/v1/billing/plan?tenant=acme", headers=other)).status_code == 404
+
+
+# ---------------------------------------------------------------- chat history
+@pytest.fixture
+async def openai_app(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, ServerState]]:
+    """The app with a worker whose `openai/…` models are the local test server."""
+    state = ServerState()
+    with serve_openai(state) as base_url:
+        configured = dataclasses.replace(settings, openai_base_url=base_url, openai_api_key=API_KEY)
+        await truncate_all(settings.database_url)
+        application = create_app(configured, run_worker=True)
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                yield c, state
+
+
+async def test_chat_history_reaches_the_model(
+    openai_app: tuple[httpx.AsyncClient, ServerState],
+) -> None:
+    client, state = openai_app
+    tenant = await make_tenant("acme")
+    agent = await make_agent(tenant, "chat", model="openai/gpt-4o-mini", system_prompt="Be brief.")
+    twin = await make_agent(tenant, "twin", model="openai/gpt-4o-mini")
+    auth = _auth(await make_token(tenant, "operator"))
+
+    first = await client.post(
+        f"/v1/agents/{agent.id}/chat", headers=auth, json={"message": "my name is Ada"}
+    )
+    assert first.status_code == 200, first.text
+    conversation = first.json()["conversationId"]
+    assert first.json()["reply"] == "You said: my name is Ada"
+    second = await client.post(
+        f"/v1/agents/{agent.id}/chat",
+        headers=auth,
+        json={"message": "what is my name?", "conversationId": conversation},
+    )
+    assert second.status_code == 200, second.text
+    assert second.json()["conversationId"] == conversation
+    turns = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "my name is Ada"},
+        {"role": "assistant", "content": "You said: my name is Ada"},
+        {"role": "user", "content": "what is my name?"},
+    ]
+    assert state.last_request is not None
+    assert _turns(state.last_request["messages"]) == turns
+    # the trace records what the model was sent
+    call = await Step.get(task_id=second.json()["runId"], kind=StepKind.PROVIDER_CALL)
+    assert _turns(call.payload["prompt"]) == turns
+
+    # a conversation belongs to its agent: another agent starts afresh
+    await client.post(
+        f"/v1/agents/{twin.id}/chat",
+        headers=auth,
+        json={"message": "who am I?", "conversationId": conversation},
+    )
+    assert _turns(state.last_request["messages"]) == [{"role": "user", "content": "who am I?"}]
+
+    # OpenAI clients send the whole conversation: its user and assistant turns are replayed
+    completion = await client.post(
+        f"/v1/agents/{agent.id}/chat/completions",
+        headers=auth,
+        json={
+            "model": "any",
+            "messages": [
+                {"role": "system", "content": "ignored: the agent has its own prompt"},
+                {"role": "user", "content": "I live in Paris"},
+                {"role": "assistant", "content": "Noted."},
+                {"role": "user", "content": [{"type": "text", "text": "where do I live?"}]},
+            ],
+        },
+    )
+    assert completion.status_code == 200, completion.text
+    assert _turns(state.last_request["messages"]) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "I live in Paris"},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": "where do I live?"},
+    ]
+
+
+def _turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"role": m["role"], "content": m["content"]} for m in messages]

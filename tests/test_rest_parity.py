@@ -1,10 +1,13 @@
 """Parity: the same operation through REST and through GraphQL gives the same result,
 because both adapters call the same resolvers."""
 
+from datetime import datetime
+
 import httpx
 import pytest
 
-from tests.support.factories import make_agent, make_tenant, make_token
+from agentplane.models import Tenant
+from tests.support.factories import PASSWORD, make_agent, make_tenant, make_token, make_user
 from tests.support.graphql import GraphQLClient, error_codes
 from tests.support.rest import wait_terminal
 
@@ -158,3 +161,89 @@ async def test_permissions_agree(client: httpx.AsyncClient, gql: GraphQLClient) 
         f"/api/runtime/agents/{foreign.id}",
     ):
         assert (await client.get(url, headers=_auth(viewer))).status_code == 404
+
+
+async def test_identity_over_opsclaw_reads_the_same_over_graphql(
+    client: httpx.AsyncClient, gql: GraphQLClient
+) -> None:
+    await make_tenant("acme")
+    tenant = await Tenant.get(name="acme")
+    admin = await make_token(tenant, "tenant_admin")
+    created = (
+        await client.post(
+            "/v1/principals", headers=_auth(admin), json={"subjectId": "bot@acme.test"}
+        )
+    ).json()["principal"]
+    await gql.ok(
+        'mutation { createUser(input: {email: "ann@acme.test", role: "operator"}) '
+        "{ user { id } } }",
+        admin,
+    )
+    users = (await gql.ok("{ users { id email } }", admin))["users"]
+    principals = (await client.get("/v1/principals", headers=_auth(admin))).json()["data"]
+    assert [(u["id"], u["email"]) for u in users] == [(p["id"], p["subjectId"]) for p in principals]
+    assert created["id"] in [u["id"] for u in users] and len(users) == 2
+
+    granted = await client.post(
+        "/v1/role-assignments",
+        headers=_auth(admin),
+        json={
+            "principalId": created["id"],
+            "roleDefinitionId": "billing",
+            "scope": "/tenants/acme",
+        },
+    )
+    data = await gql.ok(
+        "query($u: ID!) { roleAssignments(userId: $u) { id role userId } }", admin, u=created["id"]
+    )
+    assert data["roleAssignments"] == [
+        {"id": granted.json()["id"], "role": "billing", "userId": created["id"]}
+    ]
+    roles = (await gql.ok("{ roles { name permissions } }", admin))["roles"]
+    definitions = (await client.get("/v1/role-definitions", headers=_auth(admin))).json()["data"]
+    assert [(r["name"], r["permissions"]) for r in roles] == [
+        (d["name"], d["permissions"]) for d in definitions
+    ]
+
+
+async def test_tokens_and_tenants_agree_across_koda_opsclaw_and_graphql(
+    client: httpx.AsyncClient, gql: GraphQLClient
+) -> None:
+    acme = await make_tenant("acme")
+    platform = await make_token(None, "platform_admin")
+    admin = await make_token(acme, "tenant_admin")
+    await make_user("op@acme.test", "operator", acme)
+    session = (
+        await client.post(
+            "/api/control-plane/auth/login",
+            json={"identifier": "op@acme.test", "password": PASSWORD},
+        )
+    ).json()["session_token"]
+    client.cookies.clear()
+    koda = (await client.post("/api/control-plane/auth/tokens", headers=_auth(session))).json()
+    listed = await gql.ok("{ accessTokens(first: 100) { edges { node { id } } } }", admin)
+    assert koda["id"] in [e["node"]["id"] for e in listed["accessTokens"]["edges"]]
+    await gql.ok(
+        "mutation($id: ID!) { revokeAccessToken(input: {id: $id}) { token { id } } }",
+        admin,
+        id=koda["id"],
+    )
+    mine = (await client.get("/api/control-plane/auth/tokens", headers=_auth(session))).json()
+    assert mine["items"][0]["revoked_at"] is not None
+
+    deleted = (await client.delete(f"/v1/tenants/{acme.id}", headers=_auth(platform))).json()
+    data = await gql.ok('{ tenant(name: "acme") { phase deletedAt } }', platform)
+    assert data["tenant"]["phase"] == "DELETED"
+    assert datetime.fromisoformat(data["tenant"]["deletedAt"]) == datetime.fromisoformat(
+        deleted["deletedAt"]
+    )
+    await gql.ok('mutation { restoreTenant(input: {name: "acme"}) { tenant { id } } }', platform)
+    plan = (await client.get("/v1/billing/plan?tenant=acme", headers=_auth(platform))).json()
+    assert plan["status"] == "active"
+    budget = await gql.ok(
+        '{ budget(scope: TENANT, tenant: "acme") { monthlyLimitUsd currentSpendUsd } }', platform
+    )
+    assert (plan["monthlyBudgetUsd"], plan["currentSpendUsd"]) == (
+        budget["budget"]["monthlyLimitUsd"],
+        budget["budget"]["currentSpendUsd"],
+    )

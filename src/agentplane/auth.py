@@ -13,6 +13,7 @@ from agentplane.models import AccessToken, RoleAssignment, Session, Tenant, Tena
 TOKEN_PREFIX = "agp_"  # recognisable by secret scanners and by humans
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 SESSION_COOKIE = "agentplane_session"
+KODA_SESSION_COOKIE = "koda_operator_session"  # the same sessions, set by Koda's login
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -104,6 +105,12 @@ async def user_actor(user: User, session_id: str | None = None) -> Actor:
     )
 
 
+def account_active(user: User, now: datetime | None = None) -> bool:
+    """Not disabled, and not past its `not_after`."""
+    now = now or datetime.now(UTC)
+    return not user.disabled and (user.not_after is None or user.not_after > now)
+
+
 async def session_from_cookie(cookie: str | None) -> Session | None:
     """The live session a cookie names, or None (missing, unknown, revoked, expired)."""
     if not cookie:
@@ -112,7 +119,7 @@ async def session_from_cookie(cookie: str | None) -> Session | None:
     if session is None or session.revoked_at is not None:
         return None
     now = datetime.now(UTC)
-    if session.expires_at <= now or session.user.disabled:
+    if session.expires_at <= now or not account_active(session.user, now):
         return None
     if session.last_seen_at is None or now - session.last_seen_at > LAST_USED_RESOLUTION:
         await Session.filter(id=session.id).update(last_seen_at=now)
@@ -126,21 +133,40 @@ async def authenticate_request(
     admin_token: str | None,
     *,
     csrf_exempt: bool = False,
+    session_cookies: tuple[str, ...] = (SESSION_COOKIE,),
+    session_bearer: bool = False,
 ) -> Actor | None:
-    """The caller of an HTTP request: a bearer token wins; else the session cookie.
+    """The caller of an HTTP request: a bearer token wins; else a session cookie.
 
     Cookies are sent by browsers on cross-site requests too, so a cookie-authenticated
     request that may change state (any non-GET) must echo the session's CSRF token in
-    `X-CSRF-Token`; a bearer token cannot be sent cross-site, so it needs none.
+    `X-CSRF-Token`; a bearer credential cannot be sent cross-site, so it needs none.
+    With `session_bearer`, a bearer that is not an access token may be a session's
+    secret (Koda's dashboard forwards its session that way).
     """
     bearer = bearer_from_header(headers.get("authorization"))
     if bearer is not None:
+        if session_bearer and not _is_token(bearer, admin_token):
+            session = await session_from_cookie(bearer)
+            if session is None:
+                raise Unauthenticated("Invalid access token or session")
+            return await user_actor(session.user, session.id)
         return await authenticate(bearer, admin_token)
-    session = await session_from_cookie(cookies.get(SESSION_COOKIE))
-    if session is None:
+    for name in session_cookies:
+        session = await session_from_cookie(cookies.get(name))
+        if session is not None:
+            break
+    else:
         return None
     if method.upper() not in SAFE_METHODS and not csrf_exempt:
         sent = headers.get(CSRF_HEADER) or ""
         if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
             raise Forbidden("Missing or wrong X-CSRF-Token for a cookie-authenticated request")
     return await user_actor(session.user, session.id)
+
+
+def _is_token(bearer: str, admin_token: str | None) -> bool:
+    """An access token (or the break-glass token), as opposed to a session secret."""
+    if admin_token and hmac.compare_digest(bearer.encode(), admin_token.encode()):
+        return True
+    return bearer.startswith(TOKEN_PREFIX)

@@ -21,7 +21,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentplane.auth import SESSION_COOKIE, Actor
+from agentplane.auth import KODA_SESSION_COOKIE, SESSION_COOKIE, Actor
 from agentplane.errors import RateLimited
 from agentplane.schema.cost import QueryCost, RateLimitStatus
 
@@ -80,7 +80,11 @@ def _cookie(scope: Scope, name: str) -> str | None:
 
 def actor_key(scope: Scope) -> str:
     """The bucket: a hash of the credential (never the credential itself)."""
-    credential = _header(scope, b"authorization") or _cookie(scope, SESSION_COOKIE)
+    credential = (
+        _header(scope, b"authorization")
+        or _cookie(scope, SESSION_COOKIE)
+        or _cookie(scope, KODA_SESSION_COOKIE)
+    )
     if credential:
         return "c:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
     client = scope.get("client")

@@ -1,7 +1,12 @@
 """Factories: real rows through the same functions the product uses."""
 
-from agentplane.models import Agent, Tenant
+from agentplane.auth import Actor
+from agentplane.models import Agent, Tenant, User
+from agentplane.resolvers import roles
 from agentplane.resolvers.tokens import mint_token
+
+PASSWORD = "correct horse battery"
+PLATFORM = Actor(kind="token", role="platform_admin", tenant_id=None)
 
 
 async def make_tenant(name: str) -> Tenant:
@@ -18,3 +23,14 @@ async def make_token(tenant: Tenant | None, role: str) -> str:
 async def make_agent(tenant: Tenant, name: str = "echo", **fields: object) -> Agent:
     fields.setdefault("model", "scripted/echo")
     return await Agent.create(tenant_id=tenant.id, name=name, **fields)
+
+
+async def make_user(email: str, role: str, tenant: Tenant | None = None) -> User:
+    """A local account (password `PASSWORD`) holding `role` in `tenant` (or the platform)."""
+    return await roles.create_user(
+        PLATFORM,
+        email=email,
+        password=PASSWORD,
+        role=role,
+        tenant=tenant.name if tenant else None,
+    )

@@ -78,8 +78,8 @@ def graphql(server: LiveServer, token: str, query: str, **variables: Any) -> Any
     return response.json()["data"]
 
 
-def operator_token(server: LiveServer) -> str:
-    tenant = "curl-" + secrets.token_hex(4)
+def operator_token(server: LiveServer, tenant: str | None = None) -> str:
+    tenant = tenant or "curl-" + secrets.token_hex(4)
     graphql(
         server,
         server.admin_token,
@@ -95,3 +95,27 @@ def operator_token(server: LiveServer) -> str:
             t=tenant,
         )["createAccessToken"]["plainTextToken"]
     )
+
+
+def operator_session(server: LiveServer) -> tuple[str, str, str]:
+    """An operator token, and a signed-in operator of the same tenant: its Koda session
+    cookie and CSRF token."""
+    tenant = "curl-" + secrets.token_hex(4)
+    token = operator_token(server, tenant)
+    email, password = f"op@{tenant}.test", "correct horse battery"
+    graphql(
+        server,
+        server.admin_token,
+        "mutation($e: String!, $p: String!, $t: String!) { createUser(input: {email: $e, "
+        'password: $p, role: "operator", tenant: $t}) { user { id } } }',
+        e=email,
+        p=password,
+        t=tenant,
+    )
+    login = httpx.post(
+        server.base_url + "/api/control-plane/auth/login",
+        json={"identifier": email, "password": password},
+        timeout=10,
+    )
+    assert login.status_code == 200, login.text
+    return token, login.cookies["koda_operator_session"], login.json()["csrf_token"]

@@ -11,7 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from agentplane.auth import SESSION_COOKIE, Actor, authenticate_request, user_actor
+from agentplane.auth import SESSION_COOKIE, Actor, account_active, authenticate_request, user_actor
 from agentplane.authn import oidc
 from agentplane.config import Settings
 from agentplane.errors import DomainError, Unauthenticated, ValidationFailed
@@ -233,8 +233,8 @@ async def oidc_callback(request: Request) -> Response:
             details={"method": "oidc", "message": exc.message},
         )
         raise
-    if done.user.disabled:
-        raise Unauthenticated("This account is disabled")
+    if not account_active(done.user):
+        raise Unauthenticated("This account is disabled or expired")
     session, secret = await accounts.create_session(
         done.user,
         "oidc",

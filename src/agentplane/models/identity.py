@@ -31,6 +31,8 @@ class User(Model):
     oidc_issuer = fields.CharField(max_length=500, null=True)
     oidc_subject = fields.CharField(max_length=255, null=True)
     disabled = fields.BooleanField(default=False)
+    # After this instant the account can no longer sign in, and its tokens have expired.
+    not_after = fields.DatetimeField(null=True)
     # True for the installation's first owner only: the unique index makes a second,
     # concurrent first-owner registration fail (null for everyone else).
     owner = fields.BooleanField(null=True, unique=True)

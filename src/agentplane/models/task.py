@@ -52,6 +52,11 @@ class Task(Model):
     output = fields.TextField(null=True)
     error = fields.TextField(null=True)
     metadata: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    # Earlier turns of a conversation, replayed to the model before `query`:
+    # [{"role": "user" | "assistant", "content": text}, …].
+    history: fields.JSONField[list[dict[str, str]]] = fields.JSONField(default=list)
+    # A chat's conversation: its tasks' queries and answers are the next turn's history.
+    conversation_id = fields.CharField(max_length=200, null=True)
     cost_usd = fields.DecimalField(max_digits=20, decimal_places=10, default=0)
     # Highest `seq` written so far: the step write path bumps it atomically.
     last_seq = fields.IntField(default=0)
@@ -73,7 +78,12 @@ class Task(Model):
 
     class Meta:
         table = "task"
-        indexes = (("status", "id"), ("tenant_id", "id"), ("agent_id", "id"))
+        indexes = (
+            ("status", "id"),
+            ("tenant_id", "id"),
+            ("agent_id", "id"),
+            ("agent_id", "conversation_id", "id"),
+        )
 
 
 class Step(Model):

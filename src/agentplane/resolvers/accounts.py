@@ -11,7 +11,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from agentplane import live_sockets, throttle
-from agentplane.auth import Actor, hash_token, user_actor
+from agentplane.auth import Actor, account_active, hash_token, user_actor
 from agentplane.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from agentplane.models import RoleAssignment, Session, User
 from agentplane.resolvers import audit
@@ -101,7 +101,7 @@ async def login_password(
         )
     except (VerificationError, InvalidHashError):
         ok = False
-    if not ok or user is None or user.password_hash is None or user.disabled:
+    if not ok or user is None or user.password_hash is None or not account_active(user):
         await throttle.failed_login(email)
         await audit.record(
             None,

@@ -3,11 +3,13 @@
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.queryset import QuerySet
 
 from agentplane.auth import Actor
-from agentplane.errors import Conflict, DomainError, NotFound, ValidationFailed
+from agentplane.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from agentplane.models import RoleAssignment, RoleDefinition, Tenant, TenantPhase, User
 from agentplane.resolvers.audit import audited
+from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import (
     ROLE_DEFINITIONS,
     ROLE_DEFS,
@@ -42,25 +44,62 @@ async def list_roles(actor: Actor | None) -> list[RoleDefinition]:
     return await RoleDefinition.all().order_by("name")
 
 
-async def list_assignments(actor: Actor | None, user_id: str | None = None) -> list[RoleAssignment]:
-    actor = require(actor, Perm.USER_READ)
+async def get_role(actor: Actor | None, name: str) -> RoleDefinition:
+    if actor is None:
+        require(actor, Perm.TENANT_READ)
+    role = await RoleDefinition.get_or_none(name=name) if len(name) <= 32 else None
+    if role is None:
+        raise NotFound(f"Role {name!r} not found")
+    return role
+
+
+def _assignments(actor: Actor, user_id: str | None) -> QuerySet[RoleAssignment]:
     qs = (
         RoleAssignment.all()
         if is_platform(actor)
         else RoleAssignment.filter(tenant_id=actor.tenant_id)
     )
-    if user_id is not None:
-        qs = qs.filter(user_id=user_id)
-    return await qs.order_by("id")
+    return qs if user_id is None else qs.filter(user_id=user_id)
+
+
+async def list_assignments(actor: Actor | None, user_id: str | None = None) -> list[RoleAssignment]:
+    actor = require(actor, Perm.USER_READ)
+    return await _assignments(actor, user_id).order_by("id")
+
+
+async def list_assignments_page(
+    actor: Actor | None, first: int | None, after: str | None, user_id: str | None = None
+) -> Page[RoleAssignment]:
+    actor = require(actor, Perm.USER_READ)
+    return await paginate(_assignments(actor, user_id).select_related("tenant"), first, after)
+
+
+async def get_assignment(actor: Actor | None, assignment_id: str) -> RoleAssignment:
+    actor = require(actor, Perm.USER_READ)
+    found = (
+        await _assignments(actor, None).select_related("tenant").get_or_none(id=assignment_id)
+        if len(assignment_id) <= 40
+        else None
+    )
+    if found is None:
+        raise NotFound(f"Role assignment {assignment_id!r} not found")
+    return found
 
 
 @audited("role.assign")
 async def assign_role(
-    actor: Actor | None, user_id: str, *, role: str, tenant: str | None = None
+    actor: Actor | None,
+    user_id: str,
+    *,
+    role: str,
+    tenant: str | None = None,
+    platform: bool = False,
 ) -> RoleAssignment:
-    """Give a user a role in a tenant (or, for platform admins, at platform scope);
-    replaces the user's previous role at that scope."""
+    """Give a user a role in a tenant (or, for platform admins, at platform scope, which
+    `platform` asks for explicitly); replaces the user's previous role at that scope."""
     actor = require(actor, Perm.USER_WRITE)
+    if platform and (tenant is not None or not is_platform(actor)):
+        raise Forbidden("Only platform callers grant roles at platform scope")
     if role not in ROLE_DEFS:
         raise ValidationFailed(f"Unknown role {role!r}; one of {sorted(ROLE_DEFS)}", field="role")
     user = await User.get_or_none(id=user_id)

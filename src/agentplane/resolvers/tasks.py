@@ -15,6 +15,10 @@ from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
 
 MAX_QUERY_CHARS = 100_000
+MAX_HISTORY_MESSAGES = 200
+MAX_HISTORY_CHARS = 400_000
+CONVERSATION_TURNS = 50  # earlier exchanges of a conversation replayed to the model
+HISTORY_ROLES = ("user", "assistant")
 # Statuses in which no worker runs the task, so a control action applies at once.
 IDLE = (TaskStatus.QUEUED, TaskStatus.RETRYING, TaskStatus.PAUSED)
 CANCEL_WAIT_S = 2.0
@@ -28,9 +32,15 @@ async def submit_task(
     query: str,
     metadata: dict[str, Any] | None = None,
     task_id: str | None = None,
+    history: list[dict[str, str]] | None = None,
+    conversation_id: str | None = None,
 ) -> Task:
     """Queue a task. `task_id` (a fresh `ids.task_id()`) lets a caller subscribe to the
-    task's live output before any of it can be produced."""
+    task's live output before any of it can be produced.
+
+    The model sees earlier turns before `query`: the completed exchanges (query and
+    answer) of the agent's `conversation_id`, then `history` (user and assistant
+    messages, e.g. an OpenAI client's)."""
     actor = require(actor, Perm.TASK_WRITE)
     agent = await get_agent(actor, agent_id)
     if agent.state != AgentState.ACTIVE:
@@ -43,8 +53,12 @@ async def submit_task(
         raise ValidationFailed("`task_id` must be a fresh task ID", field="taskId")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValidationFailed("`metadata` must be a JSON object", field="metadata")
+    _check_history(history or [])
+    if conversation_id is not None and not 1 <= len(conversation_id) <= 200:
+        raise ValidationFailed("`conversationId` must be 1-200 characters", field="conversationId")
     await check_writable(agent.tenant_id)  # a suspended tenant starts no new task
     await budgets.check_submit(agent.tenant_id, agent.id, actor.subject)
+    earlier = await _conversation(agent.id, conversation_id) if conversation_id else []
     task = await traces.create_task(
         tenant_id=agent.tenant_id,
         agent_id=agent.id,
@@ -52,9 +66,53 @@ async def submit_task(
         metadata=metadata or {},
         created_by=actor.subject,
         task_id=task_id,
+        history=[*earlier, *(history or [])],
+        conversation_id=conversation_id,
     )
     await get_broker().publish(events.QUEUE_CHANNEL, {"task_id": task.id})
     return task
+
+
+def _check_history(history: list[dict[str, str]]) -> None:
+    if not isinstance(history, list) or len(history) > MAX_HISTORY_MESSAGES:
+        raise ValidationFailed(
+            f"`history` must be a list of at most {MAX_HISTORY_MESSAGES} messages",
+            field="history",
+        )
+    size = 0
+    for message in history:
+        if (
+            not isinstance(message, dict)
+            or message.get("role") not in HISTORY_ROLES
+            or not isinstance(message.get("content"), str)
+        ):
+            raise ValidationFailed(
+                "Each `history` message is {role: user|assistant, content: text}",
+                field="history",
+            )
+        size += len(message["content"])
+    if size > MAX_HISTORY_CHARS:
+        raise ValidationFailed(f"`history` exceeds {MAX_HISTORY_CHARS} characters", field="history")
+
+
+async def _conversation(agent_id: str, conversation_id: str) -> list[dict[str, str]]:
+    """The completed exchanges of an agent's conversation, oldest first (the agent was
+    already checked to be the caller's)."""
+    rows = (
+        await Task.filter(
+            agent_id=agent_id, conversation_id=conversation_id, status=TaskStatus.COMPLETED
+        )
+        .order_by("-id")
+        .limit(CONVERSATION_TURNS)
+        .values_list("query", "output")
+    )
+    turns: list[dict[str, str]] = []
+    for query, output in reversed(rows):
+        turns += [
+            {"role": "user", "content": query},
+            {"role": "assistant", "content": output or ""},
+        ]
+    return turns
 
 
 async def get_task(actor: Actor | None, task_id: str) -> Task:

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 from agentplane import live_sockets
 from agentplane.auth import Actor, generate_token, hash_token
-from agentplane.errors import Forbidden, NotFound, ValidationFailed
+from agentplane.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from agentplane.models import AccessToken
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.pagination import Page, paginate
@@ -92,17 +92,36 @@ async def create_access_token(
 
 @audited("token.revoke")
 async def revoke_access_token(actor: Actor | None, token_id: str) -> AccessToken:
-    """Revoke a token: refused from its next request on (idempotent)."""
-    actor = require(actor, Perm.TOKEN_WRITE)
+    """Revoke a token: refused from its next request on (idempotent). Token managers
+    (token:write) revoke their tenant's tokens; anyone may revoke a token acting for them."""
+    if actor is None:
+        raise Unauthenticated("Authentication required")
     token = await AccessToken.get_or_none(id=token_id)
-    if token is None:
-        raise NotFound(f"Access token {token_id!r} not found")
-    check_tenant(actor, token.tenant_id, f"Access token {token_id!r}")
+    own = token is not None and actor.user_id is not None and token.owner_user_id == actor.user_id
+    if not own:
+        actor = require(actor, Perm.TOKEN_WRITE)
+        if token is None:
+            raise NotFound(f"Access token {token_id!r} not found")
+        check_tenant(actor, token.tenant_id, f"Access token {token_id!r}")
+    assert token is not None
     await AccessToken.filter(id=token.id, revoked_at__isnull=True).update(
         revoked_at=datetime.now(UTC)
     )
     await live_sockets.revoked("token", token.id)
     return await AccessToken.get(id=token.id)
+
+
+async def list_personal_tokens(
+    actor: Actor | None, first: int | None, after: str | None
+) -> Page[AccessToken]:
+    """The tokens acting for the signed-in user (personal and device-login tokens),
+    newest first, revoked ones included."""
+    if actor is None:
+        raise Unauthenticated("Authentication required")
+    if actor.user_id is None:
+        raise Forbidden("Only a signed-in user has personal tokens")
+    qs = AccessToken.filter(owner_user_id=actor.user_id)
+    return await paginate(qs, first, after, newest_first=True)
 
 
 async def list_access_tokens(

@@ -190,6 +190,8 @@ async def create_task(
     metadata: dict[str, Any],
     created_by: str,
     task_id: str | None = None,
+    history: list[dict[str, str]] | None = None,
+    conversation_id: str | None = None,
 ) -> Task:
     """Insert a queued task with its first STATUS_CHANGE step (seq 1).
 
@@ -203,6 +205,8 @@ async def create_task(
             query=query,
             metadata=metadata,
             created_by=created_by,
+            history=history or [],
+            conversation_id=conversation_id,
         )
         written.steps.append(
             await _append(task.id, StepKind.STATUS_CHANGE, {"from": None, "to": "queued"}, None)

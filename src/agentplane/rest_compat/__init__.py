@@ -10,7 +10,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute
 
 from agentplane.errors import DomainError, NotFound
-from agentplane.rest_compat import koda, kubiya, openapi, opencrane, opsclaw
+from agentplane.rest_compat import (  # the *_auth and *_iam modules add to their dialect
+    koda,
+    koda_auth,  # noqa: F401
+    kubiya,
+    openapi,
+    opencrane,
+    opsclaw,
+    opsclaw_iam,  # noqa: F401
+)
 from agentplane.rest_compat.common import OBJ, STR, Call, Dialect, Operation, Resp, json, record
 
 DIALECTS = [koda.koda, kubiya.kubiya, opencrane.opencrane, opsclaw.opsclaw]

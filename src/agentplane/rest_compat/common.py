@@ -13,6 +13,7 @@ dialect's own error envelope with the matching status code.
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agentplane.auth import Actor, authenticate, authenticate_request
+from agentplane.auth import SESSION_COOKIE, Actor, authenticate_request
 from agentplane.config import Settings
 from agentplane.errors import DomainError, ValidationFailed
 
@@ -289,7 +290,7 @@ class Dialect:
     render_error: ErrorRenderer
     error_schema: JSON
     validation_status: int = 400
-    cookie: str | None = None  # a session cookie accepted besides the bearer header
+    cookie: str | None = None  # the dialect's own session cookie (set by its login)
     rate_limit_headers: bool = False
     operations: list[Operation] = field(default_factory=list)
 
@@ -349,14 +350,19 @@ class Dialect:
 
 # ---------------------------------------------------------------- auth and responses
 async def request_actor(request: Request, cookie: str | None = None) -> Actor | None:
-    """The caller, from `Authorization: Bearer` or, in dialects that have one, the
-    session cookie (which carries an access token until sessions exist)."""
+    """The caller, from `Authorization: Bearer` or a session cookie: agentplane's own, or
+    the dialect's (Koda's `koda_operator_session`, set by its login). A dialect with its
+    own session also takes a session's secret as a bearer, as Koda's dashboard sends it.
+    Cookie-authenticated writes need `X-CSRF-Token` (see `auth.authenticate_request`)."""
     settings: Settings = request.app.state.settings
-    bearer_given = "authorization" in request.headers
-    if cookie is not None and not bearer_given and request.cookies.get(cookie):
-        return await authenticate(request.cookies[cookie], settings.admin_token)
+    cookies = (cookie, SESSION_COOKIE) if cookie is not None else (SESSION_COOKIE,)
     return await authenticate_request(
-        request.method, request.headers, request.cookies, settings.admin_token
+        request.method,
+        request.headers,
+        request.cookies,
+        settings.admin_token,
+        session_cookies=cookies,
+        session_bearer=cookie is not None,
     )
 
 
@@ -408,6 +414,23 @@ def last_event_id(request: Request, query_value: int | None) -> int | None:
     if value < 0:
         raise ValidationFailed("`Last-Event-ID` must not be negative", field="Last-Event-ID")
     return value
+
+
+def parse_datetime(value: str | None, field: str) -> datetime | None:
+    """An ISO 8601 date-time with its offset; a malformed or naive one fails validation
+    (JSON Schema's `format` is only an annotation here)."""
+    if value is None:
+        return None
+    try:
+        parsed: datetime | None = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ValidationFailed(
+            f"`{field}` must be an ISO 8601 date-time with an offset, e.g. 2030-01-01T00:00:00Z",
+            field=field,
+        )
+    return parsed
 
 
 def limit_offset(default: int = 50, maximum: int = 100) -> tuple[Param, Param]:

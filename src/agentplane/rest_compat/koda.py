@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from sse_starlette.sse import ServerSentEvent
 from starlette.responses import Response
 
+from agentplane.auth import KODA_SESSION_COOKIE
 from agentplane.errors import DomainError
 from agentplane.health import readiness
 from agentplane.models import Agent, AgentState, Step, Task
@@ -90,7 +91,7 @@ koda = Dialect(
     title="Koda",
     render_error=render_error,
     error_schema=ERROR,
-    cookie="koda_operator_session",
+    cookie=KODA_SESSION_COOKIE,
 )
 
 # ---------------------------------------------------------------- records

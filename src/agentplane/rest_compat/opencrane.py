@@ -5,14 +5,13 @@ handler maps the documented JSON onto a resolver call and its result back
 (permissions, tenant filters and business rules live in the resolvers).
 """
 
-from datetime import datetime
 from typing import Any
 
 from starlette.responses import Response
 
 from agentplane.errors import DomainError, ValidationFailed
 from agentplane.models import AccessToken, BudgetScope, Tenant
-from agentplane.resolvers import audit, budgets, provider_keys, tenants, tokens, usage
+from agentplane.resolvers import audit, budgets, provider_keys, server, tenants, tokens, usage
 from agentplane.resolvers.budgets import BudgetView
 from agentplane.resolvers.pagination import Page
 from agentplane.rest_compat.common import (
@@ -32,6 +31,7 @@ from agentplane.rest_compat.common import (
     no_content,
     nullable,
     obj,
+    parse_datetime,
     record,
 )
 
@@ -277,18 +277,6 @@ async def _tenant_names(call: Call, rows: list[AccessToken]) -> dict[str, str]:
     return {t.id: t.name for t in found if t is not None}
 
 
-def _expires_at(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationFailed(
-            "`expiresAt` must be an ISO 8601 date-time, e.g. 2030-01-01T00:00:00Z",
-            field="expiresAt",
-        ) from None
-
-
 @opencrane.route(
     "GET",
     V1 + "/access-tokens",
@@ -345,7 +333,7 @@ async def create_access_token(call: Call) -> Response:
         name=call.body["name"],
         tenant=call.body.get("tenant"),
         role=call.body.get("role", "viewer"),
-        expires_at=_expires_at(call.body.get("expiresAt")),
+        expires_at=parse_datetime(call.body.get("expiresAt"), "expiresAt"),
     )
     names = await _tenant_names(call, [token])
     body = {
@@ -625,3 +613,41 @@ async def delete_provider_key(call: Call) -> Response:
         call.actor, call.path["provider"], tenant=call.query.get("tenant")
     )
     return no_content()
+
+
+@opencrane.route(
+    "GET",
+    V1 + "/metrics/server",
+    summary="Latest server utilisation snapshot (CPU, memory, storage, active tenants)",
+    description=(
+        "Platform-scoped callers only. Storage is the disk holding the database (its "
+        "directory for SQLite, the working directory otherwise)."
+    ),
+    ok=Resp(
+        record(
+            {
+                "cpuPercent": NUM,
+                "memoryUsedBytes": INT,
+                "memoryTotalBytes": INT,
+                "storageUsedBytes": INT,
+                "storageTotalBytes": INT,
+                "activeTenants": INT,
+                "sampledAt": DATETIME,
+            }
+        ),
+        "Server utilisation snapshot.",
+    ),
+)
+async def server_metrics(call: Call) -> Response:
+    shot = await server.snapshot(call.actor, call.settings.database_url)
+    return json(
+        {
+            "cpuPercent": shot.cpu_percent,
+            "memoryUsedBytes": shot.memory_used_bytes,
+            "memoryTotalBytes": shot.memory_total_bytes,
+            "storageUsedBytes": shot.storage_used_bytes,
+            "storageTotalBytes": shot.storage_total_bytes,
+            "activeTenants": shot.active_tenants,
+            "sampledAt": iso(shot.sampled_at),
+        }
+    )

@@ -308,6 +308,11 @@ async def run_agent(call: Call) -> Response:
     "POST",
     "/v1/agents/{id}/chat",
     summary="Synchronous chat with an agent",
+    description=(
+        "Answers when the run ends. A `conversationId` from an earlier answer continues "
+        "that conversation: its completed exchanges (up to 50) reach the model before "
+        "`message`. Without one, a new conversation starts (its id is the run's)."
+    ),
     ok=Resp(
         record(
             {
@@ -331,18 +336,22 @@ async def run_agent(call: Call) -> Response:
 )
 async def chat(call: Call) -> Response:
     agent = await agents.find_agent(call.actor, call.path["id"])
-    metadata = dict(call.body.get("metadata") or {})
-    if call.body.get("conversationId"):
-        metadata["conversationId"] = call.body["conversationId"]
+    task_id = ids.task_id()
+    conversation = call.body.get("conversationId") or task_id  # a new conversation
     task = await tasks.submit_task(
-        call.actor, agent_id=agent.id, query=call.body["message"], metadata=metadata
+        call.actor,
+        agent_id=agent.id,
+        query=call.body["message"],
+        metadata=call.body.get("metadata"),
+        task_id=task_id,
+        conversation_id=conversation,
     )
     task = await _finished(call, task)
     spent = await usage.task_usage(call.actor, task)
     return json(
         {
             "runId": task.id,
-            "conversationId": call.body.get("conversationId") or task.id,
+            "conversationId": conversation,
             "reply": task.output or "",
             "status": task.status.value,
             "usage": usage_record(spent),
@@ -463,7 +472,8 @@ async def _live_text(call: Call, task: Task, output: Subscription) -> AsyncItera
     description=(
         "The OpenAI chat-completions wire format: point an OpenAI SDK's base URL at "
         "`/v1/agents/{id}`. The agent answers the last user message with its own model, "
-        "prompt and tools (`model` is echoed, not used). `stream: true` answers "
+        "prompt and tools (`model` is echoed, not used); the user and assistant messages "
+        "before it reach the model as the conversation so far. `stream: true` answers "
         "`chat.completion.chunk` events ending in `[DONE]`; `stream_options.include_usage` "
         "adds a final usage chunk."
     ),
@@ -487,10 +497,22 @@ async def chat_completions(call: Call) -> Response:
     body = call.body
     agent = await agents.find_agent(call.actor, call.path["id"])
     messages = body["messages"]
-    users = [m for m in messages if m.get("role") == "user" and _text(m.get("content")).strip()]
-    if not users:
+    asked = [
+        i
+        for i, m in enumerate(messages)
+        if m.get("role") == "user" and _text(m.get("content")).strip()
+    ]
+    if not asked:
         raise ValidationFailed("`messages` needs a user message with text", field="messages")
-    history = [{"role": m["role"], "content": _text(m.get("content"))} for m in messages[:-1]]
+    # The last user message is the query; earlier user and assistant turns reach the model
+    # as history. The agent keeps its own system prompt and tools, so system, developer
+    # and tool messages are not replayed.
+    query = _text(messages[asked[-1]]["content"])
+    history = [
+        {"role": m["role"], "content": _text(m.get("content"))}
+        for m in messages[: asked[-1]]
+        if m.get("role") in ("user", "assistant")
+    ]
     # Streaming listens to the run's live output from before the task exists, so no chunk
     # can be missed; the listener is closed when the stream ends (or never starts).
     task_id = ids.task_id()
@@ -503,9 +525,10 @@ async def chat_completions(call: Call) -> Response:
         task = await tasks.submit_task(
             call.actor,
             agent_id=agent.id,
-            query=_text(users[-1]["content"]),
-            metadata={"source": "chat.completions", "messages": history} if history else None,
+            query=query,
+            metadata={"source": "chat.completions"},
             task_id=task_id,
+            history=history,
         )
     except BaseException:
         await listening.aclose()

@@ -54,11 +54,13 @@ def _wire(message: Message) -> dict[str, Any]:
 
 
 async def load_state(task: Task, agent: Agent) -> LoopState:
-    """Rebuild the conversation from the trace of the current run.
+    """Rebuild the conversation from the trace of the current run, after the system
+    prompt and the task's earlier turns (`history`).
 
     A run starts at the task's creation or at its latest restart (retryTask).
     """
-    state = LoopState([Message("user", task.query)])
+    earlier = [Message(m["role"], m["content"]) for m in task.history]
+    state = LoopState([*earlier, Message("user", task.query)])
     if agent.system_prompt:
         state.messages.insert(0, Message("system", agent.system_prompt))
     steps = await Step.filter(task_id=task.id).order_by("seq")

@@ -27,6 +27,13 @@ def _last(messages: list[Message], role: str) -> str:
     return next((m.content or "" for m in reversed(messages) if m.role == role), "")
 
 
+def _turn_no(messages: list[Message]) -> int:
+    """Model turns of this run so far: assistant messages after the last user one (the
+    earlier ones are a conversation's history)."""
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    return sum(1 for m in messages[last_user + 1 :] if m.role == "assistant")
+
+
 class ScriptedProvider:
     def __init__(self, delay_ms: int) -> None:
         self.delay_s = delay_ms / 1000
@@ -37,9 +44,8 @@ class ScriptedProvider:
         turn = self._turn(request)
         input_tokens = sum(count_tokens(m.content or "") for m in request.messages)
         if turn is not None and "tool" in turn:
-            turn_no = sum(1 for m in request.messages if m.role == "assistant")
             call = ToolCall(
-                id=f"call_{turn_no}",
+                id=f"call_{_turn_no(request.messages)}",
                 name=str(turn["tool"]),
                 arguments=dict(turn.get("arguments") or {}),
             )
@@ -61,7 +67,7 @@ class ScriptedProvider:
         if request.model != "agent":
             return None
         script = request.config.get("script") or []
-        turn_no = sum(1 for m in request.messages if m.role == "assistant")
+        turn_no = _turn_no(request.messages)
         return script[turn_no] if turn_no < len(script) else None
 
     async def _stream(self, text: str, on_chunk: OnChunk) -> None:
