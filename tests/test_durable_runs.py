@@ -73,6 +73,7 @@ async def test_a_crashed_workers_task_is_taken_over_and_resumed(fast_leases: Set
     await first.start()
     task = await tasks.submit_task(operator(tenant.id), agent_id=agent.id, query="go")
     await wait_for_steps(task.id, 4)  # queued, running, first model call, first tool call
+    assert (await Task.get(id=task.id)).worker_id == first.id
     # when A dies without a word, and B is around
     crash(first)
     second = Worker(fast_leases)
@@ -93,6 +94,9 @@ async def test_a_crashed_workers_task_is_taken_over_and_resumed(fast_leases: Set
     retry = next(s for s in steps if s.payload.get("to") == "retrying")
     assert retry.payload["reason"] == f"lease expired (worker {first.id})"
     assert done.attempt == 2 and done.expiries == 1
+    # and each claim names its worker in the trace
+    runs = [s.payload["worker"] for s in steps if s.payload.get("to") == "running"]
+    assert runs == [first.id, second.id]
 
 
 async def test_a_worker_that_lost_its_lease_cannot_write(fast_leases: Settings) -> None:

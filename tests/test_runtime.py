@@ -155,7 +155,7 @@ async def test_cancel_running_task_stops_it_quickly(services: Settings) -> None:
     finally:
         await worker.stop()
     # then it ends cancelled within a second, with the change in its trace
-    assert result.status == TaskStatus.CANCELLED
+    assert (result.status, result.status_reason) == (TaskStatus.CANCELLED, "cancelled")
     assert elapsed < 1.0
     steps = await assert_gapless(task.id)
     assert steps[-1].kind == StepKind.STATUS_CHANGE
@@ -169,7 +169,7 @@ async def test_cancel_queued_task_needs_no_worker(services: Settings) -> None:
     actor = operator_of(tenant.id)
     task = await tasks.submit_task(actor, agent_id=agent.id, query="never runs")
     result = await tasks.cancel_task(actor, task.id)
-    assert result.status == TaskStatus.CANCELLED
+    assert (result.status, result.status_reason) == (TaskStatus.CANCELLED, "cancelled")
     assert result.finished_at is not None
     # a second cancel is a no-op on a terminal task
     again = await tasks.cancel_task(actor, task.id)

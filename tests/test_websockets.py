@@ -39,7 +39,7 @@ TASK_UPDATES = "subscription { taskUpdates { id status output isTerminal } }"
 TASK_OUTPUT = "subscription($taskId: ID!) { taskOutput(taskId: $taskId) }"
 TASK = f"""
 query($id: ID!) {{
-  task(id: $id) {{ id status output isTerminal steps {{ {STEP_FIELDS} }} }}
+  task(id: $id) {{ id status output isTerminal workerId steps {{ {STEP_FIELDS} }} }}
 }}"""
 
 WORDS_12 = "the quick brown fox jumps over the lazy dog and runs away"
@@ -225,6 +225,8 @@ async def test_task_events_stream_the_whole_trace_live(
         task = await fetch_task(http, tenant.token, task_id)
         assert task["status"] == "COMPLETED" and task["output"] == WORDS_12
         assert streamed == task["steps"]
+        # and the running step names the worker that ran it
+        assert streamed[1]["payload"]["worker"] == task["workerId"]
 
 
 async def test_replay_after_seq_of_a_finished_task(server: LiveServer, http: GraphQLClient) -> None:
@@ -545,24 +547,29 @@ async def test_errors_over_websockets_carry_codes_and_validation_errors_stay_err
             assert [e["message"] for e in message.payload] == [
                 "Cannot query field 'nope' on type 'Subscription'."
             ]
+            assert message.payload[0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
             # and the connection stays usable
             assert await flush(ws) == []
 
 
-async def test_syntax_errors_over_websockets_are_reported(server: LiveServer) -> None:
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_syntax_error_fails_its_operation_not_the_connection(
+    server: LiveServer, http: GraphQLClient, protocol: str
+) -> None:
     async with asyncio.timeout(TIMEOUT_S):
-        tenant_token = server.admin_token
-        # graphql-transport-ws closes the socket with 4400 and the parser's message
-        async with open_ws(server.ws_url, token=tenant_token) as ws:
-            await ws.subscribe("subscription { taskEvents(taskId: ")
-            with pytest.raises(ConnectionClosed) as closed:
-                await ws.receive()
-        assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 4400
-        assert closed.value.rcvd.reason.startswith("Syntax Error")
-        # the legacy protocol answers the operation with an error
-        async with open_ws(server.ws_url, LEGACY_WS, token=tenant_token) as ws:
+        tenant = await new_tenant(http, server)
+        agent = await new_agent(http, tenant.token)
+        task_id = await submit(http, tenant.token, agent, "still here")
+        await wait_terminal(http, tenant.token, task_id)
+        async with open_ws(server.ws_url, protocol, token=tenant.token) as ws:
+            # an unparsable document is answered with an `error` for that operation
             op = await ws.subscribe("subscription { taskEvents(taskId: ")
             message = await ws.receive()
             assert (message.type, message.id) == ("error", op)
-            assert message.payload["message"].startswith("Syntax Error")
+            errors = message.payload if isinstance(message.payload, list) else [message.payload]
+            assert errors[0]["message"].startswith("Syntax Error")
+            assert errors[0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+            # and the same connection goes on serving other operations
+            op = await ws.subscribe(TASK_EVENTS, taskId=task_id)
+            payloads, end = await ws.collect(op)
+            assert len(steps_of(payloads)) == 4 and end == Message("complete", op)

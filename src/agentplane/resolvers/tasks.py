@@ -159,6 +159,7 @@ async def cancel_task(actor: Actor | None, task_id: str) -> Task:
         [TaskStatus.QUEUED, TaskStatus.PAUSED],
         TaskStatus.CANCELLED,
         reason="cancelled by " + actor.subject,
+        status_reason="cancelled",
     )
     if cancelled is not None:
         return cancelled

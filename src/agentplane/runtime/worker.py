@@ -190,6 +190,7 @@ class Worker:
                         str(task_id),
                         CLAIMABLE,
                         TaskStatus.RUNNING,
+                        details={"worker": self.id},  # the trace says who runs it
                         worker_id=self.id,
                         attempt=F("attempt") + 1,
                         started_at=_now(),
@@ -197,6 +198,7 @@ class Worker:
                     ),
                 )
                 if task is not None:
+                    log.info("claimed %s (attempt %d)", task.id, task.attempt)
                     return task
 
     async def _run(self, task: Task) -> None:
@@ -226,7 +228,7 @@ class Worker:
 
     async def _execute(self, task: Task) -> None:
         if task.cancel_requested:  # cancelled between the claim and now
-            await self._end(task, TaskStatus.CANCELLED, "cancelled")
+            await self._end(task, TaskStatus.CANCELLED, "cancelled", status_reason="cancelled")
             return
         agent = await Agent.get(id=task.agent_id)
         timeout_s = agent.timeout_s or self.settings.task_timeout_s
@@ -237,7 +239,7 @@ class Worker:
             if task.id in self.lost:
                 return  # another worker owns it now: write nothing
             if task.id in self.cancel_requested:
-                await self._end(task, TaskStatus.CANCELLED, "cancelled")
+                await self._end(task, TaskStatus.CANCELLED, "cancelled", status_reason="cancelled")
                 return
             # The worker is stopping: hand the task back so another worker runs it.
             await asyncio.shield(

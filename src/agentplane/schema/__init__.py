@@ -4,11 +4,13 @@ import functools
 from collections.abc import Callable
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext as OperationContext
 
 from agentplane.schema.audit_extension import AuditMutations
 from agentplane.schema.compiled import CompiledQueries
-from agentplane.schema.errors import ErrorCodes
+from agentplane.schema.errors import ErrorCodes, log_errors
 from agentplane.schema.execution import ExecutionContext
 from agentplane.schema.hardening import Hardening
 from agentplane.schema.mutation import Mutation
@@ -33,10 +35,17 @@ def schema_extensions(production: bool = False) -> list[Callable[[], SchemaExten
 SCHEMA_EXTENSIONS = schema_extensions()
 
 
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: OperationContext | None = None
+    ) -> None:
+        log_errors(errors)
+
+
 @functools.cache
 def build_schema(production: bool = False) -> strawberry.Schema:
     """Production: no introspection, no "Did you mean" suggestions (GraphiQL is off too)."""
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError, StreamExecutionResult
 
@@ -78,12 +79,26 @@ class ErrorCodes(SchemaExtension):
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         self.streamed = True
-        # Pre-execution errors (syntax, unknown operation) are left as they are:
-        # the websocket protocol handlers decide on their exact type how to answer.
-        if (
-            isinstance(result, ExecutionResult)
-            and not isinstance(result, PreExecutionError)
-            and result.errors
-        ):
-            result.errors = [render_error(e, self.production) for e in result.errors]
+        if isinstance(result, ExecutionResult) and result.errors:
+            # Request errors get their codes too; a parse error then fails its one
+            # operation with an `error` message instead of closing the whole socket.
+            # An unknown operation type is left for the protocol handler to answer.
+            result.errors = [
+                e
+                if isinstance(result, PreExecutionError)
+                and isinstance(e.original_error, CannotGetOperationTypeError)
+                else render_error(e, self.production)
+                for e in result.errors
+            ]
         yield
+
+
+def log_errors(errors: list[GraphQLError]) -> None:
+    """Strawberry's error hook: domain and request errors are answers, not faults, so
+    they are not logged with tracebacks; unexpected errors are logged, with theirs,
+    where they are masked (`render_error`)."""
+    for error in errors:
+        original = error.original_error
+        if original is None or isinstance(original, DomainError | GraphQLError):
+            code = original.code if isinstance(original, DomainError) else "request"
+            log.debug("graphql error (%s): %s", code, error.message)

@@ -165,6 +165,10 @@ class Task(Node):
     status_reason: str | None = strawberry.field(
         description='Why the task is in its status, e.g. paused for "budget"'
     )
+    worker_id: str | None = strawberry.field(
+        description="The worker (host:pid:…) running the task, or that ended it; none while "
+        "it waits"
+    )
 
     @strawberry.field
     def is_terminal(self, root: strawberry.Parent[models.Task]) -> bool:

@@ -76,6 +76,7 @@ _TASK_FIELDS = (
     "last_seq",
     "attempt",
     "status_reason",
+    "worker_id",
 )
 _TASK_TIMES = ("created_at", "updated_at", "started_at", "finished_at")
 
