@@ -22,7 +22,7 @@ from agentplane.subscriptions import events, feeds
 from agentplane.subscriptions.broker import QUEUE_SIZE, get_broker
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.inprocess import serve_in_process
-from tests.support.ws import LEGACY_WS, TRANSPORT_WS, GraphQLWebSocket, open_ws
+from tests.support.ws import LEGACY_WS, TRANSPORT_WS, GraphQLWebSocket, Message, open_ws
 
 EVENTS = """subscription($id: ID!, $after: Int, $withPayload: Boolean!) {
   taskEvents(taskId: $id, afterSeq: $after) { seq kind payload @include(if: $withPayload) } }"""
@@ -197,3 +197,17 @@ async def test_steps_whose_publish_was_lost_are_read_back(
         await traces.transition(task.id, [TaskStatus.QUEUED], TaskStatus.CANCELLED)
         assert await next_seq(ws) == 5
         assert (await ws.receive()).type == "complete"
+
+
+async def test_a_cursor_beyond_the_trace_completes_when_the_task_ends(ws_url: str) -> None:
+    task, token = await queued_task()
+    async with open_ws(ws_url, token=token) as ws:
+        # given a subscriber whose cursor is past anything the task has written
+        op = await ws.subscribe(EVENTS, id=task.id, after=100, withPayload=False)
+        while task.id not in feeds._feeds or not feeds._feeds[task.id].members:
+            await asyncio.sleep(0.01)
+        # when the task ends
+        await traces.transition(task.id, [TaskStatus.QUEUED], TaskStatus.CANCELLED)
+        # then its stream completes, having sent nothing
+        async with asyncio.timeout(5):
+            assert await ws.collect(op) == ([], Message("complete", op))

@@ -120,7 +120,7 @@ class _Feed:
                 while True:
                     message = await sub.get(timeout=IDLE_RECHECK_S)
                     if message is None:
-                        await self._catch_up(None)
+                        await self._idle()
                     else:
                         step = events.shared_step(message)
                         await self._catch_up(step.seq)
@@ -136,6 +136,16 @@ class _Feed:
                 member.stop(Outcome.STOCK)
             self.ready.set()
 
+    async def _idle(self) -> None:
+        """Nothing published for a while: read back anything whose publish was lost, and
+        end members already past the end of a finished task (a cursor beyond it)."""
+        await self._catch_up(None)
+        task = await Task.get(id=self.task_id)
+        if task.status.is_terminal:
+            for member in self.members:
+                if member.last >= task.last_seq:
+                    member.stop(Outcome.ENDED)
+
     async def _catch_up(self, before: int | None) -> None:
         """Hand members the stored steps they lack, up to (excluding) seq `before`."""
         lagging = [m for m in self.members if before is None or m.last < before - 1]
@@ -149,7 +159,11 @@ class _Feed:
     async def _send(self, step: Step, members: list[_Member]) -> None:
         ends = ends_task(step)
         for member in members:
-            if member.outcome is not None or step.seq <= member.last:
+            if member.outcome is not None:
+                continue
+            if step.seq <= member.last:
+                if ends:  # its cursor was beyond the end
+                    member.stop(Outcome.ENDED)
                 continue
             payload = await member.sink.payload(step)
             if payload is None:
