@@ -30,6 +30,7 @@ migrations: $(STAMP)  ## write a migration for model changes (checked in under s
 	$(BIN)/tortoise makemigrations
 
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/agentplane_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/0
 bench: $(STAMP)  ## figures with ratios to same-run baselines (needs wrk and PostgreSQL; empties BENCH_DATABASE_URL)
 	@command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -38,8 +39,8 @@ bench: $(STAMP)  ## figures with ratios to same-run baselines (needs wrk and Pos
 	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }; \
 	  fi; \
 	  command -v wrk >/dev/null 2>&1 || { echo "bench: needs wrk (Debian/Ubuntu: apt-get install wrk)"; exit 1; }; }
-	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python -m bench.run $(BENCH_ARGS)
-	$(BIN)/python bench/fanout.py
+	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) BENCH_REDIS_URL=$(BENCH_REDIS_URL) \
+	  $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) agentplane.db agentplane.db-shm agentplane.db-wal

@@ -10,7 +10,7 @@ in another process. Figures:
 3. end-to-end scripted tasks per second (submit to completed), SQLite and PostgreSQL,
    vs the same rows written with bare SQL;
 4. steps persisted per second through the one write path vs bare INSERT + COMMIT;
-5. the streaming work's subscription fan-out figures (`bench/fanout.py`, when present).
+5. subscription fan-out (`bench/fanout.py`; two API processes too with BENCH_REDIS_URL).
 """
 
 import argparse
@@ -459,13 +459,14 @@ def main() -> None:
         figure_steps_per_second(report, sqlite_url, "SQLite", 3)
         figure_steps_per_second(report, pg_url, "PostgreSQL", 3)
     if "5" in only:
-        # The streaming work's fan-out figures: a script of its own, with its own baselines.
+        # A script of its own, with its own baselines; its second profile (two API
+        # processes sharing Redis) runs on the bench database when Redis is named.
+        print(f"(5) subscription fan-out [{load()}]", flush=True)
+        env = {**os.environ, "AGENTPLANE_DATABASE_URL": pg_url}
+        if os.environ.get("BENCH_REDIS_URL"):
+            env["AGENTPLANE_REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
         fanout = ROOT / "bench" / "fanout.py"
-        if fanout.exists():
-            print("(5) subscription fan-out (bench/fanout.py)", flush=True)
-            subprocess.run([sys.executable, str(fanout)], cwd=ROOT, check=False)
-        else:
-            print("(5) subscription fan-out: bench/fanout.py not present (streaming work)")
+        subprocess.run([sys.executable, str(fanout)], cwd=ROOT, env=env, check=False)
     print(f"\nfinished [{load()}]\n")
     print(report.table())
 

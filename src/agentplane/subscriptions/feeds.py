@@ -100,13 +100,13 @@ class _Member:
 
 
 class _Feed:
-    def __init__(self, task_id: str, on_idle: Callable[["_Feed"], None]) -> None:
+    def __init__(self, task_id: str, on_done: Callable[["_Feed"], None]) -> None:
         self.task_id = task_id
         self.members: set[_Member] = set()
         self.last = 0  # the highest seq this feed has handed to anyone
         self.users = 0  # members plus subscribers still replaying
         self.ready = asyncio.Event()
-        self._on_idle = on_idle
+        self._on_done = on_done  # unregisters the feed
         self._runner = asyncio.create_task(self._run(), name=f"feed-{task_id}")
 
     @property
@@ -129,7 +129,7 @@ class _Feed:
             raise
         except Exception:  # e.g. the feed fell behind its broker queue, or a database error
             log.exception("live feed of %s failed; its subscribers go on alone", self.task_id)
-            self._on_idle(self)  # new subscribers start a new feed
+            self._on_done(self)  # new subscribers start a new feed
         finally:
             # Whoever is still here resumes on the stock path from its own cursor.
             for member in self.members:
@@ -178,7 +178,7 @@ class _Feed:
         self.users -= 1
         if self.users == 0:
             self._runner.cancel()
-            self._on_idle(self)
+            self._on_done(self)
 
 
 _feeds: dict[str, _Feed] = {}
