@@ -188,6 +188,19 @@ async def test_refused_transports(client: httpx.AsyncClient, operator: str) -> N
     assert await Task.all().count() == 0
 
 
+async def test_a_subscription_over_http_is_told_to_use_a_websocket(
+    client: httpx.AsyncClient, operator: str
+) -> None:
+    response = await client.post(
+        "/graphql",
+        json={"query": 'subscription { taskEvents(taskId: "tsk_x") { seq } }'},
+        headers={"Authorization": f"Bearer {operator}"},
+    )
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "VALIDATION"
+    assert "websocket" in error["message"]
+
+
 async def test_request_body_limit(client: httpx.AsyncClient, operator: str) -> None:
     big = "x" * (1024 * 1024 + 1)
     response = await client.post(

@@ -1,6 +1,7 @@
 """Liveness, readiness, and the `agentplane` command line."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,9 @@ async def test_graphiql_is_served_to_browsers_in_development(client: httpx.Async
     assert page.status_code == 200
     assert "GraphiQL" in page.text
     assert "wsConnectionParams: headers" in page.text
+    # the default header is ASCII: a browser refuses to send any other header value
+    placeholder = re.search(r'const PLACEHOLDER = "([^"]*)"', page.text)
+    assert placeholder is not None and placeholder.group(1).isascii()
 
 
 async def test_graphiql_is_off_in_production(settings: Settings) -> None:

@@ -34,11 +34,12 @@ from graphql import (
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from starlette.requests import Request
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-from agentplane.errors import DomainError
+from agentplane.errors import DomainError, ValidationFailed
 from agentplane.schema import cost
 
 MAX_DEPTH = 10  # nested selection sets; introspection fields are not counted
@@ -218,7 +219,18 @@ class Hardening(SchemaExtension):
         ec = self.execution_context
         document = ec.graphql_document
         operation = get_operation_ast(document, ec.operation_name) if document else None
-        if operation is not None and operation.operation != OperationType.SUBSCRIPTION:
+        if (
+            operation is not None
+            and operation.operation == OperationType.SUBSCRIPTION
+            and isinstance(getattr(ec.context, "request", None), Request)
+        ):
+            refused = ValidationFailed(
+                "Subscriptions need a websocket: connect to /graphql with the "
+                "graphql-transport-ws (or graphql-ws) protocol"
+            )
+            error = GraphQLError(refused.message, operation, original_error=refused)
+            ec.result = GraphQLExecutionResult(data=None, errors=[error])  # type: ignore[assignment]
+        elif operation is not None and operation.operation != OperationType.SUBSCRIPTION:
             fragments = {
                 d.name.value: d
                 for d in document.definitions  # type: ignore[union-attr]
