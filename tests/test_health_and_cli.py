@@ -115,7 +115,7 @@ async def test_graphiql_is_served_to_browsers_in_development(client: httpx.Async
     page = await client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert "GraphiQL" in page.text
-    assert "wsConnectionParams: headers" in page.text
+    assert "wsClient(headers)" in page.text
     # the default header is ASCII: a browser refuses to send any other header value
     placeholder = re.search(r'const PLACEHOLDER = "([^"]*)"', page.text)
     assert placeholder is not None and placeholder.group(1).isascii()
