@@ -536,3 +536,43 @@ async def test_chat_history_reaches_the_model(
 
 def _turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+async def test_role_changes_reach_existing_tokens_at_once(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant("acme")
+    admin = _auth(await make_token(acme, "tenant_admin"))
+    created = await client.post(
+        "/v1/principals", headers=admin, json={"subjectId": "bob@acme.test", "role": "operator"}
+    )
+    principal, pat = created.json()["principal"], _auth(created.json()["pat"]["token"])
+    assert (await client.post("/v1/agents", headers=pat, json={"name": "one"})).status_code == 201
+
+    # lowered to viewer: the PAT reads but no longer writes, over REST and GraphQL alike
+    body = {"principalId": principal["id"], "roleDefinitionId": "viewer", "scope": "/tenants/acme"}
+    granted = await client.post("/v1/role-assignments", headers=admin, json=body)
+    assert granted.status_code == 201, granted.text
+    denied = await client.post("/v1/agents", headers=pat, json={"name": "two"})
+    assert denied.status_code == 403, denied.text
+    assert (await client.get("/v1/agent-runs", headers=pat)).status_code == 200
+    mutation = 'mutation { createAgent(input: {name: "three"}) { agent { id } } }'
+    answer = await client.post("/graphql", headers=pat, json={"query": mutation})
+    assert answer.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert await Agent.filter(tenant_id=acme.id).count() == 1
+
+    # no role left: the PAT is refused, and the tenant admin still sees and deletes the principal
+    removed = await client.delete(f"/v1/role-assignments/{granted.json()['id']}", headers=admin)
+    assert removed.status_code == 200, removed.text
+    assert (await client.get("/v1/agent-runs", headers=pat)).status_code == 403
+    assert (await client.post("/v1/agents", headers=pat, json={"name": "four"})).status_code == 403
+    seen = await client.get(f"/v1/principals/{principal['id']}", headers=admin)
+    assert seen.status_code == 200 and seen.json()["roleAssignments"] == []
+    listed = (await client.get("/v1/principals", headers=admin)).json()["data"]
+    assert [p["id"] for p in listed] == [principal["id"]]
+    deleted = await client.delete(f"/v1/principals/{principal['id']}", headers=admin)
+    assert deleted.status_code == 200 and deleted.json()["status"] == "disabled"
+    assert (await client.get("/v1/agent-runs", headers=pat)).status_code == 401
+
+    # another tenant's admin never sees it
+    outsider = _auth(await make_token(await make_tenant("other"), "tenant_admin"))
+    hidden = await client.get(f"/v1/principals/{principal['id']}", headers=outsider)
+    assert hidden.status_code == 404
