@@ -252,6 +252,38 @@ async def test_access_token_flow(client: httpx.AsyncClient) -> None:
     )
 
 
+async def test_the_seeds_access_token_example_from_a_platform_admin(
+    client: httpx.AsyncClient,
+) -> None:
+    platform = _auth(await make_token(None, "platform_admin"))
+    body = {"name": "ci-bot", "owner": "ops@example.com", "expiresAt": "2099-01-01T00:00:00Z"}
+    created = await client.post("/api/v1/access-tokens", headers=platform, json=body)
+    assert created.status_code == 201, created.text
+    token = created.json()
+    # OpenCrane's tokens are operator tokens: a platform caller naming no tenant gets one
+    # at platform scope, with its own role; `owner` is recorded and returned as given.
+    assert (token["role"], token["tenant"], token["owner"]) == (
+        "platform_admin",
+        None,
+        "ops@example.com",
+    )
+    listed = {
+        r["id"]: r for r in (await client.get("/api/v1/access-tokens", headers=platform)).json()
+    }
+    assert listed[token["id"]]["owner"] == "ops@example.com"
+    new = _auth(token["plainTextToken"])
+    assert (await client.get("/api/v1/tenants", headers=new)).status_code == 200
+    # a tenant's admin names no owner: the owner is the creator
+    acme = await make_tenant("acme")
+    admin = _auth(await make_token(acme, "tenant_admin"))
+    mine = await client.post("/api/v1/access-tokens", headers=admin, json={"name": "x"})
+    assert mine.json()["role"] == "viewer" and mine.json()["owner"].startswith("tok_")
+    too_long = await client.post(
+        "/api/v1/access-tokens", headers=admin, json={"name": "x", "owner": "o" * 201}
+    )
+    _assert_error(too_long, 400, "invalid_request")
+
+
 async def test_access_tokens_are_tenant_scoped_and_viewers_cannot_write(
     client: httpx.AsyncClient,
 ) -> None:

@@ -27,5 +27,10 @@ class Migration(migrations.Migration):
             name='home_tenant',
             field=fields.ForeignKeyField('models.Tenant', source_field='home_tenant_id', null=True, db_constraint=True, to_field='id', related_name='home_users', on_delete=OnDelete.SET_NULL),
         ),
+        ops.AddField(
+            model_name='AccessToken',
+            name='owner',
+            field=fields.CharField(null=True, max_length=200),
+        ),
         ops.RunSQL(BACKFILL, reverse_sql=ops.RunSQL.noop),
     ]
