@@ -540,6 +540,11 @@ async def test_provider_keys_flow(client: httpx.AsyncClient) -> None:
         ("/api/v1/providers/keys/Not%20Valid", {"apiKey": "k"}),
     ]:
         _assert_error(await client.put(url, headers=admin, json=body), 400, "invalid_request")
+    unknown = await client.put(
+        "/api/v1/providers/keys/anthropicx", headers=admin, json={"apiKey": "k"}
+    )
+    _assert_error(unknown, 404, "not_found")
+    assert "openai" in unknown.json()["error"]
 
     viewer = _auth(await make_token(acme, "viewer"))
     _assert_error(await client.get("/api/v1/providers/keys", headers=viewer), 403, "forbidden")

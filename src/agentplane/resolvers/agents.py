@@ -375,7 +375,9 @@ async def load_agents(actor: Actor | None, ids: list[str]) -> list[Agent | None]
     return [by_id.get(i) for i in ids]
 
 
-def list_models(actor: Actor | None) -> list[catalog.ModelInfo]:
-    """The model catalog (with list prices), for authenticated callers."""
+def list_models(actor: Actor | None, enabled_only: bool = False) -> list[catalog.ModelInfo]:
+    """The model catalog (with list prices), for authenticated callers; `enabled_only`:
+    only the models a provider here serves."""
     require(actor, Perm.AGENT_READ)
-    return list(catalog.CATALOG.values())
+    models = catalog.CATALOG.values()
+    return [m for m in models if catalog.servable(m)] if enabled_only else list(models)

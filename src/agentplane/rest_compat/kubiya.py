@@ -43,6 +43,7 @@ from agentplane.rest_compat.common import (
     sse_event,
     sse_schema,
 )
+from agentplane.runtime import catalog
 from agentplane.subscriptions import streams
 
 _CODES = {
@@ -132,7 +133,7 @@ RUNTIMES = ["default", "claude_code"]
 async def list_models(call: Call) -> Response:
     models = [
         m
-        for m in agents.list_models(call.actor)
+        for m in agents.list_models(call.actor, call.query["enabled_only"])
         if call.query.get("provider") in (None, m.provider)
     ]
     limit, offset = call.query["limit"], call.query["offset"]
@@ -143,7 +144,7 @@ async def list_models(call: Call) -> Response:
             "label": m.label or m.name,
             "provider": m.provider,
             "description": m.label or None,
-            "enabled": True,
+            "enabled": catalog.servable(m),
             "recommended": i == 0,
             "compatible_runtimes": RUNTIMES,
             "capabilities": {},
