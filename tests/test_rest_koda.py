@@ -121,6 +121,10 @@ async def test_documented_curl_example_with_the_session_cookie(client: httpx.Asy
 
     forged = await client.post("/api/runtime/tasks", headers=headers, content=documented)
     assert forged.status_code == 403 and set(forged.json()) == ENVELOPE_KEYS
+    assert "X-CSRF-Token" in forged.json()["message"]
+    assert forged.json()["user_action"] == (
+        "Send the session's csrf_token (from login or auth/status) as X-CSRF-Token."
+    )
     assert await Task.all().count() == 0
 
     response = await client.post(
@@ -184,6 +188,12 @@ async def test_control_plane_agent_lifecycle(client: httpx.AsyncClient) -> None:
     clone = await client.post(cp + "/atlas/clone", headers=auth, json={"id": "atlas-copy"})
     assert clone.status_code == 201
     assert clone.json()["status"] == "draft" and clone.json()["system_prompt"] == "Be brief."
+    # without a body: a clone with defaults, under the next free "-copy" name
+    defaults = [(await client.post(cp + "/atlas/clone", headers=auth)) for _ in range(2)]
+    assert [(r.status_code, r.json()["id"]) for r in defaults] == [
+        (201, "atlas-copy-2"),
+        (201, "atlas-copy-3"),
+    ]
 
     deleted = await client.delete(cp + "/atlas", headers=auth)
     assert deleted.status_code == 200 and deleted.json()["status"] == "archived"

@@ -2,6 +2,7 @@
 the official `openai` client."""
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,12 +151,13 @@ async def test_agents_run_chat_runs_and_billing(client: httpx.AsyncClient) -> No
     assert run.json()["usage"]["totalTokens"] > 0
 
     chat = await client.post(
-        f"/v1/agents/{agent['id']}/chat",
-        headers=auth,
-        json={"message": "how are you", "conversationId": "c1"},
+        f"/v1/agents/{agent['id']}/chat", headers=auth, json={"message": "how are you"}
     )
     assert chat.status_code == 200, chat.text
-    assert (chat.json()["reply"], chat.json()["conversationId"]) == ("how are you", "c1")
+    assert (chat.json()["reply"], chat.json()["conversationId"]) == (
+        "how are you",
+        chat.json()["runId"],
+    )
 
     first = (await client.get("/v1/agent-runs?limit=1", headers=auth)).json()
     assert first["hasMore"] is True and first["data"][0]["id"] == chat.json()["runId"]
@@ -191,6 +193,26 @@ async def test_failed_run_and_errors(client: httpx.AsyncClient) -> None:
     chat = await client.post(f"/v1/agents/{broken.id}/chat", headers=auth, json={"message": "x"})
     assert chat.status_code == 502 and chat.json()["error"]["type"] == "server_error"
     await wait_terminal((await Task.filter(agent_id=broken.id).order_by("-id").first()).id)  # type: ignore[union-attr]
+    # streamed, the failure is the same error object as unstreamed
+    body = {"messages": [{"role": "user", "content": "x"}], "stream": True}
+    streamed = await client.post(
+        f"/v1/agents/{broken.id}/chat/completions", headers=auth, json=body
+    )
+    last = [line for line in streamed.text.splitlines() if line.startswith("data:")][-1]
+    error = json.loads(last.removeprefix("data:"))["error"]
+    assert (error["code"], error["type"], error["param"]) == ("run_failed", "server_error", None)
+    assert "No provider" in error["message"]
+
+    # a conversation the agent never had is not found, and starts no run
+    echo = await make_agent(tenant, "echo")
+    made_up = await client.post(
+        f"/v1/agents/{echo.id}/chat",
+        headers=auth,
+        json={"message": "x", "conversationId": "tsk_nope"},
+    )
+    assert made_up.status_code == 404 and made_up.json()["error"]["code"] == "not_found"
+    assert made_up.json()["error"]["param"] == "conversationId"
+    assert await Task.filter(agent_id=echo.id).count() == 0
 
     cases = [
         (await client.post("/v1/agents", headers=auth, content=b"[1"), 400, "invalid_json"),
@@ -503,13 +525,13 @@ async def test_chat_history_reaches_the_model(
     call = await Step.get(task_id=second.json()["runId"], kind=StepKind.PROVIDER_CALL)
     assert _turns(call.payload["prompt"]) == turns
 
-    # a conversation belongs to its agent: another agent starts afresh
-    await client.post(
+    # a conversation belongs to its agent: another agent does not know it
+    other = await client.post(
         f"/v1/agents/{twin.id}/chat",
         headers=auth,
         json={"message": "who am I?", "conversationId": conversation},
     )
-    assert _turns(state.last_request["messages"]) == [{"role": "user", "content": "who am I?"}]
+    assert other.status_code == 404 and await Task.filter(agent_id=twin.id).count() == 0
 
     # OpenAI clients send the whole conversation: its user and assistant turns are replayed
     completion = await client.post(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import Q
 
-from agentplane.errors import Forbidden, Unauthenticated
+from agentplane.errors import CsrfRejected, Unauthenticated
 from agentplane.models import AccessToken, RoleAssignment, Session, Tenant, TenantPhase, User
 
 TOKEN_PREFIX = "agp_"  # recognisable by secret scanners and by humans
@@ -182,7 +182,7 @@ async def authenticate_request(
     if method.upper() not in SAFE_METHODS and not csrf_exempt:
         sent = headers.get(CSRF_HEADER) or ""
         if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
-            raise Forbidden("Missing or wrong X-CSRF-Token for a cookie-authenticated request")
+            raise CsrfRejected("Missing or wrong X-CSRF-Token for a cookie-authenticated request")
     return await user_actor(session.user, session.id)
 
 

@@ -111,6 +111,17 @@ async def _free_archived_name(tenant_id: str, name: str) -> None:
         )
 
 
+async def _copy_name(source: Agent) -> str:
+    base = f"{source.name[: MAX_NAME - 12]}-copy"
+    taken = set(
+        await Agent.filter(tenant_id=source.tenant_id, name__startswith=base)
+        .exclude(state=AgentState.ARCHIVED)
+        .values_list("name", flat=True)
+    )
+    candidates = (base if i == 1 else f"{base}-{i}" for i in range(1, len(taken) + 2))
+    return next(n for n in candidates if n not in taken)
+
+
 async def get_agent(actor: Actor | None, agent_id: str) -> Agent:
     """An agent by ID; a deleted (archived) one answers like a missing one."""
     actor = require(actor, Perm.AGENT_READ)
@@ -207,13 +218,16 @@ async def clone_agent(
     actor: Actor | None,
     agent_id: str,
     *,
-    name: str,
+    name: str | None = None,
     display_name: str | None = None,
     description: str | None = None,
 ) -> Agent:
-    """A new draft agent with the source's settings, in the source's tenant."""
+    """A new draft agent with the source's settings, in the source's tenant; unnamed, it
+    takes the first free `<source>-copy[-n]`."""
     actor = require(actor, Perm.AGENT_WRITE)
     source = await get_agent(actor, agent_id)
+    if name is None:
+        name = await _copy_name(source)
     _check_name(name)
     await _free_archived_name(source.tenant_id, name)
     try:

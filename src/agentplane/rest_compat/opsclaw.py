@@ -65,22 +65,22 @@ _TYPES = {
 }
 
 
-def render_error(exc: DomainError, status: int) -> Response:
+def error_object(exc: DomainError) -> JSON:
+    """OpenAI's error object, in a response body or a stream's last event alike."""
     code, type_ = _TYPES.get(exc.code, ("internal_error", "server_error"))
     if isinstance(exc, MalformedRequest):
         code = "invalid_json"
     param = exc.details.get("field")
-    return json(
-        {
-            "error": {
-                "code": code,
-                "message": exc.message,
-                "type": type_,
-                "param": param if isinstance(param, str) else None,
-            }
-        },
-        status,
-    )
+    return {
+        "code": code,
+        "message": exc.message,
+        "type": type_,
+        "param": param if isinstance(param, str) else None,
+    }
+
+
+def render_error(exc: DomainError, status: int) -> Response:
+    return json({"error": error_object(exc)}, status)
 
 
 opsclaw = Dialect(
@@ -585,7 +585,7 @@ async def chat_completions(call: Call) -> Response:
         final = await tasks.get_task(call.actor, task.id)
         if final.status != TaskStatus.COMPLETED:
             message = f"The run {final.status.value}: {final.error or 'no output'}"
-            yield sse_event({"error": {"message": message, "type": "server_error", "code": None}})
+            yield sse_event({"error": error_object(UpstreamFailed(message))})
             return
         # Whatever the live feed did not carry (all of it, if the run had started before
         # we listened): the rest of the durable answer, word by word.
