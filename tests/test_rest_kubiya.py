@@ -246,3 +246,13 @@ async def test_rate_limit_plug_point(
 def test_the_catalogs_providers_are_the_ones_built() -> None:
     assert set(build_providers(Settings())) == catalog.PROVIDERS
     assert catalog.KEYED_PROVIDERS <= catalog.PROVIDERS
+
+
+async def test_errors_name_the_callers_own_fields(client: httpx.AsyncClient) -> None:
+    auth = _auth(await make_token(await make_tenant("acme"), "operator"))
+    unknown = await client.post(V1 + "/agents", headers=auth, json={"name": "x", "model_id": "m/x"})
+    assert unknown.status_code == 422, unknown.text
+    error = unknown.json()["error"]
+    assert error["details"]["field"] == "model_id"
+    assert "GraphQL" not in error["message"] and "query" not in error["message"]
+    assert error["message"] == "Unknown model 'm/x'; see the model catalog"

@@ -598,3 +598,18 @@ async def test_role_changes_reach_existing_tokens_at_once(client: httpx.AsyncCli
     outsider = _auth(await make_token(await make_tenant("other"), "tenant_admin"))
     hidden = await client.get(f"/v1/principals/{principal['id']}", headers=outsider)
     assert hidden.status_code == 404
+
+
+async def test_errors_name_the_callers_own_fields(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant("acme")
+    admin = _auth(await make_token(acme, "tenant_admin"))
+    cursor = await client.get("/v1/agent-runs?cursor=%%%", headers=admin)
+    assert cursor.status_code == 400 and cursor.json()["error"]["param"] == "cursor"
+    principals = await client.get("/v1/principals?cursor=nope", headers=admin)
+    assert principals.status_code == 400 and principals.json()["error"]["param"] == "cursor"
+    bad = await client.post("/v1/principals", headers=admin, json={"subjectId": "not-an-email"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "subjectId"
+    agent = await make_agent(acme, "echo")
+    empty = await client.post(f"/v1/agents/{agent.id}/run", headers=admin, json={"input": " "})
+    assert empty.status_code == 400 and empty.json()["error"]["param"] == "input"
+    assert "`input`" in empty.json()["error"]["message"]

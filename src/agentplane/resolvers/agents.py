@@ -32,9 +32,7 @@ def _check_name(name: str) -> None:
 
 def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: int) -> None:
     if catalog.lookup(model) is None:
-        raise ValidationFailed(
-            f"Unknown model {model!r}; see the `models` query for the catalog", field="model"
-        )
+        raise ValidationFailed(f"Unknown model {model!r}; see the model catalog", field="model")
     unknown = sorted(set(tools) - set(TOOLS))
     if unknown:
         raise ValidationFailed(f"Unknown tools {unknown}; one of {sorted(TOOLS)}", field="tools")

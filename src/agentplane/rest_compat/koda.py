@@ -94,6 +94,13 @@ koda = Dialect(
     name="koda",
     title="Koda",
     render_error=render_error,
+    fields={
+        "agentId": "agent_id",
+        "taskId": "task_id",
+        "displayName": "display_name",
+        "maxSteps": "max_steps",
+        "after": "cursor",
+    },
     error_schema=ERROR,
     cookie=KODA_SESSION_COOKIE,
 )
@@ -412,7 +419,15 @@ async def list_agents(call: Call) -> Response:
     return await _agent_list(call)
 
 
-@koda.route("POST", CP, summary="Create an agent", ok={201: Resp(AGENT, "Created")}, body=CREATE)
+# A Koda agent's `id` is its name.
+@koda.route(
+    "POST",
+    CP,
+    summary="Create an agent",
+    ok={201: Resp(AGENT, "Created")},
+    body=CREATE,
+    fields={"name": "id"},
+)
 async def create_agent(call: Call) -> Response:
     body = call.body
     agent = await agents.create_agent(
@@ -461,6 +476,7 @@ async def delete_agent(call: Call) -> Response:
 @koda.route(
     "POST",
     CP + "/{agent_id}/clone",
+    fields={"name": "id"},
     summary="Clone an agent into a new draft",
     description="Without `id`, the clone is named `<agent_id>-copy` (then `-copy-2`, ...).",
     ok={201: Resp(AGENT, "Created")},

@@ -71,6 +71,13 @@ kubiya = Dialect(
     name="kubiya",
     title="Kubiya",
     render_error=render_error,
+    fields={
+        "model": "model_id",
+        "query": "prompt",
+        "agentId": "agent_id",
+        "displayName": "display_name",
+        "maxSteps": "max_steps",
+    },
     error_schema=record({"error": record({"code": STR, "message": STR, "details": OBJ})}),
     validation_status=422,
     rate_limit_headers=True,

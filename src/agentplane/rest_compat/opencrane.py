@@ -62,6 +62,7 @@ opencrane = Dialect(
     name="opencrane",
     title="OpenCrane",
     render_error=render_error,
+    fields={"after": "cursor", "account": "userId"},
     error_schema=obj({"error": STR, "code": STR, "detail": STR}, required=("error", "code")),
 )
 

@@ -87,6 +87,7 @@ opsclaw = Dialect(
     name="opsclaw",
     title="OpsClaw",
     render_error=render_error,
+    fields={"after": "cursor", "email": "subjectId"},
     error_schema=record(
         {"error": record({"code": STR, "message": STR, "type": STR, "param": nullable(STR)})}
     ),
@@ -279,6 +280,7 @@ async def run_to_end(actor: Actor | None, task: Task, timeout_s: float) -> Task:
 @opsclaw.route(
     "POST",
     "/v1/agents/{id}/run",
+    fields={"query": "input"},
     summary="Synchronous one-shot run",
     description=(
         "Runs the agent on `input` and answers when the run ends (200), or with the run "
@@ -307,6 +309,7 @@ async def run_agent(call: Call) -> Response:
 @opsclaw.route(
     "POST",
     "/v1/agents/{id}/chat",
+    fields={"query": "message"},
     summary="Synchronous chat with an agent",
     description=(
         "Answers when the run ends. A `conversationId` from an earlier answer continues "
@@ -468,6 +471,7 @@ async def _live_text(call: Call, task: Task, output: Subscription) -> AsyncItera
 @opsclaw.route(
     "POST",
     "/v1/agents/{id}/chat/completions",
+    fields={"query": "messages", "history": "messages"},
     summary="OpenAI-compatible chat completions on an agent",
     description=(
         "The OpenAI chat-completions wire format: point an OpenAI SDK's base URL at "
