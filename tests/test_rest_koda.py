@@ -454,3 +454,16 @@ async def test_api_tokens_act_for_the_signed_in_user(client: httpx.AsyncClient) 
     listed = (await client.get(f"{AUTH}/tokens", headers=me)).json()
     assert listed["items"][0]["revoked_at"] is not None
     assert (await client.get(f"{AUTH}/tokens")).status_code == 401
+
+
+async def test_a_platform_caller_is_told_to_use_ids(client: httpx.AsyncClient) -> None:
+    tenant = await make_tenant("acme")
+    agent = await make_agent(tenant, "atlas")
+    owner = _auth(await make_token(None, "platform_admin"))
+    body = {"agent_id": "atlas", "query": "hi"}
+    by_name = await client.post("/api/runtime/tasks", headers=owner, json=body)
+    assert by_name.status_code == 404 and "agt_" in by_name.json()["message"]
+    by_id = await client.post(
+        "/api/runtime/tasks", headers=owner, json={**body, "agent_id": agent.id}
+    )
+    assert by_id.status_code == 202, by_id.text

@@ -2,10 +2,13 @@
 with real tokens, and parity with GraphQL."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from agentplane import secretbox
 from agentplane.models import AccessToken, Tenant, TenantPhase
 from agentplane.resolvers import audit
 from tests.support.factories import make_agent, make_tenant, make_token
@@ -598,3 +601,21 @@ async def test_server_metrics_for_platform_callers(client: httpx.AsyncClient) ->
         await client.get("/api/v1/metrics/server", headers=_auth(tenant_admin)), 403, "forbidden"
     )
     _assert_error(await client.get("/api/v1/metrics/server"), 401, "unauthorized")
+
+
+async def test_provider_keys_without_a_secret_key_say_how_to_make_one(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(secretbox, "_key", None)
+    monkeypatch.delenv("AGENTPLANE_SECRET_KEY", raising=False)
+    admin = _auth(await make_token(await make_tenant("acme"), "tenant_admin"))
+    response = await client.put(
+        "/api/v1/providers/keys/openai", headers=admin, json={"apiKey": "k"}
+    )
+    _assert_error(response, 503, "not_configured")
+    # the command the README gives, which prints a key that can be pasted as is
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    command = (
+        "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+    )
+    assert command in response.json()["error"] and command in readme

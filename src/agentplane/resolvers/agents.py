@@ -148,6 +148,11 @@ async def find_agent(actor: Actor | None, ref: str) -> Agent:
             .exclude(state=AgentState.ARCHIVED)
             .first()
         )
+    if agent is None and actor.tenant_id is None:
+        raise NotFound(
+            f"Agent {ref!r} not found: a platform-scoped caller (no tenant) names agents by "
+            "their agt_… ID; names are per tenant"
+        )
     if agent is None:
         raise NotFound(f"Agent {ref!r} not found")
     return agent
