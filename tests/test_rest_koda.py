@@ -121,6 +121,10 @@ async def test_documented_curl_example_with_the_session_cookie(client: httpx.Asy
 
     forged = await client.post("/api/runtime/tasks", headers=headers, content=documented)
     assert forged.status_code == 403 and set(forged.json()) == ENVELOPE_KEYS
+    assert "X-CSRF-Token" in forged.json()["message"]
+    assert forged.json()["user_action"] == (
+        "Send the session's csrf_token (from login or auth/status) as X-CSRF-Token."
+    )
     assert await Task.all().count() == 0
 
     response = await client.post(
@@ -184,6 +188,12 @@ async def test_control_plane_agent_lifecycle(client: httpx.AsyncClient) -> None:
     clone = await client.post(cp + "/atlas/clone", headers=auth, json={"id": "atlas-copy"})
     assert clone.status_code == 201
     assert clone.json()["status"] == "draft" and clone.json()["system_prompt"] == "Be brief."
+    # without a body: a clone with defaults, under the next free "-copy" name
+    defaults = [(await client.post(cp + "/atlas/clone", headers=auth)) for _ in range(2)]
+    assert [(r.status_code, r.json()["id"]) for r in defaults] == [
+        (201, "atlas-copy-2"),
+        (201, "atlas-copy-3"),
+    ]
 
     deleted = await client.delete(cp + "/atlas", headers=auth)
     assert deleted.status_code == 200 and deleted.json()["status"] == "archived"
@@ -444,3 +454,16 @@ async def test_api_tokens_act_for_the_signed_in_user(client: httpx.AsyncClient) 
     listed = (await client.get(f"{AUTH}/tokens", headers=me)).json()
     assert listed["items"][0]["revoked_at"] is not None
     assert (await client.get(f"{AUTH}/tokens")).status_code == 401
+
+
+async def test_a_platform_caller_is_told_to_use_ids(client: httpx.AsyncClient) -> None:
+    tenant = await make_tenant("acme")
+    agent = await make_agent(tenant, "atlas")
+    owner = _auth(await make_token(None, "platform_admin"))
+    body = {"agent_id": "atlas", "query": "hi"}
+    by_name = await client.post("/api/runtime/tasks", headers=owner, json=body)
+    assert by_name.status_code == 404 and "agt_" in by_name.json()["message"]
+    by_id = await client.post(
+        "/api/runtime/tasks", headers=owner, json={**body, "agent_id": agent.id}
+    )
+    assert by_id.status_code == 202, by_id.text

@@ -7,9 +7,12 @@ import pytest
 from starlette.requests import Request
 
 from agentplane.auth import Actor
+from agentplane.config import Settings
 from agentplane.errors import DomainError
 from agentplane.models import Agent, Task, WorkerQueue
 from agentplane.rest_compat import common
+from agentplane.runtime import catalog
+from agentplane.runtime.providers import build_providers
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.rest import parse_sse, wait_terminal
 
@@ -35,8 +38,13 @@ async def test_documented_examples(client: httpx.AsyncClient) -> None:
     assert models.status_code == 200
     body = models.json()
     assert set(body) == {"items", "total", "limit", "offset"}
-    assert "anthropic/claude-sonnet-4-5" in [m["value"] for m in body["items"]]
+    # only what runs here: no built-in provider serves anthropic/* (see the README)
+    enabled = [m["value"] for m in body["items"]]
+    assert "scripted/agent" in enabled and "openai/gpt-4o-mini" in enabled
+    assert not [m for m in enabled if m.startswith("anthropic/")]
     assert all(m["enabled"] for m in body["items"]) and body["total"] == len(body["items"])
+    every = (await client.get(V1 + "/models?enabled_only=false", headers=auth)).json()["items"]
+    assert {m["value"]: m["enabled"] for m in every}["anthropic/claude-sonnet-4-5"] is False
 
     # Example: Create an Agent (the documented body, verbatim)
     created = await client.post(
@@ -233,3 +241,18 @@ async def test_rate_limit_plug_point(
     assert refused.status_code == 429 and refused.headers["Retry-After"] == "7"
     assert refused.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
     assert seen == [tenant.id] * 3
+
+
+def test_the_catalogs_providers_are_the_ones_built() -> None:
+    assert set(build_providers(Settings())) == catalog.PROVIDERS
+    assert catalog.KEYED_PROVIDERS <= catalog.PROVIDERS
+
+
+async def test_errors_name_the_callers_own_fields(client: httpx.AsyncClient) -> None:
+    auth = _auth(await make_token(await make_tenant("acme"), "operator"))
+    unknown = await client.post(V1 + "/agents", headers=auth, json={"name": "x", "model_id": "m/x"})
+    assert unknown.status_code == 422, unknown.text
+    error = unknown.json()["error"]
+    assert error["details"]["field"] == "model_id"
+    assert "GraphQL" not in error["message"] and "query" not in error["message"]
+    assert error["message"] == "Unknown model 'm/x'; see the model catalog"

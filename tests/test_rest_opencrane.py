@@ -2,10 +2,13 @@
 with real tokens, and parity with GraphQL."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from agentplane import secretbox
 from agentplane.models import AccessToken, Tenant, TenantPhase
 from agentplane.resolvers import audit
 from tests.support.factories import make_agent, make_tenant, make_token
@@ -250,6 +253,38 @@ async def test_access_token_flow(client: httpx.AsyncClient) -> None:
     _assert_error(
         await client.delete("/api/v1/access-tokens/tok_nope", headers=admin), 404, "not_found"
     )
+
+
+async def test_the_seeds_access_token_example_from_a_platform_admin(
+    client: httpx.AsyncClient,
+) -> None:
+    platform = _auth(await make_token(None, "platform_admin"))
+    body = {"name": "ci-bot", "owner": "ops@example.com", "expiresAt": "2099-01-01T00:00:00Z"}
+    created = await client.post("/api/v1/access-tokens", headers=platform, json=body)
+    assert created.status_code == 201, created.text
+    token = created.json()
+    # OpenCrane's tokens are operator tokens: a platform caller naming no tenant gets one
+    # at platform scope, with its own role; `owner` is recorded and returned as given.
+    assert (token["role"], token["tenant"], token["owner"]) == (
+        "platform_admin",
+        None,
+        "ops@example.com",
+    )
+    listed = {
+        r["id"]: r for r in (await client.get("/api/v1/access-tokens", headers=platform)).json()
+    }
+    assert listed[token["id"]]["owner"] == "ops@example.com"
+    new = _auth(token["plainTextToken"])
+    assert (await client.get("/api/v1/tenants", headers=new)).status_code == 200
+    # a tenant's admin names no owner: the owner is the creator
+    acme = await make_tenant("acme")
+    admin = _auth(await make_token(acme, "tenant_admin"))
+    mine = await client.post("/api/v1/access-tokens", headers=admin, json={"name": "x"})
+    assert mine.json()["role"] == "viewer" and mine.json()["owner"].startswith("tok_")
+    too_long = await client.post(
+        "/api/v1/access-tokens", headers=admin, json={"name": "x", "owner": "o" * 201}
+    )
+    _assert_error(too_long, 400, "invalid_request")
 
 
 async def test_access_tokens_are_tenant_scoped_and_viewers_cannot_write(
@@ -508,6 +543,11 @@ async def test_provider_keys_flow(client: httpx.AsyncClient) -> None:
         ("/api/v1/providers/keys/Not%20Valid", {"apiKey": "k"}),
     ]:
         _assert_error(await client.put(url, headers=admin, json=body), 400, "invalid_request")
+    unknown = await client.put(
+        "/api/v1/providers/keys/anthropicx", headers=admin, json={"apiKey": "k"}
+    )
+    _assert_error(unknown, 404, "not_found")
+    assert "openai" in unknown.json()["error"]
 
     viewer = _auth(await make_token(acme, "viewer"))
     _assert_error(await client.get("/api/v1/providers/keys", headers=viewer), 403, "forbidden")
@@ -561,3 +601,21 @@ async def test_server_metrics_for_platform_callers(client: httpx.AsyncClient) ->
         await client.get("/api/v1/metrics/server", headers=_auth(tenant_admin)), 403, "forbidden"
     )
     _assert_error(await client.get("/api/v1/metrics/server"), 401, "unauthorized")
+
+
+async def test_provider_keys_without_a_secret_key_say_how_to_make_one(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(secretbox, "_key", None)
+    monkeypatch.delenv("AGENTPLANE_SECRET_KEY", raising=False)
+    admin = _auth(await make_token(await make_tenant("acme"), "tenant_admin"))
+    response = await client.put(
+        "/api/v1/providers/keys/openai", headers=admin, json={"apiKey": "k"}
+    )
+    _assert_error(response, 503, "not_configured")
+    # the command the README gives, which prints a key that can be pasted as is
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    command = (
+        "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+    )
+    assert command in response.json()["error"] and command in readme

@@ -2,6 +2,7 @@
 the official `openai` client."""
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,12 +151,13 @@ async def test_agents_run_chat_runs_and_billing(client: httpx.AsyncClient) -> No
     assert run.json()["usage"]["totalTokens"] > 0
 
     chat = await client.post(
-        f"/v1/agents/{agent['id']}/chat",
-        headers=auth,
-        json={"message": "how are you", "conversationId": "c1"},
+        f"/v1/agents/{agent['id']}/chat", headers=auth, json={"message": "how are you"}
     )
     assert chat.status_code == 200, chat.text
-    assert (chat.json()["reply"], chat.json()["conversationId"]) == ("how are you", "c1")
+    assert (chat.json()["reply"], chat.json()["conversationId"]) == (
+        "how are you",
+        chat.json()["runId"],
+    )
 
     first = (await client.get("/v1/agent-runs?limit=1", headers=auth)).json()
     assert first["hasMore"] is True and first["data"][0]["id"] == chat.json()["runId"]
@@ -191,6 +193,26 @@ async def test_failed_run_and_errors(client: httpx.AsyncClient) -> None:
     chat = await client.post(f"/v1/agents/{broken.id}/chat", headers=auth, json={"message": "x"})
     assert chat.status_code == 502 and chat.json()["error"]["type"] == "server_error"
     await wait_terminal((await Task.filter(agent_id=broken.id).order_by("-id").first()).id)  # type: ignore[union-attr]
+    # streamed, the failure is the same error object as unstreamed
+    body = {"messages": [{"role": "user", "content": "x"}], "stream": True}
+    streamed = await client.post(
+        f"/v1/agents/{broken.id}/chat/completions", headers=auth, json=body
+    )
+    last = [line for line in streamed.text.splitlines() if line.startswith("data:")][-1]
+    error = json.loads(last.removeprefix("data:"))["error"]
+    assert (error["code"], error["type"], error["param"]) == ("run_failed", "server_error", None)
+    assert "No provider" in error["message"]
+
+    # a conversation the agent never had is not found, and starts no run
+    echo = await make_agent(tenant, "echo")
+    made_up = await client.post(
+        f"/v1/agents/{echo.id}/chat",
+        headers=auth,
+        json={"message": "x", "conversationId": "tsk_nope"},
+    )
+    assert made_up.status_code == 404 and made_up.json()["error"]["code"] == "not_found"
+    assert made_up.json()["error"]["param"] == "conversationId"
+    assert await Task.filter(agent_id=echo.id).count() == 0
 
     cases = [
         (await client.post("/v1/agents", headers=auth, content=b"[1"), 400, "invalid_json"),
@@ -503,13 +525,13 @@ async def test_chat_history_reaches_the_model(
     call = await Step.get(task_id=second.json()["runId"], kind=StepKind.PROVIDER_CALL)
     assert _turns(call.payload["prompt"]) == turns
 
-    # a conversation belongs to its agent: another agent starts afresh
-    await client.post(
+    # a conversation belongs to its agent: another agent does not know it
+    other = await client.post(
         f"/v1/agents/{twin.id}/chat",
         headers=auth,
         json={"message": "who am I?", "conversationId": conversation},
     )
-    assert _turns(state.last_request["messages"]) == [{"role": "user", "content": "who am I?"}]
+    assert other.status_code == 404 and await Task.filter(agent_id=twin.id).count() == 0
 
     # OpenAI clients send the whole conversation: its user and assistant turns are replayed
     completion = await client.post(
@@ -536,3 +558,58 @@ async def test_chat_history_reaches_the_model(
 
 def _turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+async def test_role_changes_reach_existing_tokens_at_once(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant("acme")
+    admin = _auth(await make_token(acme, "tenant_admin"))
+    created = await client.post(
+        "/v1/principals", headers=admin, json={"subjectId": "bob@acme.test", "role": "operator"}
+    )
+    principal, pat = created.json()["principal"], _auth(created.json()["pat"]["token"])
+    assert (await client.post("/v1/agents", headers=pat, json={"name": "one"})).status_code == 201
+
+    # lowered to viewer: the PAT reads but no longer writes, over REST and GraphQL alike
+    body = {"principalId": principal["id"], "roleDefinitionId": "viewer", "scope": "/tenants/acme"}
+    granted = await client.post("/v1/role-assignments", headers=admin, json=body)
+    assert granted.status_code == 201, granted.text
+    denied = await client.post("/v1/agents", headers=pat, json={"name": "two"})
+    assert denied.status_code == 403, denied.text
+    assert (await client.get("/v1/agent-runs", headers=pat)).status_code == 200
+    mutation = 'mutation { createAgent(input: {name: "three"}) { agent { id } } }'
+    answer = await client.post("/graphql", headers=pat, json={"query": mutation})
+    assert answer.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert await Agent.filter(tenant_id=acme.id).count() == 1
+
+    # no role left: the PAT is refused, and the tenant admin still sees and deletes the principal
+    removed = await client.delete(f"/v1/role-assignments/{granted.json()['id']}", headers=admin)
+    assert removed.status_code == 200, removed.text
+    assert (await client.get("/v1/agent-runs", headers=pat)).status_code == 403
+    assert (await client.post("/v1/agents", headers=pat, json={"name": "four"})).status_code == 403
+    seen = await client.get(f"/v1/principals/{principal['id']}", headers=admin)
+    assert seen.status_code == 200 and seen.json()["roleAssignments"] == []
+    listed = (await client.get("/v1/principals", headers=admin)).json()["data"]
+    assert [p["id"] for p in listed] == [principal["id"]]
+    deleted = await client.delete(f"/v1/principals/{principal['id']}", headers=admin)
+    assert deleted.status_code == 200 and deleted.json()["status"] == "disabled"
+    assert (await client.get("/v1/agent-runs", headers=pat)).status_code == 401
+
+    # another tenant's admin never sees it
+    outsider = _auth(await make_token(await make_tenant("other"), "tenant_admin"))
+    hidden = await client.get(f"/v1/principals/{principal['id']}", headers=outsider)
+    assert hidden.status_code == 404
+
+
+async def test_errors_name_the_callers_own_fields(client: httpx.AsyncClient) -> None:
+    acme = await make_tenant("acme")
+    admin = _auth(await make_token(acme, "tenant_admin"))
+    cursor = await client.get("/v1/agent-runs?cursor=%%%", headers=admin)
+    assert cursor.status_code == 400 and cursor.json()["error"]["param"] == "cursor"
+    principals = await client.get("/v1/principals?cursor=nope", headers=admin)
+    assert principals.status_code == 400 and principals.json()["error"]["param"] == "cursor"
+    bad = await client.post("/v1/principals", headers=admin, json={"subjectId": "not-an-email"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "subjectId"
+    agent = await make_agent(acme, "echo")
+    empty = await client.post(f"/v1/agents/{agent.id}/run", headers=admin, json={"input": " "})
+    assert empty.status_code == 400 and empty.json()["error"]["param"] == "input"
+    assert "`input`" in empty.json()["error"]["message"]

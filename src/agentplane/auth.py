@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agentplane.errors import Forbidden, Unauthenticated
+from tortoise.expressions import Q
+
+from agentplane.errors import CsrfRejected, Unauthenticated
 from agentplane.models import AccessToken, RoleAssignment, Session, Tenant, TenantPhase, User
 
 TOKEN_PREFIX = "agp_"  # recognisable by secret scanners and by humans
@@ -73,17 +75,36 @@ async def authenticate(plaintext: str | None, admin_token: str | None) -> Actor 
     tenant: Tenant | None = token.tenant
     if tenant is not None and tenant.phase == TenantPhase.DELETED:
         raise Unauthenticated("Tenant deleted")
+    role = token.role
+    if token.owner_user_id is not None:
+        role = await _role_for_user_token(token, now)
     # Record use at most once a minute: a write on every request would cost more than the request.
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         await AccessToken.filter(id=token.id).update(last_used_at=now)
     return Actor(
         kind="token",
-        role=token.role,
+        role=role,
         tenant_id=token.tenant_id,
         token_id=token.id,
         user_id=token.owner_user_id,
         tenant_phase=tenant.phase.value if tenant is not None else None,
     )
+
+
+async def _role_for_user_token(token: AccessToken, now: datetime) -> str:
+    """The role a token acting for a user may use now: never more than the user holds
+    today at the token's scope, so lowering or removing a role reaches every existing
+    token at once ("" when nothing is left: every permission is then denied)."""
+    from agentplane.resolvers.permissions import capped_role  # late: it imports this module
+
+    user = await User.get_or_none(id=token.owner_user_id)
+    if user is None or not account_active(user, now):
+        raise Unauthenticated("The account this token acts for is disabled or expired")
+    # A platform-scope role holds in every tenant too.
+    held = await RoleAssignment.filter(
+        Q(tenant_id=token.tenant_id) | Q(tenant_id=None), user_id=user.id
+    ).values_list("role", flat=True)
+    return capped_role(token.role, token.tenant_id, [str(r) for r in held])
 
 
 async def user_actor(user: User, session_id: str | None = None) -> Actor:
@@ -161,7 +182,7 @@ async def authenticate_request(
     if method.upper() not in SAFE_METHODS and not csrf_exempt:
         sent = headers.get(CSRF_HEADER) or ""
         if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
-            raise Forbidden("Missing or wrong X-CSRF-Token for a cookie-authenticated request")
+            raise CsrfRejected("Missing or wrong X-CSRF-Token for a cookie-authenticated request")
     return await user_actor(session.user, session.id)
 
 

@@ -24,6 +24,10 @@ class Forbidden(DomainError):
     code = "FORBIDDEN"
 
 
+class CsrfRejected(Forbidden):
+    """A cookie-authenticated write without the session's X-CSRF-Token: no role helps."""
+
+
 class ValidationFailed(DomainError):
     code = "VALIDATION"
 

@@ -20,7 +20,8 @@ def _fernet() -> Fernet:
     if not key:
         raise NotConfigured(
             "AGENTPLANE_SECRET_KEY is not set: generate one with "
-            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())'`"
+            "`python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`"
         )
     try:
         return Fernet(key)

@@ -170,5 +170,7 @@ async def _user_for(settings: Settings, claims: dict[str, Any]) -> User:
             role=settings.oidc_default_role,
             tenant_id=tenant.id if tenant else None,
         )
+        if tenant is not None:
+            await User.filter(id=user.id).update(home_tenant_id=tenant.id)
     await audit.record(None, "account.create", resource=user.id, details={"via": "oidc"})
     return user

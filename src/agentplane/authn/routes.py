@@ -17,6 +17,7 @@ from agentplane.config import Settings
 from agentplane.errors import DomainError, Unauthenticated, ValidationFailed
 from agentplane.models import Session, User
 from agentplane.resolvers import accounts, audit, device
+from agentplane.rest_compat import opencrane
 from agentplane.rest_compat.common import (
     DATETIME,
     INT,
@@ -31,16 +32,6 @@ from agentplane.rest_compat.common import (
     obj,
     record,
 )
-
-STATUS = {
-    "UNAUTHENTICATED": 401,
-    "FORBIDDEN": 403,
-    "NOT_FOUND": 404,
-    "VALIDATION": 400,
-    "CONFLICT": 409,
-    "NOT_CONFIGURED": 404,  # e.g. OIDC sign-in on an installation without an issuer
-    "RATE_LIMITED": 429,
-}
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -204,8 +195,6 @@ async def revoke_session(request: Request) -> Response:
 
 async def oidc_login(request: Request) -> Response:
     settings = _settings(request)
-    if not oidc.configured(settings):
-        return _json({"code": "NOT_CONFIGURED", "message": "OIDC sign-in is not configured"}, 404)
     url = await oidc.start_login(
         settings, _public_url(request), request.query_params.get("returnTo")
     )
@@ -343,16 +332,12 @@ async def device_token(request: Request) -> Response:
 # their bodies and parameters are checked before a handler runs.
 
 
-def _render(exc: DomainError, status: int) -> Response:
-    status = STATUS.get(exc.code, status)
-    return _json({"code": exc.code, "message": exc.message, **exc.details}, status)
-
-
+# OpenCrane's paths, so OpenCrane's error envelope and statuses (OIDC unset: 503).
 auth_api = Dialect(
     name="auth",
     title="Sign-in",
-    render_error=_render,
-    error_schema=obj({"code": STR, "message": STR}, required=("code", "message")),
+    render_error=opencrane.render_error,
+    error_schema=opencrane.opencrane.error_schema,
 )
 USER = record({"sub": STR, "email": STR, "name": STR})
 SIGNED_IN = Resp(record({"user": USER, "csrfToken": STR}), "Signed in: the session cookie is set")
@@ -427,7 +412,7 @@ _declare(
     ok={302: REDIRECT},
     query=(Param("returnTo", STR),),
     public=True,
-    errors=(404,),
+    errors=(503,),
 )
 _declare(
     "GET",
@@ -437,7 +422,7 @@ _declare(
     ok={302: REDIRECT},
     query=(Param("code", STR), Param("state", STR), Param("error", STR)),
     public=True,
-    errors=(400, 401, 404),
+    errors=(400, 401, 404, 503),
 )
 _declare("POST", f"{A}/logout", logout, summary="End this session", ok=STATUS_OK)
 _declare(

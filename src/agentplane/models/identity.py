@@ -36,6 +36,12 @@ class User(Model):
     # True for the installation's first owner only: the unique index makes a second,
     # concurrent first-owner registration fail (null for everyone else).
     owner = fields.BooleanField(null=True, unique=True)
+    # The tenant the account was made in (null: the platform's). Membership outlives roles:
+    # a user whose last role there was removed stays visible to, and removable by, its admins.
+    home_tenant: fields.ForeignKeyNullableRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="home_users", null=True, on_delete=fields.SET_NULL
+    )
+    home_tenant_id: str | None
     last_login_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

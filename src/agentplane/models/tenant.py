@@ -50,6 +50,8 @@ class AccessToken(Model):
     owner_user_id = fields.CharField(max_length=40, null=True)
     # Who created it: a user, token or "admin_token" subject.
     created_by = fields.CharField(max_length=40, null=True)
+    # Whom it is for, as its creator named it (OpenCrane's free-form `owner`).
+    owner = fields.CharField(max_length=200, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

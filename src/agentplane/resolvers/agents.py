@@ -32,9 +32,7 @@ def _check_name(name: str) -> None:
 
 def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: int) -> None:
     if catalog.lookup(model) is None:
-        raise ValidationFailed(
-            f"Unknown model {model!r}; see the `models` query for the catalog", field="model"
-        )
+        raise ValidationFailed(f"Unknown model {model!r}; see the model catalog", field="model")
     unknown = sorted(set(tools) - set(TOOLS))
     if unknown:
         raise ValidationFailed(f"Unknown tools {unknown}; one of {sorted(TOOLS)}", field="tools")
@@ -111,6 +109,17 @@ async def _free_archived_name(tenant_id: str, name: str) -> None:
         )
 
 
+async def _copy_name(source: Agent) -> str:
+    base = f"{source.name[: MAX_NAME - 12]}-copy"
+    taken = set(
+        await Agent.filter(tenant_id=source.tenant_id, name__startswith=base)
+        .exclude(state=AgentState.ARCHIVED)
+        .values_list("name", flat=True)
+    )
+    candidates = (base if i == 1 else f"{base}-{i}" for i in range(1, len(taken) + 2))
+    return next(n for n in candidates if n not in taken)
+
+
 async def get_agent(actor: Actor | None, agent_id: str) -> Agent:
     """An agent by ID; a deleted (archived) one answers like a missing one."""
     actor = require(actor, Perm.AGENT_READ)
@@ -138,6 +147,11 @@ async def find_agent(actor: Actor | None, ref: str) -> Agent:
             await Agent.filter(tenant_id=actor.tenant_id, name=ref)
             .exclude(state=AgentState.ARCHIVED)
             .first()
+        )
+    if agent is None and actor.tenant_id is None:
+        raise NotFound(
+            f"Agent {ref!r} not found: a platform-scoped caller (no tenant) names agents by "
+            "their agt_… ID; names are per tenant"
         )
     if agent is None:
         raise NotFound(f"Agent {ref!r} not found")
@@ -207,13 +221,16 @@ async def clone_agent(
     actor: Actor | None,
     agent_id: str,
     *,
-    name: str,
+    name: str | None = None,
     display_name: str | None = None,
     description: str | None = None,
 ) -> Agent:
-    """A new draft agent with the source's settings, in the source's tenant."""
+    """A new draft agent with the source's settings, in the source's tenant; unnamed, it
+    takes the first free `<source>-copy[-n]`."""
     actor = require(actor, Perm.AGENT_WRITE)
     source = await get_agent(actor, agent_id)
+    if name is None:
+        name = await _copy_name(source)
     _check_name(name)
     await _free_archived_name(source.tenant_id, name)
     try:
@@ -375,7 +392,9 @@ async def load_agents(actor: Actor | None, ids: list[str]) -> list[Agent | None]
     return [by_id.get(i) for i in ids]
 
 
-def list_models(actor: Actor | None) -> list[catalog.ModelInfo]:
-    """The model catalog (with list prices), for authenticated callers."""
+def list_models(actor: Actor | None, enabled_only: bool = False) -> list[catalog.ModelInfo]:
+    """The model catalog (with list prices), for authenticated callers; `enabled_only`:
+    only the models a provider here serves."""
     require(actor, Perm.AGENT_READ)
-    return list(catalog.CATALOG.values())
+    models = catalog.CATALOG.values()
+    return [m for m in models if catalog.servable(m)] if enabled_only else list(models)

@@ -113,6 +113,16 @@ def role_allows_scope(role: str, tenant_id: str | None) -> bool:
     return True
 
 
+def capped_role(role: str, tenant_id: str | None, held: list[str]) -> str:
+    """`role`, lowered to the most a holder of the `held` roles may do at that scope:
+    `role` when one held role covers it, else the widest held role it covers, else ""."""
+    wanted = ROLES.get(role, frozenset())
+    if any(wanted <= ROLES.get(h, frozenset()) for h in held):
+        return role
+    lower = [h for h in held if ROLES.get(h, wanted) < wanted and role_allows_scope(h, tenant_id)]
+    return max(lower, key=lambda h: len(ROLES[h]), default="")
+
+
 def require(actor: Actor | None, perm: Perm) -> Actor:
     """The actor, if it holds `perm`; raises Unauthenticated, Forbidden or TenantSuspended."""
     if actor is None:

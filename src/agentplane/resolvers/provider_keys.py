@@ -12,6 +12,7 @@ from agentplane.models import ProviderKey
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.permissions import Perm, require
 from agentplane.resolvers.tenants import resolve_tenant_name
+from agentplane.runtime import catalog
 from agentplane.runtime.providers.base import ProviderError
 
 P = TypeVar("P")
@@ -57,6 +58,10 @@ async def set_provider_key(
     actor = require(actor, Perm.PROVIDER_KEY_WRITE)
     if not PROVIDER_RE.match(provider):
         raise ValidationFailed("`provider` must be a short lowercase name", field="provider")
+    if provider not in catalog.KEYED_PROVIDERS:
+        raise NotFound(
+            f"Provider {provider!r} not found; keys are taken for {sorted(catalog.KEYED_PROVIDERS)}"
+        )
     if not api_key.strip() or len(api_key) > 4096:
         raise ValidationFailed("`apiKey` must be 1-4096 characters", field="apiKey")
     tenant_id = await resolve_tenant_name(actor, tenant)

@@ -3,6 +3,7 @@
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from agentplane.auth import Actor
@@ -175,17 +176,22 @@ async def create_user(
     except IntegrityError:
         raise Conflict(f"A user with email {email!r} already exists", field="email") from None
     try:
-        await assign_role(actor, user.id, role=role, tenant=tenant)
+        assignment = await assign_role(actor, user.id, role=role, tenant=tenant)
     except DomainError:
         await User.filter(id=user.id).delete()  # no user without the role it was made for
         raise
-    return user
+    await User.filter(id=user.id).update(home_tenant_id=assignment.tenant_id)
+    return await User.get(id=user.id)
 
 
 async def list_users(actor: Actor | None) -> list[User]:
-    """Platform scope: every user; a tenant: the users holding a role in it."""
+    """Platform scope: every user; a tenant: its members."""
     actor = require(actor, Perm.USER_READ)
     if is_platform(actor):
         return await User.all().order_by("id").limit(1000)
-    ids = await RoleAssignment.filter(tenant_id=actor.tenant_id).values_list("user_id", flat=True)
-    return await User.filter(id__in=list(ids)).order_by("id")
+    return await members(actor.tenant_id).order_by("id")
+
+
+def members(tenant_id: str | None) -> QuerySet[User]:
+    """A tenant's users: those made in it and those holding a role in it."""
+    return User.filter(Q(home_tenant_id=tenant_id) | Q(assignments__tenant_id=tenant_id)).distinct()

@@ -56,6 +56,13 @@ async def submit_task(
     _check_history(history or [])
     if conversation_id is not None and not 1 <= len(conversation_id) <= 200:
         raise ValidationFailed("`conversationId` must be 1-200 characters", field="conversationId")
+    # A conversation is new (named after this task) or one the agent already has.
+    if (
+        conversation_id is not None
+        and conversation_id != task_id
+        and not await Task.exists(agent_id=agent.id, conversation_id=conversation_id)
+    ):
+        raise NotFound(f"Conversation {conversation_id!r} not found", field="conversationId")
     await check_writable(agent.tenant_id)  # a suspended tenant starts no new task
     await budgets.check_submit(agent.tenant_id, agent.id, actor.subject)
     earlier = await _conversation(agent.id, conversation_id) if conversation_id else []

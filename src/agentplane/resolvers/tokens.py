@@ -26,6 +26,7 @@ async def mint_token(
     expires_at: datetime | None = None,
     owner_user_id: str | None = None,
     created_by: str | None = None,
+    owner: str | None = None,
 ) -> tuple[AccessToken, str]:
     """Create a token row and return it with its plaintext, which is never stored."""
     if role not in ROLES:
@@ -51,6 +52,7 @@ async def mint_token(
         expires_at=expires_at,
         owner_user_id=owner_user_id,
         created_by=created_by,
+        owner=owner,
     )
     return token, plaintext
 
@@ -61,12 +63,20 @@ async def create_access_token(
     *,
     name: str,
     tenant: str | None,
-    role: str,
+    role: str | None,
     expires_at: datetime | None = None,
+    owner: str | None = None,
 ) -> tuple[AccessToken, str]:
+    """A service token. Without a `role`, a platform caller naming no tenant gets its own
+    role at platform scope (an operator token, as OpenCrane's); others get `viewer`.
+    `owner` says whom it is for (free text; the creator when not given)."""
     actor = require(actor, Perm.TOKEN_WRITE)
     if not name.strip():
         raise ValidationFailed("`name` must not be empty", field="name")
+    if owner is not None and not 0 < len(owner) <= 200:
+        raise ValidationFailed("`owner` must be 1 to 200 characters", field="owner")
+    if role is None:
+        role = actor.role if tenant is None and is_platform(actor) else "viewer"
     definition = ROLE_DEFS.get(role)
     if definition is None:
         raise ValidationFailed(f"Unknown role {role!r}; one of {sorted(ROLES)}", field="role")
@@ -87,6 +97,7 @@ async def create_access_token(
         name=name,
         expires_at=expires_at,
         created_by=actor.subject,
+        owner=owner or actor.subject,
     )
 
 

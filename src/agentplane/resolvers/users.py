@@ -1,8 +1,9 @@
 """User accounts as principals: read, rename, expire, revoke, and tokens acting for them.
 
-Tenant admins manage only users confined to their tenant (every role the user holds is
-in it), so no tenant admin can rename, expire or revoke a platform admin or a member
-of another tenant; such users answer like missing ones.
+Tenant admins see their tenant's members (made in it, or holding a role in it) and
+manage only users confined to their tenant (made in it or on the platform, and every
+role the user holds is in it), so no tenant admin can rename, expire or revoke a
+platform admin or a member of another tenant; such users answer like missing ones.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -32,10 +33,8 @@ TOKEN_TTL = timedelta(days=30)
 
 
 def _visible(actor: Actor) -> QuerySet[User]:
-    """Platform scope: every user; a tenant: the users holding a role in it."""
-    if is_platform(actor):
-        return User.all()
-    return User.filter(assignments__tenant_id=actor.tenant_id).distinct()
+    """Platform scope: every user; a tenant: its members (see `roles.members`)."""
+    return User.all() if is_platform(actor) else roles.members(actor.tenant_id)
 
 
 async def list_users_page(actor: Actor | None, first: int | None, after: str | None) -> Page[User]:
@@ -55,7 +54,8 @@ async def _manageable(actor: Actor, user_id: str) -> User:
     user = await get_user(actor, user_id)
     if not is_platform(actor):
         scopes = await RoleAssignment.filter(user_id=user.id).values_list("tenant_id", flat=True)
-        if any(scope != actor.tenant_id for scope in scopes):
+        homes = [] if user.home_tenant_id is None else [user.home_tenant_id]
+        if any(scope != actor.tenant_id for scope in [*scopes, *homes]):
             raise NotFound(f"User {user_id!r} not found")
     return user
 

@@ -163,6 +163,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     description: str = ""
     tags: tuple[str, ...] = ()
+    fields: Mapping[str, str] = field(default_factory=dict)
     _validator: Draft202012Validator | None = field(default=None, repr=False)
 
     @property
@@ -200,7 +201,7 @@ class Operation:
             call = Call(request, actor, await self._body(request), self._query(request), path)
             response = await self.handler(call)
         except DomainError as exc:
-            response = dialect.render(exc)
+            response = dialect.render(renamed(exc, {**dialect.fields, **self.fields}))
             if "retry_after" in exc.details:
                 headers["Retry-After"] = str(exc.details["retry_after"])
         except Exception:  # never a stack trace on the wire
@@ -251,6 +252,18 @@ class Operation:
         return values
 
 
+def renamed(exc: DomainError, names: Mapping[str, str]) -> DomainError:
+    """The error as the caller wrote its request: resolvers name inputs as GraphQL does
+    (`model`, `after`), a dialect's caller sent `model_id` or `cursor`."""
+    old = exc.details.get("field")
+    new = names.get(old) if isinstance(old, str) else None
+    if new is None:
+        return exc
+    copy = type(exc)(exc.message.replace(f"`{old}`", f"`{new}`"), **exc.details)
+    copy.details["field"] = new
+    return copy
+
+
 def _coerce(param: Param, raw: str) -> Any:
     kind = param.schema.get("type")
     if kind == "integer":
@@ -292,6 +305,8 @@ class Dialect:
     validation_status: int = 400
     cookie: str | None = None  # the dialect's own session cookie (set by its login)
     rate_limit_headers: bool = False
+    # The dialect's names for the resolvers' (GraphQL's) input fields, for errors' `field`.
+    fields: Mapping[str, str] = field(default_factory=dict)
     operations: list[Operation] = field(default_factory=list)
 
     def status_of(self, exc: DomainError) -> int:
@@ -318,7 +333,10 @@ class Dialect:
         errors: tuple[int, ...] = (),
         description: str = "",
         tags: tuple[str, ...] = (),
+        fields: Mapping[str, str] | None = None,
     ) -> Callable[[Handler], Handler]:
+        """`fields`: this route's names for resolver fields, over the dialect's."""
+
         def register(handler: Handler) -> Handler:
             self.operations.append(
                 Operation(
@@ -335,6 +353,7 @@ class Dialect:
                     errors=errors,
                     description=description,
                     tags=tags or (self.title,),
+                    fields=fields or {},
                 )
             )
             return handler

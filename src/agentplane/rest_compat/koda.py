@@ -12,7 +12,7 @@ from sse_starlette.sse import ServerSentEvent
 from starlette.responses import Response
 
 from agentplane.auth import KODA_SESSION_COOKIE
-from agentplane.errors import DomainError
+from agentplane.errors import CsrfRejected, DomainError
 from agentplane.health import readiness
 from agentplane.models import Agent, AgentState, Step, Task
 from agentplane.resolvers import agents, tasks, traces
@@ -62,6 +62,8 @@ _USER_ACTION = {
     "METHOD_NOT_ALLOWED": "Use a method the path allows (see the Allow header).",
 }
 
+_CSRF_ACTION = "Send the session's csrf_token (from login or auth/status) as X-CSRF-Token."
+
 
 def render_error(exc: DomainError, status: int) -> Response:
     return json(
@@ -70,7 +72,9 @@ def render_error(exc: DomainError, status: int) -> Response:
             "category": _CATEGORY.get(exc.code, "internal"),
             "message": exc.message,
             "retryable": status in (429, 503),
-            "user_action": _USER_ACTION.get(exc.code, "Retry later."),
+            "user_action": _CSRF_ACTION
+            if isinstance(exc, CsrfRejected)
+            else _USER_ACTION.get(exc.code, "Retry later."),
         },
         status,
     )
@@ -90,6 +94,13 @@ koda = Dialect(
     name="koda",
     title="Koda",
     render_error=render_error,
+    fields={
+        "agentId": "agent_id",
+        "taskId": "task_id",
+        "displayName": "display_name",
+        "maxSteps": "max_steps",
+        "after": "cursor",
+    },
     error_schema=ERROR,
     cookie=KODA_SESSION_COOKIE,
 )
@@ -399,7 +410,6 @@ CLONE = obj(
         "id": {"type": "string", "minLength": 1, "maxLength": 200},
         "display_name": {"type": "string", "maxLength": 200},
     },
-    required=("id",),
 )
 _SETTINGS = ("display_name", "description", "model", "system_prompt", "tools", "config")
 
@@ -409,7 +419,15 @@ async def list_agents(call: Call) -> Response:
     return await _agent_list(call)
 
 
-@koda.route("POST", CP, summary="Create an agent", ok={201: Resp(AGENT, "Created")}, body=CREATE)
+# A Koda agent's `id` is its name.
+@koda.route(
+    "POST",
+    CP,
+    summary="Create an agent",
+    ok={201: Resp(AGENT, "Created")},
+    body=CREATE,
+    fields={"name": "id"},
+)
 async def create_agent(call: Call) -> Response:
     body = call.body
     agent = await agents.create_agent(
@@ -458,14 +476,17 @@ async def delete_agent(call: Call) -> Response:
 @koda.route(
     "POST",
     CP + "/{agent_id}/clone",
+    fields={"name": "id"},
     summary="Clone an agent into a new draft",
+    description="Without `id`, the clone is named `<agent_id>-copy` (then `-copy-2`, ...).",
     ok={201: Resp(AGENT, "Created")},
     body=CLONE,
+    body_required=False,
 )
 async def clone_agent(call: Call) -> Response:
     source = await agents.find_agent(call.actor, call.path["agent_id"])
     agent = await agents.clone_agent(
-        call.actor, source.id, name=call.body["id"], display_name=call.body.get("display_name")
+        call.actor, source.id, name=call.body.get("id"), display_name=call.body.get("display_name")
     )
     return json(agent_record(agent), 201)
 

@@ -43,6 +43,7 @@ from agentplane.rest_compat.common import (
     sse_event,
     sse_schema,
 )
+from agentplane.runtime import catalog
 from agentplane.subscriptions import streams
 
 _CODES = {
@@ -70,6 +71,13 @@ kubiya = Dialect(
     name="kubiya",
     title="Kubiya",
     render_error=render_error,
+    fields={
+        "model": "model_id",
+        "query": "prompt",
+        "agentId": "agent_id",
+        "displayName": "display_name",
+        "maxSteps": "max_steps",
+    },
     error_schema=record({"error": record({"code": STR, "message": STR, "details": OBJ})}),
     validation_status=422,
     rate_limit_headers=True,
@@ -132,7 +140,7 @@ RUNTIMES = ["default", "claude_code"]
 async def list_models(call: Call) -> Response:
     models = [
         m
-        for m in agents.list_models(call.actor)
+        for m in agents.list_models(call.actor, call.query["enabled_only"])
         if call.query.get("provider") in (None, m.provider)
     ]
     limit, offset = call.query["limit"], call.query["offset"]
@@ -143,7 +151,7 @@ async def list_models(call: Call) -> Response:
             "label": m.label or m.name,
             "provider": m.provider,
             "description": m.label or None,
-            "enabled": True,
+            "enabled": catalog.servable(m),
             "recommended": i == 0,
             "compatible_runtimes": RUNTIMES,
             "capabilities": {},

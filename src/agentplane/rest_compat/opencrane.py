@@ -62,6 +62,7 @@ opencrane = Dialect(
     name="opencrane",
     title="OpenCrane",
     render_error=render_error,
+    fields={"after": "cursor", "account": "userId"},
     error_schema=obj({"error": STR, "code": STR, "detail": STR}, required=("error", "code")),
 )
 
@@ -264,6 +265,7 @@ NEW_TOKEN = record(
         "id": STR,
         "plainTextToken": STR,
         "name": STR,
+        "owner": nullable(STR),
         "role": STR,
         "tenant": nullable(STR),
         "expiresAt": nullable(DATETIME),
@@ -291,7 +293,7 @@ async def list_access_tokens(call: Call) -> Response:
             {
                 "id": r.id,
                 "name": r.name,
-                "owner": r.owner_user_id or r.created_by,
+                "owner": r.owner or r.owner_user_id or r.created_by,
                 "role": r.role,
                 "tenant": names.get(r.tenant_id) if r.tenant_id else None,
                 "prefix": r.prefix,
@@ -309,9 +311,10 @@ async def list_access_tokens(call: Call) -> Response:
     V1 + "/access-tokens",
     summary="Create an access token; its plaintext is in this response only",
     description=(
-        "`role` defaults to `viewer`; `tenant` (a tenant name) defaults to the caller's own "
-        "(platform callers name one, except for `platform_admin` tokens). `owner` is accepted "
-        "and ignored: a token's owner is its creator."
+        "`tenant` (a tenant name) defaults to the caller's own. `role` defaults to `viewer`, "
+        "except that a platform caller naming no tenant gets a platform-scope token with its "
+        "own role. `owner` (free text: whom the token is for) is recorded and listed; it "
+        "defaults to the creator."
     ),
     ok={
         201: Resp(NEW_TOKEN, "Token created. The plainTextToken field will not be returned again.")
@@ -319,9 +322,9 @@ async def list_access_tokens(call: Call) -> Response:
     body=obj(
         {
             "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "owner": STR,
+            "owner": {"type": "string", "minLength": 1, "maxLength": 200},
             "expiresAt": {"type": "string", "format": "date-time"},
-            "role": {"type": "string", "default": "viewer"},
+            "role": STR,
             "tenant": STR,
         },
         ("name",),
@@ -332,14 +335,16 @@ async def create_access_token(call: Call) -> Response:
         call.actor,
         name=call.body["name"],
         tenant=call.body.get("tenant"),
-        role=call.body.get("role", "viewer"),
+        role=call.body.get("role"),
         expires_at=parse_datetime(call.body.get("expiresAt"), "expiresAt"),
+        owner=call.body.get("owner"),
     )
     names = await _tenant_names(call, [token])
     body = {
         "id": token.id,
         "plainTextToken": plaintext,
         "name": token.name,
+        "owner": token.owner,
         "role": token.role,
         "tenant": names.get(token.tenant_id) if token.tenant_id else None,
         "expiresAt": iso(token.expires_at),

@@ -65,28 +65,29 @@ _TYPES = {
 }
 
 
-def render_error(exc: DomainError, status: int) -> Response:
+def error_object(exc: DomainError) -> JSON:
+    """OpenAI's error object, in a response body or a stream's last event alike."""
     code, type_ = _TYPES.get(exc.code, ("internal_error", "server_error"))
     if isinstance(exc, MalformedRequest):
         code = "invalid_json"
     param = exc.details.get("field")
-    return json(
-        {
-            "error": {
-                "code": code,
-                "message": exc.message,
-                "type": type_,
-                "param": param if isinstance(param, str) else None,
-            }
-        },
-        status,
-    )
+    return {
+        "code": code,
+        "message": exc.message,
+        "type": type_,
+        "param": param if isinstance(param, str) else None,
+    }
+
+
+def render_error(exc: DomainError, status: int) -> Response:
+    return json({"error": error_object(exc)}, status)
 
 
 opsclaw = Dialect(
     name="opsclaw",
     title="OpsClaw",
     render_error=render_error,
+    fields={"after": "cursor", "email": "subjectId"},
     error_schema=record(
         {"error": record({"code": STR, "message": STR, "type": STR, "param": nullable(STR)})}
     ),
@@ -279,6 +280,7 @@ async def run_to_end(actor: Actor | None, task: Task, timeout_s: float) -> Task:
 @opsclaw.route(
     "POST",
     "/v1/agents/{id}/run",
+    fields={"query": "input"},
     summary="Synchronous one-shot run",
     description=(
         "Runs the agent on `input` and answers when the run ends (200), or with the run "
@@ -307,6 +309,7 @@ async def run_agent(call: Call) -> Response:
 @opsclaw.route(
     "POST",
     "/v1/agents/{id}/chat",
+    fields={"query": "message"},
     summary="Synchronous chat with an agent",
     description=(
         "Answers when the run ends. A `conversationId` from an earlier answer continues "
@@ -468,6 +471,7 @@ async def _live_text(call: Call, task: Task, output: Subscription) -> AsyncItera
 @opsclaw.route(
     "POST",
     "/v1/agents/{id}/chat/completions",
+    fields={"query": "messages", "history": "messages"},
     summary="OpenAI-compatible chat completions on an agent",
     description=(
         "The OpenAI chat-completions wire format: point an OpenAI SDK's base URL at "
@@ -585,7 +589,7 @@ async def chat_completions(call: Call) -> Response:
         final = await tasks.get_task(call.actor, task.id)
         if final.status != TaskStatus.COMPLETED:
             message = f"The run {final.status.value}: {final.error or 'no output'}"
-            yield sse_event({"error": {"message": message, "type": "server_error", "code": None}})
+            yield sse_event({"error": error_object(UpstreamFailed(message))})
             return
         # Whatever the live feed did not carry (all of it, if the run had started before
         # we listened): the rest of the durable answer, word by word.

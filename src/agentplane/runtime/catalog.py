@@ -42,12 +42,16 @@ CATALOG: dict[str, ModelInfo] = {
         ModelInfo("openai/gpt-4o", "openai", Decimal("2.50"), Decimal("10.00")),
         ModelInfo("openai/gpt-4.1-mini", "openai", Decimal("0.40"), Decimal("1.60")),
         ModelInfo("openai/gpt-4.1", "openai", Decimal("2.00"), Decimal("8.00")),
-        # Listed so agents documented with them (e.g. Kubiya's examples) can be configured;
-        # no Anthropic provider is built in yet, so their runs fail with a clear error.
+        # Listed (not enabled) so agents documented with them (e.g. Kubiya's examples) can be
+        # configured; no Anthropic provider is built in yet, so their runs fail clearly.
         ModelInfo("anthropic/claude-sonnet-4-5", "anthropic", Decimal("3.00"), Decimal("15.00")),
         ModelInfo("anthropic/claude-haiku-4-5", "anthropic", Decimal("1.00"), Decimal("5.00")),
     ]
 }
+# The providers the runtime builds (providers.build_providers), and those of them that
+# take an API key (which a tenant may set for itself).
+PROVIDERS = frozenset({"scripted", "openai"})
+KEYED_PROVIDERS = frozenset({"openai"})
 # Providers that serve any model name (self-hosted vLLM, Ollama, LiteLLM behind the
 # OpenAI-compatible API); models missing from the catalog run unpriced.
 OPEN_PROVIDERS = {"openai"}
@@ -61,3 +65,8 @@ def lookup(model_id: str) -> ModelInfo | None:
     if sep and name and provider in OPEN_PROVIDERS:
         return ModelInfo(model_id, provider, None, None, "not in catalog: unpriced")
     return None
+
+
+def servable(model: ModelInfo) -> bool:
+    """A provider here runs it (Kubiya's `enabled`)."""
+    return model.provider in PROVIDERS

@@ -7,6 +7,7 @@ from agentplane.runtime.providers.scripted import ScriptedProvider
 
 
 def build_providers(settings: Settings) -> dict[str, Provider]:
+    """One per name in `catalog.PROVIDERS`."""
     return {
         "scripted": ScriptedProvider(settings.scripted_delay_ms),
         "openai": OpenAICompatProvider(settings.openai_base_url, settings.openai_api_key),
