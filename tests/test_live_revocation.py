@@ -61,3 +61,42 @@ async def test_revoking_a_token_closes_its_websockets(
         assert other_ws.state.name == "OPEN"
         await other_ws.ping()
         await other_ws.close()
+
+
+async def test_a_role_change_closes_the_users_websockets(
+    services: Settings, database_url: str, workdir: Path
+) -> None:
+    acme = await make_tenant("acme")
+    agent = await make_agent(acme)
+    admin = {"Authorization": f"Bearer {await make_token(acme, 'tenant_admin')}"}
+    bystander = await make_token(acme, "viewer")
+    with live_server(database_url, workdir, "--no-worker") as server:
+        async with httpx.AsyncClient(base_url=server.base_url) as client:
+            created = await client.post(
+                "/v1/principals",
+                headers=admin,
+                json={"subjectId": "bob@acme.test", "role": "operator"},
+            )
+            principal, pat = created.json()["principal"], created.json()["pat"]["token"]
+            # given a live subscription of a token acting for a user, and another's
+            users_ws = await open_subscription(server.ws_url, pat, agent.id)
+            other_ws = await open_subscription(server.ws_url, bystander, agent.id)
+            # when the user's role is lowered
+            body = {
+                "principalId": principal["id"],
+                "roleDefinitionId": "viewer",
+                "scope": "/tenants/acme",
+            }
+            granted = await client.post("/v1/role-assignments", headers=admin, json=body)
+            assert granted.status_code == 201, granted.text
+        # then the user's websocket closes (to reconnect with the new role), the other stays
+        try:
+            async with asyncio.timeout(5):
+                while True:
+                    await users_ws.recv()
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            assert (closed.rcvd.code, closed.rcvd.reason) == (4401, "role changed")
+        assert other_ws.state.name == "OPEN"
+        await other_ws.ping()
+        await other_ws.close()

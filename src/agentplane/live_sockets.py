@@ -1,6 +1,7 @@
-"""Close live websockets whose credential stops working: a revoked token, a revoked
-session, a deleted tenant. Every API process keeps its open sockets by credential and
-closes them when the broker announces a revocation (from any process)."""
+"""Close live websockets whose credential stops working as it did: a revoked token or
+session, a deleted tenant, a user whose roles changed (the client reconnects with the
+new ones). Every API process keeps its open sockets by credential and closes them when
+the broker announces a revocation (from any process)."""
 
 import asyncio
 import contextlib
@@ -24,6 +25,8 @@ def _keys(actor: Actor) -> list[str]:
         keys.append(f"token:{actor.token_id}")
     if actor.session_id:
         keys.append(f"session:{actor.session_id}")
+    if actor.user_id:
+        keys.append(f"user:{actor.user_id}")
     if actor.tenant_id:
         keys.append(f"tenant:{actor.tenant_id}")
     return keys
@@ -51,12 +54,14 @@ async def _listen(broker: Broker) -> None:
         async for message in sub:
             for websocket in list(_sockets.pop(str(message.get("key")), ())):
                 with contextlib.suppress(Exception):  # already gone
-                    await websocket.close(code=CLOSE_CODE, reason="credential revoked")
+                    reason = str(message.get("reason") or "credential revoked")
+                    await websocket.close(code=CLOSE_CODE, reason=reason)
 
 
-async def revoked(kind: str, id_: str) -> None:
-    """Announce that `kind:id_` (token, session, tenant) no longer authenticates."""
+async def revoked(kind: str, id_: str, reason: str = "credential revoked") -> None:
+    """Announce that `kind:id_` (token, session, tenant, user) no longer authenticates
+    as it did."""
     try:
-        await get_broker().publish(CHANNEL, {"key": f"{kind}:{id_}"})
+        await get_broker().publish(CHANNEL, {"key": f"{kind}:{id_}", "reason": reason})
     except Exception:  # the revocation itself is committed; sockets close on their next check
         log.exception("could not announce revocation of %s:%s", kind, id_)

@@ -6,6 +6,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from agentplane import live_sockets
 from agentplane.auth import Actor
 from agentplane.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from agentplane.models import RoleAssignment, RoleDefinition, Tenant, TenantPhase, User
@@ -129,6 +130,8 @@ async def assign_role(
     existing = await RoleAssignment.get_or_none(user_id=user.id, tenant_id=tenant_id)
     if existing is not None:
         await RoleAssignment.filter(id=existing.id).update(role=role)
+        if existing.role != role:  # open websockets reconnect with the new role
+            await live_sockets.revoked("user", user.id, "role changed")
         return await RoleAssignment.get(id=existing.id)
     try:
         return await RoleAssignment.create(user_id=user.id, tenant_id=tenant_id, role=role)
@@ -144,6 +147,7 @@ async def unassign_role(actor: Actor | None, assignment_id: str) -> RoleAssignme
         raise NotFound(f"Role assignment {assignment_id!r} not found")
     check_tenant(actor, assignment.tenant_id, f"Role assignment {assignment_id!r}")
     await RoleAssignment.filter(id=assignment.id).delete()
+    await live_sockets.revoked("user", assignment.user_id, "role changed")
     return assignment
 
 
