@@ -14,7 +14,7 @@ from agentplane.app import create_app
 from agentplane.config import Settings
 from agentplane.models import AuditEvent, DeviceGrant, Session, User
 from tests.support.database import truncate_all
-from tests.support.factories import make_tenant
+from tests.support.factories import make_tenant, make_token
 from tests.support.oidc_provider import serve_oidc
 
 BASE = "http://agentplane.test"
@@ -42,6 +42,32 @@ async def register(client: httpx.AsyncClient) -> str:
     assert response.status_code == 201, response.text
     csrf: str = response.json()["csrfToken"]
     return csrf
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/auth/register", "/api/control-plane/auth/register-owner"]
+)
+async def test_a_remote_first_owner_needs_the_bootstrap_token(app: Starlette, path: str) -> None:
+    remote = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=remote, base_url=BASE) as client:
+        # from another machine, an empty installation cannot simply be claimed
+        refused = await client.post(path, json=OWNER)
+        assert refused.status_code == 403, refused.text
+        assert not await User.exists()
+        # nor with a token that is not a platform admin's
+        viewer = await make_token(await make_tenant("acme"), "viewer")
+        weak = await client.post(path, json=OWNER, headers={"Authorization": f"Bearer {viewer}"})
+        assert weak.status_code == 403
+        # but the platform-admin token printed at first start lets the owner register
+        admin = await make_token(None, "platform_admin")
+        if path.endswith("register-owner"):  # Koda sends it as its bootstrap code
+            claimed = await client.post(path, json={**OWNER, "bootstrap_code": admin})
+        else:
+            claimed = await client.post(
+                path, json=OWNER, headers={"Authorization": f"Bearer {admin}"}
+            )
+        assert claimed.status_code == 201, claimed.text
+        assert await User.filter(owner=True).count() == 1
 
 
 async def test_first_owner_registration_login_sessions_and_csrf(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import Q
 
-from agentplane.errors import CsrfRejected, Unauthenticated
+from agentplane.errors import CsrfRejected, DomainError, Unauthenticated
 from agentplane.models import AccessToken, RoleAssignment, Session, Tenant, TenantPhase, User
 
 TOKEN_PREFIX = "agp_"  # recognisable by secret scanners and by humans
@@ -184,6 +184,16 @@ async def authenticate_request(
         if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
             raise CsrfRejected("Missing or wrong X-CSRF-Token for a cookie-authenticated request")
     return await user_actor(session.user, session.id)
+
+
+async def credential_or_none(token: str | None, admin_token: str | None) -> Actor | None:
+    """Who `token` (e.g. a bootstrap code) authenticates as, or None if it does not."""
+    if not token:
+        return None
+    try:
+        return await authenticate(token, admin_token)
+    except DomainError:
+        return None
 
 
 def _is_token(bearer: str, admin_token: str | None) -> bool:

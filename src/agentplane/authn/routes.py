@@ -11,7 +11,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from agentplane.auth import SESSION_COOKIE, Actor, account_active, authenticate_request, user_actor
+from agentplane.auth import (
+    SESSION_COOKIE,
+    Actor,
+    account_active,
+    authenticate_request,
+    bearer_from_header,
+    credential_or_none,
+    user_actor,
+)
 from agentplane.authn import oidc
 from agentplane.config import Settings
 from agentplane.errors import DomainError, Unauthenticated, ValidationFailed
@@ -103,8 +111,13 @@ async def register(request: Request) -> Response:
     """First-owner registration: open only while the installation has no user."""
     body = await _body(request)
     settings = _settings(request)
+    bearer = bearer_from_header(request.headers.get("authorization"))
     user = await accounts.register_first_owner(
-        _str(body, "email"), _str(body, "password"), str(body.get("name") or "")
+        _str(body, "email"),
+        _str(body, "password"),
+        str(body.get("name") or ""),
+        client_ip=_client_ip(request),
+        bootstrap=await credential_or_none(bearer, settings.admin_token),
     )
     session, secret = await accounts.create_session(
         user,
@@ -389,10 +402,15 @@ _declare(
     f"{A}/register",
     register,
     summary="Register the installation's first owner",
+    description=(
+        "Only while the installation has no user account. From another machine than the "
+        "server's, send the platform-admin token `serve` printed on the empty database (or "
+        "AGENTPLANE_ADMIN_TOKEN) as `Authorization: Bearer`."
+    ),
     ok={201: SIGNED_IN},
     body=CREDENTIALS,
     public=True,
-    errors=(409, 429),
+    errors=(403, 409, 429),
 )
 _declare(
     "POST",

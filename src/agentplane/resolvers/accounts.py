@@ -1,6 +1,7 @@
 """Local accounts and browser sessions: first-owner registration, password login
 (argon2id), password change, logout, and listing/revoking sessions."""
 
+import ipaddress
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -47,12 +48,29 @@ async def has_users() -> bool:
     return await User.exists()
 
 
-async def register_first_owner(email: str, password: str, display_name: str = "") -> User:
-    """On an installation without users: create its owner, a platform admin."""
+async def register_first_owner(
+    email: str,
+    password: str,
+    display_name: str = "",
+    *,
+    client_ip: str,
+    bootstrap: Actor | None = None,
+) -> User:
+    """On an installation without users: create its owner, a platform admin.
+
+    Until then anyone who reaches the server could claim it, so the claim must come from
+    the server's own machine, or carry a platform-admin credential (the token `serve`
+    prints on an empty database, or AGENTPLANE_ADMIN_TOKEN) as its bootstrap code.
+    """
     email = check_email(email)
     check_password(password)
     if await User.exists():
         raise Conflict("Registration is closed: this installation already has an owner")
+    if not _is_loopback(client_ip) and (bootstrap is None or bootstrap.role != "platform_admin"):
+        raise Forbidden(
+            "Register the first owner from the server's own machine, or send the "
+            "platform-admin token printed at first start as `Authorization: Bearer …`"
+        )
     try:
         async with in_transaction():
             user = await User.create(
@@ -66,6 +84,13 @@ async def register_first_owner(email: str, password: str, display_name: str = ""
         raise Conflict("Registration is closed: this installation already has an owner") from None
     await audit.record(await user_actor(user), "account.register", resource=user.id)
     return user
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
 
 
 async def create_session(

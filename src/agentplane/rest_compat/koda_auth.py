@@ -14,7 +14,13 @@ from typing import Any
 
 from starlette.responses import Response
 
-from agentplane.auth import KODA_SESSION_COOKIE, Actor, user_actor
+from agentplane.auth import (
+    KODA_SESSION_COOKIE,
+    Actor,
+    bearer_from_header,
+    credential_or_none,
+    user_actor,
+)
 from agentplane.errors import DomainError
 from agentplane.models import AccessToken, Session, User
 from agentplane.resolvers import accounts, tokens, users
@@ -170,9 +176,11 @@ def _client(call: Call) -> tuple[str, str]:
     f"{A}/register-owner",
     summary="Register the first owner (only while the installation has no user account)",
     description=(
-        "Creates the owner, a platform admin, and signs them in. Koda's bootstrap code and "
-        "registration token are accepted and not needed; `username` is kept as the display "
-        "name when `display_name` is absent."
+        "Creates the owner, a platform admin, and signs them in. From another machine than "
+        "the server's, `bootstrap_code` (or `Authorization: Bearer`) must be the "
+        "platform-admin token `serve` printed on the empty database (or "
+        "AGENTPLANE_ADMIN_TOKEN); `registration_token` is accepted and not needed; "
+        "`username` is kept as the display name when `display_name` is absent."
     ),
     ok={201: Resp(SIGNED_IN, "Registered and signed in: the session cookie is set")},
     body=obj(
@@ -187,12 +195,22 @@ def _client(call: Call) -> tuple[str, str]:
         required=("email", "password"),
     ),
     public=True,
-    errors=(409, 429),
+    errors=(403, 409, 429),
 )
 async def register_owner(call: Call) -> Response:
     body = call.body
     name = body.get("display_name") or body.get("username") or ""
-    user = await accounts.register_first_owner(body["email"], body["password"], name)
+    code = bearer_from_header(call.request.headers.get("authorization")) or body.get(
+        "bootstrap_code"
+    )
+    settings = call.request.app.state.settings
+    user = await accounts.register_first_owner(
+        body["email"],
+        body["password"],
+        name,
+        client_ip=_client(call)[1],
+        bootstrap=await credential_or_none(code, settings.admin_token),
+    )
     session, secret = await accounts.create_session(user, "password", _ttl(call), *_client(call))
     return await _signed_in(call, session, secret, user, 201)
 
