@@ -170,9 +170,9 @@ async def transition(
             payload["reason"] = reason
         written.steps.append(await _append(task_id, StepKind.STATUS_CHANGE, payload, None))
         written.task = await Task.get(id=task_id)
-    await written.publish()
-    if to.is_terminal:
+    if to.is_terminal:  # counted once committed, so /metrics agrees with what readers see
         observability.task_finished(to.value, _run_seconds(written.task))
+    await written.publish()
     return written.task
 
 
