@@ -102,12 +102,13 @@ def _selection_variables(
 class LiveFrames:
     """One subscription's socket, as a live feed's sink (subscriptions/feeds.py)."""
 
-    def __init__(self, socket: Socket, executor: Any, operation: OperationDefinitionNode,
-                 used_variables: bytes) -> None:  # fmt: skip
+    def __init__(
+        self, socket: Socket, executor: Any, operation: OperationDefinitionNode, used: bytes
+    ) -> None:
         self.socket = socket
         self.executor = executor
         self.operation = operation
-        self.key = (id(operation), used_variables)
+        self.key = (id(operation), used)  # `used`: the values of the variables it uses
 
     @classmethod
     def of(cls, info: Info[Any, Any]) -> "LiveFrames | None":
@@ -153,10 +154,12 @@ class LiveFrames:
 
 
 def _complete_now(send: Coroutine[Any, Any, None]) -> bool:
-    """Run a socket write to its end at once, or drop it if it would have to wait.
+    """Run a socket write to its end at once; False, with nothing written, if it would
+    have to wait.
 
     A websocket send only waits while the socket's transport has paused writing, i.e.
-    while the peer is not reading; a feed serving many sockets must not wait for one.
+    while the peer reads slowly; a feed serving many sockets must not wait for one (the
+    frame goes to that subscriber's backlog instead).
     """
     try:
         send.send(None)
