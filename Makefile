@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Third-party MCP servers the tests run over stdio (pinned in mcp-servers/package-lock.json).
+NODE_STAMP := mcp-servers/node_modules/.installed
 
 .PHONY: run test lint bench migrations clean
 
@@ -12,10 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+$(NODE_STAMP): mcp-servers/package.json mcp-servers/package-lock.json
+	cd mcp-servers && npm ci --quiet --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 run: $(STAMP)  ## set up and serve on the embedded default (SQLite, in-memory broker)
 	$(BIN)/agentplane serve
 
-test: $(STAMP)  ## set up and run the tests (PostgreSQL + Redis when AGENTPLANE_* URLs are set)
+test: $(STAMP) $(NODE_STAMP)  ## set up and run the tests (PostgreSQL + Redis when AGENTPLANE_* URLs are set)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
