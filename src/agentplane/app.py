@@ -17,6 +17,8 @@ from agentplane.config import Settings
 from agentplane.graphql_app import GraphQLApp
 from agentplane.health import readiness
 from agentplane.http_limits import BodySizeLimit
+from agentplane.mcp.server import PATH as MCP_PATH
+from agentplane.mcp.server import McpEndpoint
 from agentplane.middleware import RateLimitMiddleware, charge_query
 from agentplane.observability import RequestObservability
 from agentplane.rest_compat import exception_handlers as rest_exception_handlers
@@ -38,6 +40,7 @@ def create_app(
     settings: Settings | None = None, *, run_worker: bool = True, bootstrap: bool = False
 ) -> Starlette:
     settings = settings or Settings.from_env()
+    mcp = McpEndpoint(settings)  # its MCP session manager runs inside this app's lifespan
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -60,9 +63,11 @@ def create_app(
         worker = Worker(settings) if run_worker else None
         if worker is not None:
             await worker.start()
+        await mcp.start()
         try:
             yield
         finally:
+            await mcp.stop()
             if worker is not None:
                 await worker.stop()
             housekeeping.cancel()
@@ -75,6 +80,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"]),
         *rest_routes(),  # including /healthz and /metrics (OpsClaw's)
     ]
     middleware = [
