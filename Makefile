@@ -49,4 +49,4 @@ bench: $(STAMP)  ## figures with ratios to same-run baselines (needs wrk and Pos
 	  $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) agentplane.db agentplane.db-shm agentplane.db-wal
+	rm -rf $(VENV) mcp-servers/node_modules agentplane.db agentplane.db-shm agentplane.db-wal
