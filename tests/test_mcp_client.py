@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import psutil
 import pytest
 
@@ -93,6 +94,14 @@ async def test_a_hanging_tool_times_out_within_the_timeout() -> None:
     assert caught.value.code == MCP_TIMEOUT
     assert "4s" in caught.value.message
     assert time.monotonic() - started < 4.5
+
+
+async def test_a_caller_that_gives_up_first_leaves_no_child_behind() -> None:
+    # the autouse fixture asserts no child survives; the caller's own deadline wins here
+    with anyio.move_on_after(1) as scope:
+        await call_tool(fixture(), "hang", {}, timeout=30)
+
+    assert scope.cancelled_caught is True
 
 
 async def test_a_crashing_server_is_unavailable() -> None:

@@ -67,6 +67,31 @@ async def test_an_mcp_client_lists_and_runs_its_tenants_agents_only(
     assert [t.name for t in globex_tools.tools] == ["secret-echo"]
 
 
+async def test_a_failed_task_is_a_tool_error_with_the_tasks_error(
+    services: Any, database_url: str, workdir: Path
+) -> None:
+    # given an agent that cannot finish: one model call allowed, and it asks for a tool
+    acme = await make_tenant("acme")
+    await make_agent(
+        acme,
+        "looper",
+        model="scripted/agent",
+        max_steps=1,
+        tools=["calculator"],
+        config={"script": [{"tool": "calculator", "arguments": {"expression": "1+1"}}]},
+    )
+    token = await make_token(acme, "operator")
+
+    with live_server(database_url, workdir) as server:
+        async with mcp_session(server.base_url, token) as session:
+            result = await session.call_tool("looper", {"query": "go"})
+
+    assert result.is_error is True
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "failed"
+    assert "no final answer within 1 model calls" in result.content[0].text
+
+
 async def test_mcp_without_a_valid_token_is_401_with_a_challenge(
     services: Any, database_url: str, workdir: Path
 ) -> None:
