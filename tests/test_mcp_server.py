@@ -8,10 +8,12 @@ from typing import Any
 
 import httpx
 import httpx2
+import pytest
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from agentplane.models import AgentState
+from agentplane.runtime.mcp_client import HttpTarget, McpError, call_tool, list_tools
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.server import live_server
 
@@ -49,6 +51,12 @@ async def test_an_mcp_client_lists_and_runs_its_tenants_agents_only(
         # and globex lists its own
         async with mcp_session(server.base_url, globex_token) as session:
             globex_tools = await session.list_tools()
+        # and our own MCP client (runtime/mcp_client.py) reaches it over HTTP as well
+        target = HttpTarget(server.base_url + "/mcp", {"Authorization": f"Bearer {acme_token}"})
+        info = await list_tools(target)
+        ours = await call_tool(target, "echo", {"query": "via our client"})
+        with pytest.raises(McpError) as refused:
+            await list_tools(HttpTarget(server.base_url + "/mcp"))
 
     # then acme sees only its active agent, with our input schema
     assert [(t.name, t.description) for t in listed.tools] == [("echo", "Echoes the query")]
@@ -65,6 +73,11 @@ async def test_an_mcp_client_lists_and_runs_its_tenants_agents_only(
     assert bad.is_error is True
     assert bad.content[0].text.startswith("VALIDATION")
     assert [t.name for t in globex_tools.tools] == ["secret-echo"]
+    assert (info.server_name, [t.name for t in info.tools]) == ("agentplane", ["echo"])
+    assert ours.is_error is False
+    assert "via our client" in ours.text
+    assert refused.value.code == "MCP_UNAVAILABLE"
+    assert "refused the credentials (HTTP 401)" in refused.value.message
 
 
 async def test_a_failed_task_is_a_tool_error_with_the_tasks_error(

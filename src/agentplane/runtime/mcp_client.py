@@ -96,8 +96,15 @@ def describe(target: Target) -> str:
     return target.url
 
 
+@dataclass
+class _Seen:
+    http_status: int | None = None  # the last non-2xx answer; the SDK's error drops it
+
+
 @asynccontextmanager
-async def _session(target: Target) -> AsyncIterator[tuple[ClientSession, types.InitializeResult]]:
+async def _session(
+    target: Target, seen: _Seen
+) -> AsyncIterator[tuple[ClientSession, types.InitializeResult]]:
     async with AsyncExitStack() as stack:
         if isinstance(target, StdioTarget):
             params = StdioServerParameters(
@@ -108,6 +115,12 @@ async def _session(target: Target) -> AsyncIterator[tuple[ClientSession, types.I
             client = await stack.enter_async_context(
                 create_mcp_http_client(headers=target.headers or None)
             )
+
+            async def note_status(response: httpx2.Response) -> None:
+                if response.status_code >= 400:
+                    seen.http_status = response.status_code
+
+            client.event_hooks["response"].append(note_status)
             read, write = await stack.enter_async_context(
                 streamable_http_client(target.url, http_client=client)
             )
@@ -141,8 +154,13 @@ def _flatten(excs: BaseException) -> list[BaseException]:
     return [excs]
 
 
-def _translate(exc: BaseException, target: Target, timeout: float) -> McpError:
+def _translate(exc: BaseException, target: Target, timeout: float, seen: _Seen) -> McpError:
     where = describe(target)
+    if seen.http_status in (401, 403):
+        return McpError(
+            MCP_UNAVAILABLE,
+            f"MCP server {where!r} refused the credentials (HTTP {seen.http_status})",
+        )
     for inner in _flatten(exc):
         if isinstance(inner, McpError):
             return inner
@@ -187,9 +205,10 @@ def _text_of(content: list[Any]) -> str:
 
 async def list_tools(target: Target, timeout: float = 10) -> McpServerInfo:
     """Connect, negotiate, and list every tool (following pagination)."""
+    seen = _Seen()
     try:
         with anyio.fail_after(_wait_budget(target, timeout)):
-            async with _session(target) as (session, init):
+            async with _session(target, seen) as (session, init):
                 tools: list[McpToolInfo] = []
                 cursor: str | None = None
                 while True:
@@ -206,16 +225,17 @@ async def list_tools(target: Target, timeout: float = 10) -> McpServerInfo:
                     tools=tools,
                 )
     except Exception as exc:
-        raise _translate(exc, target, timeout) from exc
+        raise _translate(exc, target, timeout, seen) from exc
 
 
 async def call_tool(
     target: Target, name: str, arguments: dict[str, Any], timeout: float = 30
 ) -> McpCallResult:
     """Connect, call one tool; a tool-reported error comes back as `is_error`, not raised."""
+    seen = _Seen()
     try:
         with anyio.fail_after(_wait_budget(target, timeout)):
-            async with _session(target) as (session, _init):
+            async with _session(target, seen) as (session, _init):
                 result = await session.call_tool(name, arguments)
                 structured = result.structured_content
                 return McpCallResult(
@@ -224,4 +244,4 @@ async def call_tool(
                     structured=dict(structured) if isinstance(structured, dict) else None,
                 )
     except Exception as exc:
-        raise _translate(exc, target, timeout) from exc
+        raise _translate(exc, target, timeout, seen) from exc
