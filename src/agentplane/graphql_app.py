@@ -20,8 +20,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import ExecutionResult
 
 from agentplane import live_sockets
+from agentplane.accept import GRAPHQL_RESPONSE_JSON, wants_graphql_response_json
 from agentplane.auth import authenticate, authenticate_request, bearer_from_header
 from agentplane.config import Settings
 from agentplane.csrf import graphql_needs_csrf
@@ -90,6 +92,11 @@ class GraphQLApp(GraphQL[Context, None]):
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         request = Request(scope=scope, receive=receive)
+        # GraphQL over HTTP: `application/graphql-response+json` when the client asks for
+        # it; its status codes tell request errors (4xx) from execution errors (200).
+        graphql_response = wants_graphql_response_json(request.headers.get("accept"))
+        request.state.graphql_response = graphql_response
+        request.state.request_error = False
         try:
             response = await self.run(request)
         except HTTPException as exc:  # refused before execution: a GraphQL error body, not text
@@ -104,8 +111,27 @@ class GraphQLApp(GraphQL[Context, None]):
                 },
                 status_code=exc.status_code,
             )
+        if graphql_response and response.media_type == "application/json":
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+            if request.state.request_error and response.status_code == 200:
+                response.status_code = 400
         await response(scope, receive, send)
         return None
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> Any:
+        body = await super().process_result(request, result)
+        # A request error (parse, validation, variable coercion) is an error with no
+        # path and no data: execution never started. Under graphql-response+json it has
+        # no `data` entry and answers 400; under application/json it stays 200 (legacy).
+        if (
+            request.state.graphql_response
+            and result.data is None
+            and result.errors
+            and all(error.path is None for error in result.errors)
+        ):
+            request.state.request_error = True
+            body.pop("data", None)
+        return body
 
     def encode_json(self, data: object) -> str:
         # A str, not bytes: strawberry sends bytes as binary websocket frames, which
