@@ -27,7 +27,8 @@ ALIASES = {"text": "text/plain", "markdown": "text/markdown", "html": "text/html
 
 
 def max_document_bytes() -> int:
-    return int(os.environ.get("AGENTPLANE_MAX_DOCUMENT_BYTES", str(2 * 1024 * 1024)))
+    # Below the GraphQL request-body cap (1 MiB), so the error names the document.
+    return int(os.environ.get("AGENTPLANE_MAX_DOCUMENT_BYTES", str(512 * 1024)))
 
 
 async def get_knowledge_base(actor: Actor | None, kb_id: str) -> KnowledgeBase:
