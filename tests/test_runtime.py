@@ -6,7 +6,8 @@ from decimal import Decimal
 from agentplane.auth import Actor
 from agentplane.config import Settings
 from agentplane.models import Step, StepKind, Task, TaskStatus, UsageRecord
-from agentplane.resolvers import tasks
+from agentplane.resolvers import knowledge, tasks
+from agentplane.retrieval import memory
 from agentplane.runtime.worker import Worker
 from tests.support.factories import make_agent, make_tenant
 
@@ -67,20 +68,21 @@ async def test_scripted_agent_runs_tools_memory_and_retrieval(services: Settings
         "support",
         model="scripted/agent",
         tools=["calculator", "retrieve", "memory_search"],
-        config={
-            "script": script,
-            "documents": [
-                {"id": "d1", "title": "Refunds", "text": "Our refund policy allows 30 days"},
-                {"id": "d2", "title": "Shipping", "text": "Shipping takes a week"},
-            ],
-        },
+        config={"script": script, "retrievalTopK": 0},  # the tool only, no pre-call retrieval
     )
-    earlier = await Task.create(
-        tenant_id=tenant.id,
-        agent_id=agent.id,
-        query="refund for order 7",
-        output="refunded",
-        status=TaskStatus.COMPLETED,
+    actor = operator_of(tenant.id)
+    kb = await knowledge.create_knowledge_base(actor, name="help")
+    for title, text in [
+        ("Refunds", "Our refund policy allows 30 days"),
+        ("Shipping", "Shipping takes a week"),
+    ]:
+        await knowledge.add_document(
+            actor, knowledge_base_id=kb.id, title=title, content_type="text", text=text
+        )
+    agent.config = {**agent.config, "knowledgeBases": [kb.id]}
+    await agent.save()
+    remembered, _, _ = await memory.write(
+        tenant_id=tenant.id, agent_id=agent.id, text="refund for order 7 was refunded"
     )
     worker = Worker(services)
     await worker.start()
@@ -105,9 +107,10 @@ async def test_scripted_agent_runs_tools_memory_and_retrieval(services: Settings
         StepKind.STATUS_CHANGE,
     ]
     assert steps[3].payload["output"] == "42"
-    assert [h["id"] for h in steps[5].payload["hits"]] == ["d1"]
-    assert [h["taskId"] for h in steps[7].payload["hits"]] == [earlier.id]
-    assert done.output == "Answer: refund for order 7 -> refunded"
+    assert steps[5].payload["hits"][0]["title"] == "Refunds"
+    assert steps[5].payload["hits"][0]["retrievers"]["lexical"]["rank"] == 1
+    assert [h["memoryId"] for h in steps[7].payload["hits"]] == [remembered.id]
+    assert done.output == "Answer: - (fact) refund for order 7 was refunded"
     # every provider call was metered, and the task's cost is their sum
     usage = await UsageRecord.filter(task_id=task.id)
     calls = [s for s in steps if s.kind == StepKind.PROVIDER_CALL]

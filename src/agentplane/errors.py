@@ -56,3 +56,11 @@ class SlowConsumer(DomainError):
     """A live stream fell too far behind and was closed; resume with its cursor."""
 
     code = "SLOW_CONSUMER"
+
+
+class DocumentTooLarge(DomainError):
+    code = "DOCUMENT_TOO_LARGE"
+
+
+class UnsupportedContentType(DomainError):
+    code = "UNSUPPORTED_CONTENT_TYPE"

@@ -23,6 +23,10 @@ PREFIXES = {
     "bud": "Budget",
     "rsv": "Reservation",
     "pky": "ProviderKey",
+    "kb": "KnowledgeBase",
+    "doc": "Document",
+    "chk": "Chunk",
+    "mem": "Memory",
 }
 
 
@@ -99,3 +103,19 @@ def reservation_id() -> str:
 
 def provider_key_id() -> str:
     return new_id("pky")
+
+
+def knowledge_base_id() -> str:
+    return new_id("kb")
+
+
+def document_id() -> str:
+    return new_id("doc")
+
+
+def chunk_id() -> str:
+    return new_id("chk")
+
+
+def memory_id() -> str:
+    return new_id("mem")

@@ -6,6 +6,10 @@ from tortoise.context import TortoiseContext
 from agentplane import db
 
 TABLES = (
+    "chunk",
+    "document",
+    "knowledge_base",
+    "memory",
     "step_payload",
     "audit_event",
     "budget_reservation",

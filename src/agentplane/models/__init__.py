@@ -12,6 +12,14 @@ from agentplane.models.identity import (
     Session,
     User,
 )
+from agentplane.models.knowledge import (
+    Chunk,
+    Document,
+    DocumentStatus,
+    KnowledgeBase,
+    Memory,
+    MemoryStatus,
+)
 from agentplane.models.step_blob import StepPayload
 from agentplane.models.task import Step, StepKind, Task, TaskStatus, UsageRecord
 from agentplane.models.tenant import AccessToken, Tenant, TenantPhase
@@ -24,7 +32,13 @@ __all__ = [
     "AuditEvent",
     "Budget",
     "BudgetScope",
+    "Chunk",
     "DeviceGrant",
+    "Document",
+    "DocumentStatus",
+    "KnowledgeBase",
+    "Memory",
+    "MemoryStatus",
     "OidcLogin",
     "ProviderKey",
     "Reservation",

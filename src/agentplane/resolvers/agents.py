@@ -43,6 +43,9 @@ def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: i
         isinstance(script, list) and all(isinstance(turn, dict) for turn in script)
     ):
         raise ValidationFailed("`config.script` must be a list of objects", field="config")
+    kbs = config.get("knowledgeBases")
+    if kbs is not None and not (isinstance(kbs, list) and all(isinstance(k, str) for k in kbs)):
+        raise ValidationFailed("`config.knowledgeBases` must be a list of IDs", field="config")
 
 
 @audited("agent.create")

@@ -36,6 +36,8 @@ class Perm(StrEnum):
     PROVIDER_KEY_WRITE = "provider_key:write"
     USER_READ = "user:read"
     USER_WRITE = "user:write"  # role assignments
+    KNOWLEDGE_READ = "knowledge:read"  # knowledge bases, documents, memories
+    KNOWLEDGE_WRITE = "knowledge:write"
 
 
 # What a suspended tenant may no longer do (its callers keep every read).
@@ -47,6 +49,7 @@ WRITE_PERMS = frozenset(
         Perm.BUDGET_WRITE,
         Perm.PROVIDER_KEY_WRITE,
         Perm.USER_WRITE,
+        Perm.KNOWLEDGE_WRITE,
     }
 )
 
@@ -60,7 +63,14 @@ class RoleDef:
 
 
 _BILLING_READ = {Perm.BUDGET_READ, Perm.USAGE_READ}
-_READ = {Perm.TENANT_READ, Perm.AGENT_READ, Perm.TASK_READ, Perm.BUDGET_READ, Perm.USAGE_READ}
+_READ = {
+    Perm.TENANT_READ,
+    Perm.AGENT_READ,
+    Perm.TASK_READ,
+    Perm.BUDGET_READ,
+    Perm.USAGE_READ,
+    Perm.KNOWLEDGE_READ,
+}
 ROLE_DEFINITIONS: tuple[RoleDef, ...] = (
     RoleDef("platform_admin", "Everything, in every tenant", frozenset(Perm), "platform"),
     RoleDef(
@@ -72,7 +82,7 @@ ROLE_DEFINITIONS: tuple[RoleDef, ...] = (
     RoleDef(
         "operator",
         "Runs the tenant's agents: agents and tasks, reads budgets and usage",
-        frozenset(_READ | {Perm.AGENT_WRITE, Perm.TASK_WRITE}),
+        frozenset(_READ | {Perm.AGENT_WRITE, Perm.TASK_WRITE, Perm.KNOWLEDGE_WRITE}),
         "tenant",
     ),
     RoleDef(

@@ -13,6 +13,7 @@ from typing import Any
 from agentplane.models import Agent, Step, StepKind, Task
 from agentplane.resolvers import budgets, provider_keys
 from agentplane.resolvers.traces import Usage, append_step
+from agentplane.retrieval import knowledge
 from agentplane.runtime import catalog
 from agentplane.runtime.providers.base import (
     CompletionRequest,
@@ -21,7 +22,7 @@ from agentplane.runtime.providers.base import (
     ProviderError,
     ToolCall,
 )
-from agentplane.runtime.tools import TOOLS
+from agentplane.runtime.tools import TOOLS, agent_kbs
 from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
 
@@ -42,6 +43,43 @@ class LoopState:
     model_calls: int = 0
     pending: list[ToolCall] = field(default_factory=list)  # asked for, not yet run
     final: str | None = None  # the model already answered; only completion is missing
+    retrieved: bool = False  # the pre-call retrieval ran (its hits are steps)
+
+
+def _context_message(payloads: list[dict[str, Any]]) -> Message:
+    parts = [
+        f"[{p['hit'].get('title', '')}] {p['hit']['text']}" for p in payloads if p.get("inPrompt")
+    ]
+    return Message(
+        "system",
+        "Context retrieved from the knowledge bases (cite it when relevant):\n\n"
+        + "\n\n".join(parts or ["(nothing relevant was found)"]),
+    )
+
+
+async def _retrieve_before_call(task: Task, agent: Agent, state: LoopState, fence: int) -> None:
+    """Hybrid retrieval on the task's query; each hit is a RETRIEVAL_HIT step (marked
+    `preCall`, so a resumed run rebuilds the context from the trace instead of
+    retrieving again), and the top `retrievalInPrompt` hits go into the prompt."""
+    kb_ids = await agent_kbs(agent)
+    state.retrieved = True
+    if not kb_ids:
+        return
+    config = agent.config if isinstance(agent.config, dict) else {}
+    in_prompt = int(config.get("retrievalInPrompt", 3))
+    hits = await knowledge.retrieve(kb_ids, task.query, first=int(config.get("retrievalTopK", 5)))
+    payloads = []
+    for hit in hits:
+        payload = {
+            "preCall": True,
+            "query": task.query,
+            "hit": hit.explain(),
+            "inPrompt": hit.fused_rank <= in_prompt,
+        }
+        await append_step(task, StepKind.RETRIEVAL_HIT, payload, fence=fence)
+        payloads.append(payload)
+    if payloads:
+        state.messages.insert(len(state.messages) - 1, _context_message(payloads))
 
 
 def _wire(message: Message) -> dict[str, Any]:
@@ -65,7 +103,14 @@ async def load_state(task: Task, agent: Agent) -> LoopState:
         state.messages.insert(0, Message("system", agent.system_prompt))
     steps = await Step.filter(task_id=task.id).order_by("seq")
     restarts = [i for i, s in enumerate(steps) if s.payload.get("restart")]
-    for step in steps[restarts[-1] + 1 if restarts else 0 :]:
+    run = steps[restarts[-1] + 1 if restarts else 0 :]
+    context = [s.payload for s in run if s.payload.get("preCall")]
+    if context:
+        state.retrieved = True
+        state.messages.insert(len(state.messages) - 1, _context_message(context))
+    for step in run:
+        if step.payload.get("preCall"):
+            continue
         if step.kind == StepKind.PROVIDER_CALL:
             calls = [ToolCall(**c) for c in step.payload.get("toolCalls", [])]
             response = step.payload.get("response") or ""
@@ -127,6 +172,8 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
     state = await load_state(task, agent)
     if state.final is not None:
         return state.final
+    if state.model_calls == 0 and not state.retrieved:
+        await _retrieve_before_call(task, agent, state, fence)
     for call in state.pending:
         result = await _run_tool(agent, task, call, fence)
         state.messages.append(Message("tool", result, tool_call_id=call.id))

@@ -2,15 +2,14 @@
 
 import ast
 import operator
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agentplane.models import Agent, StepKind, Task, TaskStatus
+from agentplane.models import Agent, KnowledgeBase, StepKind, Task
+from agentplane.retrieval import knowledge, memory
+from agentplane.retrieval.fusion import Hit
 from agentplane.runtime.providers.base import ToolSpec
-
-WORD_RE = re.compile(r"\w+")
 
 
 @dataclass
@@ -58,44 +57,72 @@ async def calculator(agent: Agent, task: Task, args: dict[str, Any]) -> ToolResu
     return ToolResult(StepKind.TOOL_CALL, str(value))
 
 
-def _overlap(query: str, text: str) -> int:
-    return len(set(WORD_RE.findall(query.lower())) & set(WORD_RE.findall(text.lower())))
+def knowledge_base_ids(agent: Agent) -> list[str]:
+    config = agent.config if isinstance(agent.config, dict) else {}
+    ids = config.get("knowledgeBases", [])
+    return [str(i) for i in ids] if isinstance(ids, list) else []
+
+
+async def agent_kbs(agent: Agent) -> list[str]:
+    """The agent's knowledge bases that exist in its own tenant (never another's)."""
+    ids = knowledge_base_ids(agent)
+    if not ids:
+        return []
+    found = await KnowledgeBase.filter(id__in=ids, tenant_id=agent.tenant_id).values_list(
+        "id", flat=True
+    )
+    return [i for i in ids if i in set(found)]
+
+
+def _explained(hits: list[Hit], in_prompt: bool) -> list[dict[str, Any]]:
+    return [{**h.explain(), "inPrompt": in_prompt} for h in hits]
 
 
 async def memory_search(agent: Agent, task: Task, args: dict[str, Any]) -> ToolResult:
-    """Recall this agent's earlier completed runs whose query or output shares words."""
+    """Recall the agent's active, unexpired memories (hybrid ranking)."""
     query = str(args.get("query", ""))
-    earlier = (
-        await Task.filter(agent_id=agent.id, status=TaskStatus.COMPLETED, id__lt=task.id)
-        .order_by("-id")
-        .limit(50)
+    hits = await memory.recall(agent.tenant_id, agent.id, query, first=5)
+    summary = "\n".join(f"- ({h.meta['type']}) {h.text}" for h in hits) or "no memories"
+    return ToolResult(StepKind.MEMORY_HIT, summary, _explained(hits, True))
+
+
+async def remember(agent: Agent, task: Task, args: dict[str, Any]) -> ToolResult:
+    text = str(args.get("text", "")).strip()
+    if not text:
+        return ToolResult(StepKind.TOOL_CALL, "error: `text` is required")
+    kind = str(args.get("type", "fact"))
+    try:
+        importance = min(max(float(args.get("importance", 0.5)), 0.0), 1.0)
+    except (TypeError, ValueError):
+        importance = 0.5
+    config = agent.config if isinstance(agent.config, dict) else {}
+    saved, superseded, evict = await memory.write(
+        tenant_id=agent.tenant_id,
+        agent_id=agent.id,
+        text=text,
+        type=kind if kind in memory.TYPES else "fact",
+        importance=importance,
+        conflict_key=str(args["key"]) if args.get("key") else None,
+        expires_at=memory.expiry(args.get("ttlSeconds")),
+        source_step_id=task.id,
+        max_memories=int(config.get("maxMemories", memory.DEFAULT_MAX_MEMORIES)),
     )
-    scored = [(_overlap(query, f"{t.query} {t.output or ''}"), t) for t in earlier]
-    hits = [
-        {"taskId": t.id, "query": t.query, "output": t.output, "score": score}
-        for score, t in sorted(scored, key=lambda s: -s[0])
-        if score > 0
-    ][:3]
-    summary = "; ".join(f"{h['query']} -> {h['output']}" for h in hits) or "no memories"
-    return ToolResult(StepKind.MEMORY_HIT, summary, hits)
+    output = f"remembered {saved.id}"
+    if superseded:
+        output += f"; superseded {', '.join(m.id for m in superseded)}"
+    if evict:
+        output += "; over the memory budget, consider forgetting: " + ", ".join(
+            f"{m.id} ({m.text[:40]!r}, importance {m.importance})" for m in evict
+        )
+    return ToolResult(StepKind.TOOL_CALL, output)
 
 
 async def retrieve(agent: Agent, task: Task, args: dict[str, Any]) -> ToolResult:
-    """Keyword retrieval over the documents configured on the agent (`config.documents`)."""
+    """Hybrid retrieval over the agent's knowledge bases (`config.knowledgeBases`)."""
     query = str(args.get("query", ""))
-    documents = agent.config.get("documents", []) if isinstance(agent.config, dict) else []
-    scored = [
-        (_overlap(query, str(doc.get("text", ""))), doc)
-        for doc in documents
-        if isinstance(doc, dict)
-    ]
-    hits = [
-        {"id": doc.get("id"), "title": doc.get("title"), "text": doc.get("text"), "score": score}
-        for score, doc in sorted(scored, key=lambda s: -s[0])
-        if score > 0
-    ][:3]
-    summary = "\n".join(str(h["text"]) for h in hits) or "no documents matched"
-    return ToolResult(StepKind.RETRIEVAL_HIT, summary, hits)
+    hits = await knowledge.retrieve(await agent_kbs(agent), query, first=5)
+    summary = "\n\n".join(f"[{h.meta['title']}] {h.text}" for h in hits) or "no documents matched"
+    return ToolResult(StepKind.RETRIEVAL_HIT, summary, _explained(hits, True))
 
 
 _QUERY_ARG = {
@@ -117,11 +144,30 @@ TOOLS: dict[str, tuple[ToolSpec, ToolFn]] = {
         calculator,
     ),
     "memory_search": (
-        ToolSpec("memory_search", "Recall this agent's earlier runs", _QUERY_ARG),
+        ToolSpec("memory_search", "Recall this agent's memories", _QUERY_ARG),
         memory_search,
     ),
     "retrieve": (
-        ToolSpec("retrieve", "Search the agent's configured documents", _QUERY_ARG),
+        ToolSpec("retrieve", "Search the agent's knowledge bases", _QUERY_ARG),
         retrieve,
     ),
+    "remember": (
+        ToolSpec(
+            "remember",
+            "Store a memory; `key` names a fact a newer memory replaces",
+            {
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string"},
+                    "type": {"type": "string", "enum": list(memory.TYPES)},
+                    "importance": {"type": "number"},
+                    "key": {"type": "string"},
+                    "ttlSeconds": {"type": "number"},
+                },
+                "required": ["text"],
+            },
+        ),
+        remember,
+    ),
 }
+TOOLS["recall"] = (ToolSpec("recall", "Recall memories", _QUERY_ARG), memory_search)

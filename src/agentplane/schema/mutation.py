@@ -8,6 +8,7 @@ from agentplane.models import AgentState
 from agentplane.resolvers import agents, tasks, tenants, tokens
 from agentplane.schema.context import Context
 from agentplane.schema.identity import IdentityMutation
+from agentplane.schema.knowledge import KnowledgeMutation
 from agentplane.schema.types import AccessToken, Agent, Task, Tenant
 
 
@@ -121,7 +122,7 @@ class TaskControlPayload:
 
 
 @strawberry.type
-class Mutation(IdentityMutation):
+class Mutation(KnowledgeMutation, IdentityMutation):
     @strawberry.mutation(description="Create a tenant (platform admins only).")
     async def create_tenant(
         self, info: Info[Context, None], input: CreateTenantInput

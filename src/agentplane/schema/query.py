@@ -9,6 +9,7 @@ from agentplane.resolvers import agents, tasks, tenants, tokens
 from agentplane.runtime import catalog
 from agentplane.schema.context import Context
 from agentplane.schema.identity import IdentityQuery
+from agentplane.schema.knowledge import KnowledgeQuery
 from agentplane.schema.types import (
     AccessToken,
     Agent,
@@ -37,7 +38,7 @@ async def _node(info: Info[Context, None], id_: str) -> Any:
 
 
 @strawberry.type
-class Query(IdentityQuery):
+class Query(KnowledgeQuery, IdentityQuery):
     @strawberry.field
     async def viewer(self, info: Info[Context, None]) -> Viewer | None:
         actor = info.context.actor

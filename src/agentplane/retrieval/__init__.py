@@ -1,0 +1,1 @@
+"""Hybrid retrieval: lexical (FTS5/bm25 or PostgreSQL ts_rank) + dense, fused by RRF."""

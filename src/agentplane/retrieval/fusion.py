@@ -1,0 +1,41 @@
+"""Reciprocal-rank fusion: rank-based, so bm25 and cosine scales never need calibrating."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+RRF_K = 60
+
+
+@dataclass
+class Hit:
+    id: str
+    text: str
+    # retriever name -> {"rank": 1-based, "score": that retriever's own score}
+    retrievers: dict[str, dict[str, float]] = field(default_factory=dict)
+    fused_score: float = 0.0
+    fused_rank: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def explain(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            **self.meta,
+            "text": self.text,
+            "retrievers": self.retrievers,
+            "fusedScore": round(self.fused_score, 6),
+            "fusedRank": self.fused_rank,
+        }
+
+
+def rrf(rankings: dict[str, list[tuple[str, float]]], k: int = RRF_K) -> list[Hit]:
+    """Fuse `{retriever: [(id, score), ...best first]}` into hits, best first."""
+    hits: dict[str, Hit] = {}
+    for name, ranking in rankings.items():
+        for rank, (id_, score) in enumerate(ranking, start=1):
+            hit = hits.setdefault(id_, Hit(id_, ""))
+            hit.retrievers[name] = {"rank": rank, "score": round(float(score), 6)}
+            hit.fused_score += 1.0 / (k + rank)
+    ordered = sorted(hits.values(), key=lambda h: (-h.fused_score, h.id))
+    for rank, hit in enumerate(ordered, start=1):
+        hit.fused_rank = rank
+    return ordered

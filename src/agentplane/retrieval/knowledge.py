@@ -1,0 +1,36 @@
+"""Retrieve chunks from knowledge bases: lexical + dense, fused."""
+
+from agentplane.models import Chunk, Document
+from agentplane.retrieval import lexical
+from agentplane.retrieval.embedders import get_embedder
+from agentplane.retrieval.fusion import Hit, rrf
+from agentplane.retrieval.vectors import vector_index
+
+CANDIDATES = 100  # per retriever, before fusion
+
+
+async def retrieve(kb_ids: list[str], query: str, first: int = 5) -> list[Hit]:
+    """The `first` best chunks of `kb_ids` for `query` (ids already tenant-checked)."""
+    if not kb_ids or not query.strip():
+        return []
+    rankings = {"lexical": await lexical.search(kb_ids, query, CANDIDATES)}
+    vector = (await get_embedder().embed([query]))[0]
+    rankings["dense"] = await vector_index.search(kb_ids, vector, CANDIDATES)
+    hits = rrf(rankings)[:first]
+    chunks = {c.id: c for c in await Chunk.filter(id__in=[h.id for h in hits])}
+    docs = {
+        d.id: d
+        for d in await Document.filter(id__in=list({c.document_id for c in chunks.values()}))
+    }
+    for hit in hits:
+        chunk = chunks[hit.id]
+        doc = docs.get(chunk.document_id)
+        hit.text = chunk.text
+        hit.meta = {
+            "chunkId": chunk.id,
+            "documentId": chunk.document_id,
+            "knowledgeBaseId": chunk.knowledge_base_id,
+            "title": doc.title if doc else "",
+            "position": chunk.position,
+        }
+    return hits

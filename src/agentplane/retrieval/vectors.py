@@ -1,0 +1,60 @@
+"""Dense ranking. No pgvector here (not in Debian's packages), so vectors live in a
+BinaryField (float32) on both dialects and are ranked in numpy; `VectorIndex` is
+the seam a pgvector- or sqlite-vec-backed index could implement later."""
+
+from typing import Protocol
+
+import numpy as np
+
+from agentplane.models import Chunk
+from agentplane.retrieval.embedders import DIM, from_blob
+
+
+class VectorIndex(Protocol):
+    async def search(
+        self, kb_ids: list[str], vector: np.ndarray, limit: int
+    ) -> list[tuple[str, float]]: ...
+
+    def invalidate(self, kb_id: str) -> None: ...
+
+
+class NumpyVectorIndex:
+    """Per knowledge base, the chunk matrix is loaded once and cached in process;
+    ingest and delete invalidate it."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[list[str], np.ndarray]] = {}
+
+    def invalidate(self, kb_id: str) -> None:
+        self._cache.pop(kb_id, None)
+
+    async def _matrix(self, kb_id: str) -> tuple[list[str], np.ndarray]:
+        cached = self._cache.get(kb_id)
+        if cached is None:
+            rows = await Chunk.filter(knowledge_base_id=kb_id, embedding__isnull=False).values_list(
+                "id", "embedding"
+            )
+            ids = [r[0] for r in rows]
+            matrix = (
+                np.stack([from_blob(bytes(r[1])) for r in rows])
+                if rows
+                else np.zeros((0, DIM), dtype=np.float32)
+            )
+            cached = self._cache[kb_id] = (ids, matrix)
+        return cached
+
+    async def search(
+        self, kb_ids: list[str], vector: np.ndarray, limit: int
+    ) -> list[tuple[str, float]]:
+        scored: list[tuple[str, float]] = []
+        for kb_id in kb_ids:
+            ids, matrix = await self._matrix(kb_id)
+            if not ids or matrix.shape[1] != vector.shape[0]:
+                continue
+            scores = matrix @ vector
+            top = np.argsort(-scores)[:limit]
+            scored.extend((ids[i], float(scores[i])) for i in top)
+        return sorted(scored, key=lambda s: -s[1])[:limit]
+
+
+vector_index: VectorIndex = NumpyVectorIndex()

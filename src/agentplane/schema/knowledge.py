@@ -1,0 +1,282 @@
+"""GraphQL for knowledge bases, documents, retrieval previews and memories."""
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from agentplane import models
+from agentplane.resolvers import knowledge, memories
+from agentplane.retrieval.fusion import Hit
+from agentplane.schema.context import Context
+
+
+@strawberry.type
+class Document:
+    id: strawberry.ID
+    knowledge_base_id: strawberry.ID
+    title: str
+    content_type: str
+    size_bytes: int
+    status: str
+    progress: float
+    chunk_count: int
+    error: str | None
+    created_at: datetime
+
+
+def _doc(d: models.Document) -> Document:
+    return Document(
+        id=strawberry.ID(d.id),
+        knowledge_base_id=strawberry.ID(d.knowledge_base_id),
+        title=d.title,
+        content_type=d.content_type,
+        size_bytes=d.size_bytes,
+        status=str(d.status),
+        progress=d.progress,
+        chunk_count=d.chunk_count,
+        error=d.error,
+        created_at=d.created_at,
+    )
+
+
+@strawberry.type
+class KnowledgeBase:
+    id: strawberry.ID
+    name: str
+    description: str
+    created_at: datetime
+
+    @strawberry.field
+    async def documents(self, info: Info[Context, None]) -> list[Document]:
+        return [_doc(d) for d in await knowledge.list_documents(info.context.actor, self.id)]
+
+
+def _kb(kb: models.KnowledgeBase) -> KnowledgeBase:
+    return KnowledgeBase(
+        id=strawberry.ID(kb.id), name=kb.name, description=kb.description, created_at=kb.created_at
+    )
+
+
+@strawberry.type
+class RetrieverScore:
+    retriever: str
+    rank: int
+    score: float
+
+
+@strawberry.type
+class RetrievalHit:
+    id: strawberry.ID
+    text: str
+    fused_score: float
+    fused_rank: int
+    scores: list[RetrieverScore]
+    details: JSON
+
+
+def _hit(h: Hit) -> RetrievalHit:
+    return RetrievalHit(
+        id=strawberry.ID(h.id),
+        text=h.text,
+        fused_score=h.fused_score,
+        fused_rank=h.fused_rank,
+        scores=[
+            RetrieverScore(retriever=name, rank=int(s["rank"]), score=s["score"])
+            for name, s in h.retrievers.items()
+        ],
+        details=h.meta,  # type: ignore[arg-type]
+    )
+
+
+@strawberry.type
+class Memory:
+    id: strawberry.ID
+    agent_id: strawberry.ID | None
+    subject: str | None
+    type: str
+    text: str
+    importance: float
+    status: str
+    conflict_key: str | None
+    superseded_by: strawberry.ID | None
+    source_step_id: str | None
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _mem(m: models.Memory) -> Memory:
+    return Memory(
+        id=strawberry.ID(m.id),
+        agent_id=strawberry.ID(m.agent_id) if m.agent_id else None,
+        subject=m.subject,
+        type=m.type,
+        text=m.text,
+        importance=m.importance,
+        status=str(m.status),
+        conflict_key=m.conflict_key,
+        superseded_by=strawberry.ID(m.superseded_by) if m.superseded_by else None,
+        source_step_id=m.source_step_id,
+        expires_at=m.expires_at,
+        created_at=m.created_at,
+        updated_at=m.updated_at,
+    )
+
+
+@strawberry.type
+class MemoryPayload:
+    memory: Memory
+    superseded: list[Memory]
+    eviction_candidates: list[Memory]
+
+
+@strawberry.input
+class AddDocumentInput:
+    knowledge_base_id: strawberry.ID
+    title: str
+    content_type: str
+    text: str
+
+
+@strawberry.input
+class CreateMemoryInput:
+    text: str
+    agent_id: strawberry.ID | None = None
+    subject: str | None = None
+    type: str = "fact"
+    importance: float = 0.5
+    conflict_key: str | None = None
+    expires_at: datetime | None = None
+    pending: bool = False
+    tenant: str | None = None
+
+
+@strawberry.input
+class UpdateMemoryInput:
+    id: strawberry.ID
+    text: str | None = None
+    type: str | None = None
+    importance: float | None = None
+    expires_at: datetime | None = None
+
+
+@strawberry.input
+class MemoryFilter:
+    agent_id: strawberry.ID | None = None
+    subject: str | None = None
+    status: str | None = None
+    type: str | None = None
+
+
+@strawberry.type
+class KnowledgeQuery:
+    @strawberry.field
+    async def knowledge_bases(self, info: Info[Context, None]) -> list[KnowledgeBase]:
+        return [_kb(kb) for kb in await knowledge.list_knowledge_bases(info.context.actor)]
+
+    @strawberry.field
+    async def knowledge_base(self, info: Info[Context, None], id: strawberry.ID) -> KnowledgeBase:
+        return _kb(await knowledge.get_knowledge_base(info.context.actor, id))
+
+    @strawberry.field(description="Preview hybrid retrieval, with each retriever's rank/score.")
+    async def retrieve(
+        self,
+        info: Info[Context, None],
+        knowledge_base_ids: list[strawberry.ID],
+        query: str,
+        first: int = 5,
+    ) -> list[RetrievalHit]:
+        hits = await knowledge.retrieve(
+            info.context.actor, [str(i) for i in knowledge_base_ids], query, first
+        )
+        return [_hit(h) for h in hits]
+
+    @strawberry.field
+    async def memories(
+        self, info: Info[Context, None], filter: MemoryFilter | None = None
+    ) -> list[Memory]:
+        f: dict[str, Any] = strawberry.asdict(filter) if filter else {}
+        return [_mem(m) for m in await memories.list_memories(info.context.actor, **f)]
+
+    @strawberry.field
+    async def recall(
+        self,
+        info: Info[Context, None],
+        query: str,
+        agent_id: strawberry.ID | None = None,
+        first: int = 5,
+    ) -> list[RetrievalHit]:
+        hits = await memories.recall(info.context.actor, query, agent_id, first)
+        return [_hit(h) for h in hits]
+
+
+@strawberry.type
+class KnowledgeMutation:
+    @strawberry.mutation
+    async def create_knowledge_base(
+        self,
+        info: Info[Context, None],
+        name: str,
+        description: str = "",
+        tenant: str | None = None,
+    ) -> KnowledgeBase:
+        return _kb(
+            await knowledge.create_knowledge_base(
+                info.context.actor, name=name, description=description, tenant=tenant
+            )
+        )
+
+    @strawberry.mutation
+    async def delete_knowledge_base(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> KnowledgeBase:
+        return _kb(await knowledge.delete_knowledge_base(info.context.actor, id))
+
+    @strawberry.mutation
+    async def add_document(self, info: Info[Context, None], input: AddDocumentInput) -> Document:
+        doc = await knowledge.add_document(
+            info.context.actor,
+            knowledge_base_id=input.knowledge_base_id,
+            title=input.title,
+            content_type=input.content_type,
+            text=input.text,
+        )
+        return _doc(doc)
+
+    @strawberry.mutation
+    async def delete_document(self, info: Info[Context, None], id: strawberry.ID) -> Document:
+        return _doc(await knowledge.delete_document(info.context.actor, id))
+
+    @strawberry.mutation
+    async def create_memory(
+        self, info: Info[Context, None], input: CreateMemoryInput
+    ) -> MemoryPayload:
+        fields: dict[str, Any] = strawberry.asdict(input)
+        m, superseded, evict = await memories.create_memory(info.context.actor, **fields)
+        return MemoryPayload(
+            memory=_mem(m),
+            superseded=[_mem(x) for x in superseded],
+            eviction_candidates=[_mem(x) for x in evict],
+        )
+
+    @strawberry.mutation
+    async def update_memory(self, info: Info[Context, None], input: UpdateMemoryInput) -> Memory:
+        changes: dict[str, Any] = {
+            k: v for k, v in strawberry.asdict(input).items() if v is not None and k != "id"
+        }
+        return _mem(await memories.update_memory(info.context.actor, input.id, **changes))
+
+    @strawberry.mutation
+    async def approve_memory(self, info: Info[Context, None], id: strawberry.ID) -> Memory:
+        return _mem(await memories.approve_memory(info.context.actor, id))
+
+    @strawberry.mutation
+    async def archive_memory(self, info: Info[Context, None], id: strawberry.ID) -> Memory:
+        return _mem(await memories.archive_memory(info.context.actor, id))
+
+    @strawberry.mutation
+    async def delete_memory(self, info: Info[Context, None], id: strawberry.ID) -> Memory:
+        return _mem(await memories.delete_memory(info.context.actor, id))

@@ -1,0 +1,175 @@
+"""Knowledge: ingest -> hybrid retrieval -> a run whose prompt holds the hits and whose
+trace explains each one; refusals leave nothing indexed; tenants never see each other."""
+
+from agentplane.config import Settings
+from agentplane.models import Chunk, Document, Step, StepKind, TaskStatus
+from agentplane.resolvers import knowledge, tasks
+from agentplane.runtime import agent_loop
+from agentplane.runtime.worker import Worker
+from tests.support.factories import make_agent, make_tenant, make_token
+from tests.support.graphql import GraphQLClient, error_codes
+from tests.test_runtime import operator_of, wait_for_status
+
+DOCS = [
+    (
+        "Refunds",
+        "text/markdown",
+        "# Refunds\n\nOur **refund policy** allows returns within 30 days.",
+    ),
+    ("Shipping", "text", "Parcels ship from Rotterdam and usually arrive within a week."),
+    (
+        "Security",
+        "text/html",
+        "<html><head><style>p{}</style></head><body><p>Passwords are hashed with "
+        "argon2.</p><script>alert(1)</script></body></html>",
+    ),
+]
+
+CREATE_KB = "mutation($n: String!) { createKnowledgeBase(name: $n) { id name } }"
+ADD_DOC = """mutation($i: AddDocumentInput!) {
+  addDocument(input: $i) { id status progress chunkCount contentType sizeBytes } }"""
+RETRIEVE = """query($k: [ID!]!, $q: String!) { retrieve(knowledgeBaseIds: $k, query: $q, first: 3) {
+  id text fusedRank fusedScore scores { retriever rank score } details } }"""
+
+
+async def test_ingest_retrieve_and_delete_over_graphql(gql: GraphQLClient) -> None:
+    tenant = await make_tenant("acme")
+    op = await make_token(tenant, "operator")
+    kb = (await gql.ok(CREATE_KB, op, n="help"))["createKnowledgeBase"]
+    docs = []
+    for title, ctype, text in DOCS:
+        i = {"knowledgeBaseId": kb["id"], "title": title, "contentType": ctype, "text": text}
+        docs.append((await gql.ok(ADD_DOC, op, i=i))["addDocument"])
+    assert [d["status"] for d in docs] == ["ready"] * 3
+    assert docs[2]["contentType"] == "text/html"
+    html_chunk = await Chunk.get(document_id=docs[2]["id"])
+    assert (
+        "argon2" in html_chunk.text
+        and "alert" not in html_chunk.text
+        and "<p>" not in html_chunk.text
+    )
+    md_chunk = await Chunk.get(document_id=docs[0]["id"])
+    assert "**" not in md_chunk.text and not md_chunk.text.startswith("#")
+
+    # a natural-language question: OR semantics still finds the chunk lexically
+    hits = (
+        await gql.ok(
+            RETRIEVE, op, k=[kb["id"]], q="how long do I have to return an item for a refund?"
+        )
+    )["retrieve"]
+    top = hits[0]
+    assert top["details"]["title"] == "Refunds" and top["fusedRank"] == 1
+    by = {s["retriever"]: s for s in top["scores"]}
+    assert set(by) == {"lexical", "dense"} and by["lexical"]["rank"] == 1
+    assert abs(top["fusedScore"] - sum(1 / (60 + s["rank"]) for s in top["scores"])) < 1e-5
+
+    listed = await gql.ok(
+        "query($id: ID!) { knowledgeBase(id: $id) { documents { id title } } }", op, id=kb["id"]
+    )
+    assert [d["title"] for d in listed["knowledgeBase"]["documents"]] == [
+        "Refunds",
+        "Shipping",
+        "Security",
+    ]
+    await gql.ok("mutation($id: ID!) { deleteDocument(id: $id) { id } }", op, id=docs[0]["id"])
+    assert await Chunk.filter(document_id=docs[0]["id"]).count() == 0
+    hits = (await gql.ok(RETRIEVE, op, k=[kb["id"]], q="refund policy"))["retrieve"]
+    assert all(h["details"]["title"] != "Refunds" for h in hits)
+    await gql.ok("mutation($id: ID!) { deleteKnowledgeBase(id: $id) { id } }", op, id=kb["id"])
+    assert await Chunk.filter(knowledge_base_id=kb["id"]).count() == 0
+
+
+async def test_refused_documents_leave_nothing_indexed(
+    gql: GraphQLClient, monkeypatch: object
+) -> None:
+    tenant = await make_tenant("acme")
+    op = await make_token(tenant, "operator")
+    kb = (await gql.ok(CREATE_KB, op, n="help"))["createKnowledgeBase"]
+    base = {"knowledgeBaseId": kb["id"], "title": "x"}
+    body = await gql(ADD_DOC, op, i={**base, "contentType": "application/pdf", "text": "hi"})
+    assert error_codes(body) == ["UNSUPPORTED_CONTENT_TYPE"]
+    big = "word " * (knowledge.max_document_bytes() // 5 + 1)
+    body = await gql(ADD_DOC, op, i={**base, "contentType": "text", "text": big})
+    assert error_codes(body) == ["DOCUMENT_TOO_LARGE"]
+    assert await Document.all().count() == 0 and await Chunk.all().count() == 0
+    hits = (await gql.ok(RETRIEVE, op, k=[kb["id"]], q="word"))["retrieve"]
+    assert hits == []
+
+
+async def test_cross_tenant_probes_answer_not_found(gql: GraphQLClient) -> None:
+    a, b = await make_tenant("acme"), await make_tenant("bolt")
+    op_a, op_b = await make_token(a, "operator"), await make_token(b, "operator")
+    viewer_a = await make_token(a, "viewer")
+    kb = (await gql.ok(CREATE_KB, op_b, n="secret"))["createKnowledgeBase"]
+    i = {"knowledgeBaseId": kb["id"], "title": "s", "contentType": "text", "text": "launch codes"}
+    doc = (await gql.ok(ADD_DOC, op_b, i=i))["addDocument"]
+    probes = [
+        ("query($id: ID!) { knowledgeBase(id: $id) { id } }", {"id": kb["id"]}),
+        ("mutation($id: ID!) { deleteKnowledgeBase(id: $id) { id } }", {"id": kb["id"]}),
+        ("mutation($id: ID!) { deleteDocument(id: $id) { id } }", {"id": doc["id"]}),
+        (RETRIEVE, {"k": [kb["id"]], "q": "launch codes"}),
+        (ADD_DOC, {"i": {**i, "text": "more"}}),
+    ]
+    for query, variables in probes:
+        assert error_codes(await gql(query, op_a, **variables)) == ["NOT_FOUND"], query
+    assert (await gql.ok("{ knowledgeBases { id } }", op_a))["knowledgeBases"] == []
+    # a viewer reads but may not write
+    body = await gql(CREATE_KB, viewer_a, n="x")
+    assert error_codes(body) == ["FORBIDDEN"]
+
+
+async def test_run_prompt_holds_retrieved_chunks_and_trace_explains_hits(
+    services: Settings,
+) -> None:
+    tenant, other = await make_tenant("acme"), await make_tenant("bolt")
+    actor = operator_of(tenant.id)
+    kb = await knowledge.create_knowledge_base(actor, name="help")
+    for title, ctype, text in DOCS:
+        await knowledge.add_document(
+            actor, knowledge_base_id=kb.id, title=title, content_type=ctype, text=text
+        )
+    foreign = await knowledge.create_knowledge_base(operator_of(other.id), name="theirs")
+    await knowledge.add_document(
+        operator_of(other.id),
+        knowledge_base_id=foreign.id,
+        title="Theirs",
+        content_type="text",
+        text="refund policy of another tenant",
+    )
+    agent = await make_agent(
+        tenant,
+        "support",
+        model="scripted/agent",
+        config={
+            "script": [{"say": "done"}],
+            "knowledgeBases": [kb.id, foreign.id],  # the foreign one is never read
+            "retrievalInPrompt": 2,
+        },
+    )
+    worker = Worker(services)
+    await worker.start()
+    try:
+        task = await tasks.submit_task(actor, agent_id=agent.id, query="What is the refund policy?")
+        done = await wait_for_status(task.id, TaskStatus.COMPLETED, TaskStatus.FAILED)
+    finally:
+        await worker.stop()
+    assert done.status == TaskStatus.COMPLETED, done.error
+    steps = await Step.filter(task_id=task.id).order_by("seq")
+    hits = [s for s in steps if s.kind == StepKind.RETRIEVAL_HIT]
+    assert len(hits) == 3  # every chunk of the three documents, ranked
+    explained = [h.payload["hit"] for h in hits]
+    assert [e["fusedRank"] for e in explained] == [1, 2, 3]
+    assert explained[0]["title"] == "Refunds"
+    assert all(e["knowledgeBaseId"] == kb.id for e in explained)
+    assert all(set(e["retrievers"]) <= {"lexical", "dense"} and e["retrievers"] for e in explained)
+    assert [h.payload["inPrompt"] for h in hits] == [True, True, False]
+    call = next(s for s in steps if s.kind == StepKind.PROVIDER_CALL)
+    assert call.seq > hits[-1].seq
+    context = [m["content"] for m in call.payload["prompt"] if m["role"] == "system"]
+    assert len(context) == 1 and "refund policy allows returns within 30 days" in context[0]
+    assert explained[2]["text"] not in context[0]
+    assert "another tenant" not in context[0]
+    # durable replay: the rebuilt state carries the context and does not retrieve again
+    state = await agent_loop.load_state(done, agent)
+    assert state.retrieved and state.model_calls == 1
+    assert [m.content for m in state.messages if m.role == "system"] == context
