@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 from agentplane.auth import Actor, authenticate, bearer_from_header
 from agentplane.config import Settings
 from agentplane.errors import DomainError, Unauthenticated
-from agentplane.models import AgentState, Task
+from agentplane.models import AgentState
 from agentplane.resolvers import agents, tasks
 from agentplane.subscriptions import streams
 
@@ -93,7 +93,7 @@ def build_server(settings: Settings) -> Server[Any]:
             task = await tasks.submit_task(
                 actor, agent_id=agent.id, query=query, metadata={"source": "mcp"}
             )
-            task = await _run_to_end(actor, task, settings.task_timeout_s + 5)
+            task = await streams.run_to_end(actor, task, settings.task_timeout_s + 5)
         except DomainError as exc:
             if exc.code == "NOT_FOUND":
                 return _error(f"NOT_FOUND: Unknown tool {params.name!r}")
@@ -119,17 +119,6 @@ def build_server(settings: Settings) -> Server[Any]:
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
-
-
-async def _run_to_end(actor: Actor, task: Task, timeout_s: float) -> Task:
-    """Follow the task's trace (replay, then live via the broker) until it ends or time is up."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for _ in streams.task_events(actor, task.id, 0):
-                pass
-    except TimeoutError:
-        pass
-    return await tasks.get_task(actor, task.id)
 
 
 class McpEndpoint:

@@ -6,7 +6,6 @@ dialect share one envelope. Runs are tasks (`tsk_…`); `run`, `chat` and
 `chat/completions` wait for the task to end (synchronous one-shot runs).
 """
 
-import asyncio
 import contextlib
 import re
 import time
@@ -19,7 +18,6 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from agentplane import __version__, ids
-from agentplane.auth import Actor
 from agentplane.errors import DomainError, ValidationFailed
 from agentplane.models import Agent, Task, TaskStatus
 from agentplane.observability import metrics
@@ -266,17 +264,6 @@ def run_record(task: Task, spent: usage.TaskUsage) -> JSON:
     }
 
 
-async def run_to_end(actor: Actor | None, task: Task, timeout_s: float) -> Task:
-    """Follow the task's trace until it ends or `timeout_s` passes; the task as it is then."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for _ in streams.task_events(actor, task.id, 0):
-                pass
-    except TimeoutError:
-        pass
-    return await tasks.get_task(actor, task.id)
-
-
 @opsclaw.route(
     "POST",
     "/v1/agents/{id}/run",
@@ -301,7 +288,9 @@ async def run_agent(call: Call) -> Response:
     task = await tasks.submit_task(
         call.actor, agent_id=agent.id, query=call.body["input"], metadata=call.body.get("metadata")
     )
-    task = await run_to_end(call.actor, task, call.body.get("timeoutSeconds", RUN_TIMEOUT_S))
+    task = await streams.run_to_end(
+        call.actor, task, call.body.get("timeoutSeconds", RUN_TIMEOUT_S)
+    )
     spent = await usage.task_usage(call.actor, task)
     return json(run_record(task, spent), 200 if task.status.is_terminal else 202)
 
@@ -364,7 +353,7 @@ async def chat(call: Call) -> Response:
 
 async def _finished(call: Call, task: Task) -> Task:
     """Wait for a synchronous run; a run that fails or overruns is a 502."""
-    task = await run_to_end(call.actor, task, call.settings.task_timeout_s + 5)
+    task = await streams.run_to_end(call.actor, task, call.settings.task_timeout_s + 5)
     if not task.status.is_terminal:
         await tasks.cancel_task(call.actor, task.id)
         raise UpstreamFailed("The run did not finish in time and was cancelled")
@@ -463,7 +452,7 @@ async def _live_text(call: Call, task: Task, output: Subscription) -> AsyncItera
             return
         yield message["text"]
     # Fell behind, or out of time: follow the durable trace to the end instead.
-    end = await run_to_end(call.actor, task, max(deadline - time.monotonic(), 0))
+    end = await streams.run_to_end(call.actor, task, max(deadline - time.monotonic(), 0))
     if not end.status.is_terminal:
         await tasks.cancel_task(call.actor, task.id)
 

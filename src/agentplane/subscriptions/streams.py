@@ -6,6 +6,7 @@ from the database, so a client resuming with its last `seq` misses nothing and
 sees nothing twice.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from agentplane.auth import Actor
@@ -110,3 +111,16 @@ async def task_output(actor: Actor | None, task_id: str) -> AsyncIterator[str]:
                 return
             else:
                 yield message["text"]
+
+
+async def run_to_end(actor: Actor | None, task: Task, timeout_s: float) -> Task:
+    """Follow the task's trace until it ends or `timeout_s` passes; the task as it is then.
+
+    For callers that answer with the result of a run (REST `run`, MCP tool calls)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for _ in task_events(actor, task.id, 0):
+                pass
+    except TimeoutError:
+        pass
+    return await get_task(actor, task.id)
