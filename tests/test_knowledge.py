@@ -4,6 +4,7 @@ trace explains each one; refusals leave nothing indexed; tenants never see each 
 from agentplane.config import Settings
 from agentplane.models import Chunk, Document, Step, StepKind, TaskStatus
 from agentplane.resolvers import knowledge, tasks
+from agentplane.retrieval.embedders import get_embedder, to_blob
 from agentplane.runtime import agent_loop
 from agentplane.runtime.worker import Worker
 from tests.support.factories import make_agent, make_tenant, make_token
@@ -173,3 +174,69 @@ async def test_run_prompt_holds_retrieved_chunks_and_trace_explains_hits(
     state = await agent_loop.load_state(done, agent)
     assert state.retrieved and state.model_calls == 1
     assert [m.content for m in state.messages if m.role == "system"] == context
+
+
+async def test_memory_ids_of_another_tenant_and_overlong_ids_answer_not_found(
+    gql: GraphQLClient,
+) -> None:
+    a, b = await make_tenant("acme"), await make_tenant("bolt")
+    op_a, op_b = await make_token(a, "operator"), await make_token(b, "operator")
+    agent_b = await make_agent(b, "bolt-bot")
+    created = await gql.ok(
+        "mutation($i: CreateMemoryInput!) { createMemory(input: $i) { memory { id } } }",
+        op_b,
+        i={"text": "bolt's secret", "agentId": agent_b.id},
+    )
+    memory_id = created["createMemory"]["memory"]["id"]
+    by_id = [
+        "mutation($id: ID!) { archiveMemory(id: $id) { id } }",
+        "mutation($id: ID!) { approveMemory(id: $id) { id } }",
+        "mutation($id: ID!) { deleteMemory(id: $id) { id } }",
+        'mutation($id: ID!) { updateMemory(input: {id: $id, text: "x"}) { id } }',
+        'query($id: ID!) { recall(query: "secret", agentId: $id) { id } }',
+        "query($id: ID!) { memories(filter: {agentId: $id}) { id } }",
+        "query($id: ID!) { knowledgeBase(id: $id) { id } }",
+        "mutation($id: ID!) { deleteDocument(id: $id) { id } }",
+    ]
+    for query in by_id:
+        target = agent_b.id if "agentId" in query else memory_id
+        assert error_codes(await gql(query, op_a, id=target)) == ["NOT_FOUND"], query
+        # an ID longer than any ID names nothing (and never reaches the database)
+        assert error_codes(await gql(query, op_a, id="mem_" + "x" * 60)) == ["NOT_FOUND"], query
+
+
+async def test_dense_index_sees_chunks_written_by_another_process(gql: GraphQLClient) -> None:
+    tenant = await make_tenant("acme")
+    op = await make_token(tenant, "operator")
+    kb = (await gql.ok(CREATE_KB, op, n="help"))["createKnowledgeBase"]
+    i = {
+        "knowledgeBaseId": kb["id"],
+        "title": "Shipping",
+        "contentType": "text",
+        "text": DOCS[1][2],
+    }
+    await gql.ok(ADD_DOC, op, i=i)
+    await gql.ok(RETRIEVE, op, k=[kb["id"]], q="parcels")  # this process caches the matrix
+    # Another process ingests: rows appear without this process's cache being told.
+    text = "Invoices are emailed as PDF on the first day of each month."
+    doc = await Document.create(
+        knowledge_base_id=kb["id"], tenant_id=tenant.id, title="Billing", content_type="text/plain"
+    )
+    vector = (await get_embedder().embed([text]))[0]
+    chunk = await Chunk.create(
+        document_id=doc.id,
+        knowledge_base_id=kb["id"],
+        tenant_id=tenant.id,
+        position=0,
+        text=text,
+        embedding=to_blob(vector),
+    )
+    hits = (await gql.ok(RETRIEVE, op, k=[kb["id"]], q="when do I get my monthly bill?"))[
+        "retrieve"
+    ]
+    dense = {h["id"]: h for h in hits if any(s["retriever"] == "dense" for s in h["scores"])}
+    assert chunk.id in dense
+    # and a chunk deleted behind this process's back is no longer returned
+    await Chunk.filter(id=chunk.id).delete()
+    hits = (await gql.ok(RETRIEVE, op, k=[kb["id"]], q="invoices emailed as PDF"))["retrieve"]
+    assert chunk.id not in {h["id"] for h in hits}

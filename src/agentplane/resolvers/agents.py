@@ -46,6 +46,10 @@ def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: i
     kbs = config.get("knowledgeBases")
     if kbs is not None and not (isinstance(kbs, list) and all(isinstance(k, str) for k in kbs)):
         raise ValidationFailed("`config.knowledgeBases` must be a list of IDs", field="config")
+    for key in ("retrievalInPrompt", "retrievalTopK", "maxMemories"):
+        value = config.get(key)
+        if value is not None and not (type(value) is int and 0 <= value <= 10_000):
+            raise ValidationFailed(f"`config.{key}` must be an integer 0..10000", field="config")
 
 
 @audited("agent.create")

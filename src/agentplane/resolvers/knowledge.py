@@ -6,16 +6,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from agentplane.auth import Actor
-from agentplane.errors import (
-    Conflict,
-    DocumentTooLarge,
-    NotFound,
-    UnsupportedContentType,
-    ValidationFailed,
-)
+from agentplane.errors import Conflict, DocumentTooLarge, UnsupportedContentType, ValidationFailed
 from agentplane.models import Chunk, Document, DocumentStatus, KnowledgeBase
 from agentplane.resolvers.audit import audited
-from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
+from agentplane.resolvers.permissions import Perm, get_owned, require, scoped_to_tenant
 from agentplane.resolvers.tenants import check_writable, resolve_tenant_name
 from agentplane.retrieval import ingest
 from agentplane.retrieval import knowledge as retrieval
@@ -33,20 +27,12 @@ def max_document_bytes() -> int:
 
 async def get_knowledge_base(actor: Actor | None, kb_id: str) -> KnowledgeBase:
     actor = require(actor, Perm.KNOWLEDGE_READ)
-    kb = await KnowledgeBase.get_or_none(id=kb_id)
-    if kb is None:
-        raise NotFound(f"Knowledge base {kb_id!r} not found")
-    check_tenant(actor, kb.tenant_id, f"Knowledge base {kb_id!r}")
-    return kb
+    return await get_owned(actor, KnowledgeBase, kb_id, "Knowledge base")
 
 
 async def list_knowledge_bases(actor: Actor | None) -> list[KnowledgeBase]:
     actor = require(actor, Perm.KNOWLEDGE_READ)
-    query = (
-        KnowledgeBase.all()
-        if is_platform(actor)
-        else KnowledgeBase.filter(tenant_id=actor.tenant_id)
-    )
+    query = await scoped_to_tenant(actor, KnowledgeBase.all(), None)
     return await query.order_by("id")
 
 
@@ -90,11 +76,7 @@ async def list_documents(actor: Actor | None, kb_id: str) -> list[Document]:
 
 async def get_document(actor: Actor | None, doc_id: str) -> Document:
     actor = require(actor, Perm.KNOWLEDGE_READ)
-    doc = await Document.get_or_none(id=doc_id)
-    if doc is None:
-        raise NotFound(f"Document {doc_id!r} not found")
-    check_tenant(actor, doc.tenant_id, f"Document {doc_id!r}")
-    return doc
+    return await get_owned(actor, Document, doc_id, "Document")
 
 
 @audited("document.add")

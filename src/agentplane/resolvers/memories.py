@@ -3,11 +3,14 @@
 from datetime import datetime
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from agentplane.auth import Actor
 from agentplane.errors import NotFound, ValidationFailed
 from agentplane.models import Agent, Memory, MemoryStatus
+from agentplane.resolvers.agents import get_agent
 from agentplane.resolvers.audit import audited
-from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
+from agentplane.resolvers.permissions import Perm, get_owned, require, scoped_to_tenant
 from agentplane.resolvers.tenants import check_writable, resolve_tenant_name
 from agentplane.retrieval import memory
 from agentplane.retrieval.embedders import get_embedder, to_blob
@@ -23,19 +26,11 @@ def _check_fields(text: str | None, type: str | None, importance: float | None) 
         raise ValidationFailed("`importance` must be 0..1", field="importance")
 
 
-async def _get(actor: Actor, memory_id: str) -> Memory:
-    row = await Memory.get_or_none(id=memory_id)
-    if row is None:
-        raise NotFound(f"Memory {memory_id!r} not found")
-    check_tenant(actor, row.tenant_id, f"Memory {memory_id!r}")
-    return row
-
-
 async def _agent_in(actor: Actor, agent_id: str, tenant_id: str | None) -> Agent:
-    agent = await Agent.get_or_none(id=agent_id)
-    if agent is None or (tenant_id is not None and agent.tenant_id != tenant_id):
+    """The agent, which must belong to `tenant_id` when one is given."""
+    agent = await get_agent(actor, agent_id)
+    if tenant_id is not None and agent.tenant_id != tenant_id:
         raise NotFound(f"Agent {agent_id!r} not found")
-    check_tenant(actor, agent.tenant_id, f"Agent {agent_id!r}")
     return agent
 
 
@@ -47,7 +42,7 @@ async def list_memories(
     type: str | None = None,
 ) -> list[Memory]:
     actor = require(actor, Perm.KNOWLEDGE_READ)
-    query = Memory.all() if is_platform(actor) else Memory.filter(tenant_id=actor.tenant_id)
+    query = await scoped_to_tenant(actor, Memory.all(), None)
     if agent_id is not None:
         await _agent_in(actor, agent_id, None)
         query = query.filter(agent_id=agent_id)
@@ -99,7 +94,7 @@ async def create_memory(
 
 async def _writable(actor: Actor | None, memory_id: str) -> Memory:
     actor = require(actor, Perm.KNOWLEDGE_WRITE)
-    row = await _get(actor, memory_id)
+    row = await get_owned(actor, Memory, memory_id, "Memory")
     await check_writable(row.tenant_id)
     return row
 
@@ -122,16 +117,10 @@ async def approve_memory(actor: Actor | None, memory_id: str) -> Memory:
     row = await _writable(actor, memory_id)
     if row.status != MemoryStatus.PENDING:
         raise ValidationFailed(f"Memory is {row.status}, not pending", field="id")
-    if row.conflict_key:
-        await Memory.filter(
-            tenant_id=row.tenant_id,
-            agent_id=row.agent_id,
-            subject=row.subject,
-            conflict_key=row.conflict_key,
-            status=MemoryStatus.ACTIVE,
-        ).update(status=MemoryStatus.SUPERSEDED, superseded_by=row.id)
-    row.status = MemoryStatus.ACTIVE
-    await row.save(update_fields=["status", "updated_at"])
+    async with in_transaction():
+        row.status = MemoryStatus.ACTIVE
+        await row.save(update_fields=["status", "updated_at"])
+        await memory.supersede(row)
     return row
 
 

@@ -14,6 +14,7 @@ from typing import TypeVar
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from agentplane import ids
 from agentplane.auth import Actor
 from agentplane.errors import Forbidden, NotFound, TenantSuspended, Unauthenticated
 from agentplane.models import Tenant
@@ -190,3 +191,17 @@ async def scoped_to_tenant(actor: Actor, qs: QuerySet[M], tenant: str | None) ->
             raise NotFound(f"Tenant {tenant!r} not found")
         return qs.filter(tenant_id=row.id)
     return qs if is_platform(actor) else qs.filter(tenant_id=actor.tenant_id)
+
+
+async def get_owned(actor: Actor, model: type[M], id_: str, what: str) -> M:
+    """The row of a tenant-owned `model` by ID, answering NOT_FOUND when it is missing,
+    another tenant's, or longer than any ID (the ORM refuses to compare those)."""
+    row = await model.get_or_none(id=id_) if len(id_) <= ids.MAX_LEN else None
+    if row is None:
+        raise NotFound(f"{what} {id_!r} not found")
+    check_tenant(
+        actor,
+        row.tenant_id,  # type: ignore[attr-defined]
+        f"{what} {id_!r}",
+    )
+    return row

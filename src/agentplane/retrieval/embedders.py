@@ -6,6 +6,7 @@ embedded default never reach a model hub. `OpenAIEmbedder` calls any
 OpenAI-compatible `/embeddings` endpoint.
 """
 
+import asyncio
 import importlib.util
 import os
 import threading
@@ -74,8 +75,6 @@ class MiniLMEmbedder:
         return np.concatenate(out)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
-        import asyncio
-
         return await asyncio.to_thread(self.embed_sync, texts)
 
 
@@ -117,11 +116,6 @@ def get_embedder() -> Embedder:
         else:
             _default = MiniLMEmbedder()
     return _default
-
-
-def set_embedder(embedder: Embedder | None) -> None:
-    global _default
-    _default = embedder
 
 
 def to_blob(vector: np.ndarray) -> bytes:

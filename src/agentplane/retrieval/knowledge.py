@@ -16,8 +16,9 @@ async def retrieve(kb_ids: list[str], query: str, first: int = 5) -> list[Hit]:
     rankings = {"lexical": await lexical.search(kb_ids, query, CANDIDATES)}
     vector = (await get_embedder().embed([query]))[0]
     rankings["dense"] = await vector_index.search(kb_ids, vector, CANDIDATES)
-    hits = rrf(rankings)[:first]
-    chunks = {c.id: c for c in await Chunk.filter(id__in=[h.id for h in hits])}
+    ranked = rrf(rankings)[:first]
+    chunks = {c.id: c for c in await Chunk.filter(id__in=[h.id for h in ranked])}
+    hits = [h for h in ranked if h.id in chunks]  # a chunk deleted meanwhile is dropped
     docs = {
         d.id: d
         for d in await Document.filter(id__in=list({c.document_id for c in chunks.values()}))

@@ -42,6 +42,25 @@ def _scope(tenant_id: str, agent_id: str | None, subject: str | None) -> Q:
     return q
 
 
+async def supersede(memory: Memory) -> list[Memory]:
+    """Mark the other active memories with `memory`'s conflict key in its scope as
+    superseded by it (call inside the transaction that makes `memory` active)."""
+    if not memory.conflict_key:
+        return []
+    older = await Memory.filter(
+        tenant_id=memory.tenant_id,
+        agent_id=memory.agent_id,
+        subject=memory.subject,
+        conflict_key=memory.conflict_key,
+        status=MemoryStatus.ACTIVE,
+        id__not=memory.id,
+    )
+    await Memory.filter(id__in=[m.id for m in older]).update(
+        status=MemoryStatus.SUPERSEDED, superseded_by=memory.id
+    )
+    return older
+
+
 async def write(
     *,
     tenant_id: str,
@@ -74,18 +93,8 @@ async def write(
             status=status,
             embedding=to_blob(vector),
         )
-        if conflict_key and status == MemoryStatus.ACTIVE:
-            superseded = await Memory.filter(
-                tenant_id=tenant_id,
-                agent_id=agent_id,
-                subject=subject,
-                conflict_key=conflict_key,
-                status=MemoryStatus.ACTIVE,
-                id__not=memory.id,
-            )
-            await Memory.filter(id__in=[m.id for m in superseded]).update(
-                status=MemoryStatus.SUPERSEDED, superseded_by=memory.id
-            )
+        if status == MemoryStatus.ACTIVE:
+            superseded = await supersede(memory)
     active = Memory.filter(tenant_id=tenant_id, agent_id=agent_id, status=MemoryStatus.ACTIVE)
     over = await active.count() - max_memories
     evict = (

@@ -18,30 +18,36 @@ class VectorIndex(Protocol):
     def invalidate(self, kb_id: str) -> None: ...
 
 
+Fingerprint = tuple[int, str | None]
+
+
 class NumpyVectorIndex:
-    """Per knowledge base, the chunk matrix is loaded once and cached in process;
-    ingest and delete invalidate it."""
+    """Per knowledge base, the chunk matrix is cached in process and reloaded when the
+    base's (chunk count, newest chunk ID) changed, so an ingest or delete made by another
+    process is seen on its next search; `invalidate` drops it at once in this one.
+    (IDs start with their creation time, so an add always moves the newest ID.)"""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[list[str], np.ndarray]] = {}
+        self._cache: dict[str, tuple[Fingerprint, list[str], np.ndarray]] = {}
 
     def invalidate(self, kb_id: str) -> None:
         self._cache.pop(kb_id, None)
 
     async def _matrix(self, kb_id: str) -> tuple[list[str], np.ndarray]:
+        chunks = Chunk.filter(knowledge_base_id=kb_id, embedding__isnull=False)
+        newest = await chunks.order_by("-id").limit(1).values_list("id", flat=True)
+        fingerprint: Fingerprint = (await chunks.count(), str(newest[0]) if newest else None)
         cached = self._cache.get(kb_id)
-        if cached is None:
-            rows = await Chunk.filter(knowledge_base_id=kb_id, embedding__isnull=False).values_list(
-                "id", "embedding"
-            )
+        if cached is None or cached[0] != fingerprint:
+            rows = await chunks.values_list("id", "embedding")
             ids = [r[0] for r in rows]
             matrix = (
                 np.stack([from_blob(bytes(r[1])) for r in rows])
                 if rows
                 else np.zeros((0, DIM), dtype=np.float32)
             )
-            cached = self._cache[kb_id] = (ids, matrix)
-        return cached
+            cached = self._cache[kb_id] = (fingerprint, ids, matrix)
+        return cached[1], cached[2]
 
     async def search(
         self, kb_ids: list[str], vector: np.ndarray, limit: int

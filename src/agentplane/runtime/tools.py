@@ -71,7 +71,8 @@ async def agent_kbs(agent: Agent) -> list[str]:
     found = await KnowledgeBase.filter(id__in=ids, tenant_id=agent.tenant_id).values_list(
         "id", flat=True
     )
-    return [i for i in ids if i in set(found)]
+    known = set(found)
+    return [i for i in ids if i in known]
 
 
 def _explained(hits: list[Hit], in_prompt: bool) -> list[dict[str, Any]]:
@@ -95,6 +96,10 @@ async def remember(agent: Agent, task: Task, args: dict[str, Any]) -> ToolResult
         importance = min(max(float(args.get("importance", 0.5)), 0.0), 1.0)
     except (TypeError, ValueError):
         importance = 0.5
+    try:
+        expires_at = memory.expiry(args.get("ttlSeconds"))
+    except (TypeError, ValueError, OverflowError):
+        return ToolResult(StepKind.TOOL_CALL, "error: `ttlSeconds` must be a number of seconds")
     config = agent.config if isinstance(agent.config, dict) else {}
     saved, superseded, evict = await memory.write(
         tenant_id=agent.tenant_id,
@@ -103,7 +108,7 @@ async def remember(agent: Agent, task: Task, args: dict[str, Any]) -> ToolResult
         type=kind if kind in memory.TYPES else "fact",
         importance=importance,
         conflict_key=str(args["key"]) if args.get("key") else None,
-        expires_at=memory.expiry(args.get("ttlSeconds")),
+        expires_at=expires_at,
         source_step_id=task.id,
         max_memories=int(config.get("maxMemories", memory.DEFAULT_MAX_MEMORIES)),
     )
