@@ -25,12 +25,14 @@ test: $(STAMP) $(NODE_STAMP)  ## set up and run the tests (PostgreSQL + Redis wh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 migrations: $(STAMP)  ## write a migration for model changes (checked in under src/agentplane/migrations)
 	$(BIN)/tortoise makemigrations

@@ -2,7 +2,7 @@
 
 from starlette.applications import Starlette
 
-from agentplane.app import create_app
+from agentplane.http.app import create_app
 
 
 def api() -> Starlette:

@@ -10,7 +10,8 @@ import graphql
 import strawberry
 from tortoise import Tortoise
 
-from agentplane import db, models
+from agentplane import models
+from agentplane.core import db
 from agentplane.schema import SCHEMA_EXTENSIONS
 from agentplane.schema.execution import ExecutionContext, is_awaitable
 from agentplane.schema.types import Step

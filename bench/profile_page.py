@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.run import PAGE_QUERY, isolated, prepare, uvicorn_process, wrk
 
 PARTS = {
-    "token lookup (auth.authenticate)": "authenticate (agentplane/auth.py",
+    "token lookup (auth.authenticate)": "authenticate (agentplane/resolvers/auth.py",
     "tasks page (resolvers.tasks.list_tasks)": "list_tasks (agentplane/resolvers/tasks.py",
     "agents batch (resolvers.agents.load_agents)": "load_agents (agentplane/resolvers/agents.py",
     "Tortoise: building SQL (pypika)": "(pypika_tortoise/",
@@ -32,7 +32,7 @@ PARTS = {
     "Starlette + middleware": "(starlette/",
     "uvicorn / HTTP parsing": "(uvicorn/",
     "JSON encoding (orjson)": "encode_json",
-    "metrics, request id, access log": "agentplane/observability.py",
+    "metrics, request id, access log": "agentplane/http/observability.py",
     "cost estimate and charge": "agentplane/schema/cost.py",
     "asyncio event loop": "(asyncio/",
 }

@@ -202,7 +202,7 @@ async def prepare(url: str, tasks: int) -> dict[str, str]:
     """Migrate, empty, and seed one tenant with a token, an agent and `tasks` finished tasks."""
     from tortoise.connection import get_connection
 
-    from agentplane import db
+    from agentplane.core import db
     from agentplane.models import Agent, Task, TaskStatus, Tenant
     from agentplane.resolvers.tokens import mint_token
 

@@ -145,7 +145,7 @@ async def steps_per_second(url: str, seconds: float) -> float:
     """Through `traces.append_step` (seq allocation, usage metering, publish after commit)."""
     from decimal import Decimal
 
-    from agentplane import db
+    from agentplane.core import db
     from agentplane.models import Agent, StepKind, Tenant
     from agentplane.resolvers import traces
     from agentplane.subscriptions.broker import make_broker, set_broker

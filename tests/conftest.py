@@ -13,10 +13,10 @@ import pytest
 import redis
 from starlette.applications import Starlette
 
-from agentplane import db
-from agentplane.app import create_app
-from agentplane.auth import Actor
-from agentplane.config import Settings
+from agentplane.core import db
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
+from agentplane.resolvers.auth import Actor
 from tests.support.database import truncate_all
 from tests.support.graphql import GraphQLClient
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from agentplane.app import create_app
-from agentplane.config import Settings
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
 from agentplane.models import AuditEvent, DeviceGrant, Session, User
 from tests.support.database import truncate_all
 from tests.support.factories import make_tenant, make_token

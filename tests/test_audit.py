@@ -121,8 +121,8 @@ async def test_provider_keys_are_encrypted_and_never_returned(gql: GraphQLClient
 async def test_a_mutation_without_its_own_record_is_still_audited(services: object) -> None:
     import strawberry
 
-    from agentplane.auth import Actor
-    from agentplane.errors import Forbidden
+    from agentplane.core.errors import Forbidden
+    from agentplane.resolvers.auth import Actor
     from agentplane.schema.audit_extension import AuditMutations
     from agentplane.schema.context import Context
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from agentplane.auth import Actor
-from agentplane.errors import BudgetExceeded
+from agentplane.core.errors import BudgetExceeded
+from agentplane.core.pricing import PRICING_VERSION
 from agentplane.models import AuditEvent, Budget, Step, Task, UsageRecord
 from agentplane.models.budget import current_window, to_units
 from agentplane.resolvers import budgets, traces
-from agentplane.runtime.pricing import PRICING_VERSION
+from agentplane.resolvers.auth import Actor
 from agentplane.schema import schema
 from agentplane.schema.context import Context
 from tests.support.factories import make_agent, make_tenant, make_token

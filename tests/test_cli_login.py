@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from agentplane.config import Settings
+from agentplane.core.config import Settings
 from tests.support.server import live_server
 
 

@@ -5,8 +5,8 @@ from typing import Any
 import strawberry
 from prometheus_client import REGISTRY
 
-from agentplane.auth import Actor
 from agentplane.models import Step, StepKind, Task, TaskStatus
+from agentplane.resolvers.auth import Actor
 from agentplane.schema import schema as compiled_schema
 from agentplane.schema.context import Context
 from agentplane.schema.errors import ErrorCodes

@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 
-from agentplane.auth import Actor
-from agentplane.config import Settings
-from agentplane.errors import Conflict
+from agentplane.core.config import Settings
+from agentplane.core.errors import Conflict
 from agentplane.models import Step, StepKind, Task, TaskStatus
 from agentplane.resolvers import tasks, traces
+from agentplane.resolvers.auth import Actor
 from agentplane.runtime.worker import Worker
 from tests.support.factories import make_agent, make_tenant
 

@@ -4,7 +4,7 @@ when the Accept header asks for it, 4xx for request errors and 200 for execution
 import httpx
 import pytest
 
-from agentplane.accept import wants_graphql_response_json
+from agentplane.http.accept import wants_graphql_response_json
 from tests.support.factories import make_agent, make_tenant, make_token
 
 NEW = "application/graphql-response+json"

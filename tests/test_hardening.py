@@ -7,8 +7,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from agentplane.app import create_app
-from agentplane.config import Settings
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
 from agentplane.models import Task
 from agentplane.schema.hardening import (
     MAX_ALIASES,

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 from starlette.applications import Starlette
 
-from agentplane.app import create_app
-from agentplane.config import Settings
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
 from agentplane.models import AccessToken, Tenant
 from tests.support.server import live_server
 

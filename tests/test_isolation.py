@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from agentplane import ids
-from agentplane.app import create_app
-from agentplane.config import Settings
+from agentplane.core import ids
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
 from agentplane.models import AccessToken, Agent, Step, Task, TaskStatus, Tenant
 from agentplane.resolvers import traces
 from tests.support.database import truncate_all

@@ -1,7 +1,7 @@
 """Knowledge: ingest -> hybrid retrieval -> a run whose prompt holds the hits and whose
 trace explains each one; refusals leave nothing indexed; tenants never see each other."""
 
-from agentplane.config import Settings
+from agentplane.core.config import Settings
 from agentplane.models import Chunk, Document, Step, StepKind, TaskStatus
 from agentplane.resolvers import knowledge, tasks
 from agentplane.retrieval.embedders import get_embedder, to_blob

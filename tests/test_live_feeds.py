@@ -12,10 +12,10 @@ import pytest
 from tortoise.transactions import in_transaction
 from websockets.asyncio.client import connect
 
-from agentplane.auth import Actor
-from agentplane.config import Settings
+from agentplane.core.config import Settings
 from agentplane.models import StepKind, Task, TaskStatus
 from agentplane.resolvers import tasks, traces
+from agentplane.resolvers.auth import Actor
 from agentplane.runtime.worker import Worker
 from agentplane.schema import live
 from agentplane.subscriptions import events, feeds

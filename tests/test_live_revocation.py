@@ -8,7 +8,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from agentplane.config import Settings
+from agentplane.core.config import Settings
 from agentplane.models import AccessToken
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.server import live_server

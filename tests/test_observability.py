@@ -9,8 +9,8 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from agentplane.app import create_app
-from agentplane.config import Settings
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
 from agentplane.models import Task, TaskStatus
 from tests.support.database import truncate_all
 from tests.support.factories import make_agent, make_tenant, make_token

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from agentplane.app import create_app
-from agentplane.config import Settings
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
 from agentplane.models import AccessToken, Agent, Step, Task, TaskStatus, Tenant
 from agentplane.resolvers import traces
 from agentplane.resolvers.permissions import ROLES

@@ -5,10 +5,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from agentplane.auth import Actor
-from agentplane.config import Settings
+from agentplane.core.config import Settings
 from agentplane.models import Task, TaskStatus
 from agentplane.resolvers import provider_keys, tasks
+from agentplane.resolvers.auth import Actor
 from agentplane.runtime.worker import Worker
 from tests.support.factories import make_agent, make_tenant
 from tests.support.openai_server import API_KEY, ServerState, serve_openai

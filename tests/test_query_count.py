@@ -7,8 +7,8 @@ import pytest
 from starlette.applications import Starlette
 from tortoise.connection import get_connection
 
-from agentplane.app import create_app
-from agentplane.config import Settings
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
 from agentplane.models import Agent, Step, StepKind, Task, TaskStatus, Tenant
 from tests.support.database import truncate_all
 from tests.support.factories import make_agent, make_tenant, make_token
@@ -121,7 +121,7 @@ NESTED = """query($n: Int!) { agents(first: 100) { edges { node { name
 async def test_nested_connections_are_one_query_for_all_parents(
     quiet_gql: GraphQLClient, statements: StatementLog
 ) -> None:
-    from agentplane.auth import Actor
+    from agentplane.resolvers.auth import Actor
     from agentplane.resolvers.tasks import list_tasks
 
     # given 3 agents with 0, 2 and 5 tasks, and a second tenant's agent with tasks

@@ -7,10 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
-from agentplane.app import create_app
-from agentplane.auth import hash_token
-from agentplane.config import Settings
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
 from agentplane.models import AccessToken, Task, User
+from agentplane.resolvers.auth import hash_token
 from agentplane.rest_compat import common
 from tests.support.database import truncate_all
 from tests.support.factories import PASSWORD, make_agent, make_tenant, make_token, make_user

@@ -6,10 +6,10 @@ import httpx
 import pytest
 from starlette.requests import Request
 
-from agentplane.auth import Actor
-from agentplane.config import Settings
-from agentplane.errors import DomainError
+from agentplane.core.config import Settings
+from agentplane.core.errors import DomainError
 from agentplane.models import Agent, Task, WorkerQueue
+from agentplane.resolvers.auth import Actor
 from agentplane.rest_compat import common
 from agentplane.runtime import catalog
 from agentplane.runtime.providers import build_providers

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agentplane import secretbox
+from agentplane.core import secretbox
 from agentplane.models import AccessToken, Tenant, TenantPhase
 from agentplane.resolvers import audit
 from tests.support.factories import make_agent, make_tenant, make_token

@@ -13,8 +13,8 @@ import openai
 import pytest
 from starlette.applications import Starlette
 
-from agentplane.app import create_app
-from agentplane.config import Settings
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
 from agentplane.models import (
     AccessToken,
     Agent,

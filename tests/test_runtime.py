@@ -3,10 +3,10 @@
 import asyncio
 from decimal import Decimal
 
-from agentplane.auth import Actor
-from agentplane.config import Settings
+from agentplane.core.config import Settings
 from agentplane.models import Step, StepKind, Task, TaskStatus, UsageRecord
 from agentplane.resolvers import knowledge, tasks
+from agentplane.resolvers.auth import Actor
 from agentplane.retrieval import memory
 from agentplane.runtime.worker import Worker
 from tests.support.factories import make_agent, make_tenant

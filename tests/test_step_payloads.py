@@ -6,8 +6,8 @@ import httpx
 import orjson
 import pytest
 
-from agentplane.app import create_app
-from agentplane.config import Settings
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
 from agentplane.models import StepKind, StepPayload, Task
 from agentplane.resolvers import traces
 from agentplane.resolvers.step_payloads import PREVIEW_CHARS, STEP_INLINE_BYTES
@@ -77,7 +77,7 @@ async def test_large_payloads_are_previewed_in_traces_and_served_whole(
 
 
 async def test_full_payloads_stay_in_their_tenant(services: object) -> None:
-    from agentplane.auth import Actor
+    from agentplane.resolvers.auth import Actor
     from agentplane.resolvers.step_payloads import load_full_payloads
 
     tenant, other = await make_tenant("acme"), await make_tenant("other")

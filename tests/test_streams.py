@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from agentplane.auth import Actor
-from agentplane.config import Settings
-from agentplane.errors import SlowConsumer
+from agentplane.core.config import Settings
+from agentplane.core.errors import SlowConsumer
 from agentplane.resolvers import tasks
+from agentplane.resolvers.auth import Actor
 from agentplane.subscriptions import events, streams
 from agentplane.subscriptions.broker import QUEUE_SIZE, RedisBroker, SubscriberTooSlow, get_broker
 from tests.support.factories import make_agent, make_tenant

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from agentplane import maintenance
-from agentplane.app import create_app
-from agentplane.config import Settings
+from agentplane.core.config import Settings
+from agentplane.http.app import create_app
 from agentplane.models import AccessToken, AuditEvent, Task, Tenant
+from agentplane.runtime import maintenance
 from tests.support.database import truncate_all
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.graphql import GraphQLClient, error_codes

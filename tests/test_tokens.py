@@ -14,11 +14,11 @@ import httpx
 import pytest
 from tortoise.connection import get_connection
 
-from agentplane.app import create_app
-from agentplane.auth import Actor, authenticate, generate_token
-from agentplane.config import Settings
-from agentplane.errors import Unauthenticated
+from agentplane.core.config import Settings
+from agentplane.core.errors import Unauthenticated
+from agentplane.http.app import create_app
 from agentplane.models import AccessToken, Task, TaskStatus
+from agentplane.resolvers.auth import Actor, authenticate, generate_token
 from tests.support.database import truncate_all
 from tests.support.factories import make_tenant, make_token
 from tests.support.graphql import GraphQLClient, error_codes

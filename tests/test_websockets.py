@@ -20,7 +20,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from agentplane import db
+from agentplane.core import db
 from tests.support.graphql import GraphQLClient
 from tests.support.server import LiveServer, live_server
 from tests.support.ws import LEGACY_WS, TRANSPORT_WS, GraphQLWebSocket, Message, open_ws

@@ -11,7 +11,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from agentplane.cli import WS_MAX_MESSAGE_BYTES
-from agentplane.graphql_app import MAX_SUBSCRIPTIONS_PER_CONNECTION
+from agentplane.http.graphql_app import MAX_SUBSCRIPTIONS_PER_CONNECTION
 from tests.support.server import LiveServer, live_server
 
 PROTOCOL = "graphql-transport-ws"

@@ -8,10 +8,10 @@ import signal
 
 import uvicorn
 
-from agentplane import db
-from agentplane.config import Settings
-from agentplane.errors import DomainError
-from agentplane.observability import configure_logging
+from agentplane.core import db
+from agentplane.core.config import Settings
+from agentplane.core.errors import DomainError
+from agentplane.core.observability import configure_logging
 
 WS_MAX_MESSAGE_BYTES = 1024 * 1024  # a larger websocket message closes the connection (1009)
 
@@ -24,7 +24,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
                 f"{len(pending)} migration(s) pending ({', '.join(pending)}): "
                 "run `agentplane migrate` first"
             )
-    from agentplane.app import create_app
+    from agentplane.http.app import create_app
 
     app = create_app(settings, run_worker=not args.no_worker, bootstrap=True)
     uvicorn.run(

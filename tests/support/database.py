@@ -3,7 +3,7 @@
 from tortoise.connection import get_connection
 from tortoise.context import TortoiseContext
 
-from agentplane import db
+from agentplane.core import db
 
 TABLES = (
     "chunk",

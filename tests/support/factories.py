@@ -1,8 +1,8 @@
 """Factories: real rows through the same functions the product uses."""
 
-from agentplane.auth import Actor
 from agentplane.models import Agent, Tenant, User
 from agentplane.resolvers import roles
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.tokens import mint_token
 
 PASSWORD = "correct horse battery"

@@ -20,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from agentplane.auth import Actor, authenticate, bearer_from_header
-from agentplane.config import Settings
-from agentplane.errors import DomainError, Unauthenticated
+from agentplane.core.config import Settings
+from agentplane.core.errors import DomainError, Unauthenticated
 from agentplane.models import AgentState
 from agentplane.resolvers import agents, tasks
+from agentplane.resolvers.auth import Actor, authenticate, bearer_from_header
 from agentplane.subscriptions import streams
 
 PATH = "/mcp"

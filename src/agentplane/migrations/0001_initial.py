@@ -1,6 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from agentplane.ids import agent_id, step_id, task_id, tenant_id, token_id, usage_id
+from agentplane.core.ids import agent_id, step_id, task_id, tenant_id, token_id, usage_id
 from agentplane.models.agent import AgentState
 from agentplane.models.task import StepKind, TaskStatus
 from agentplane.models.tenant import TenantPhase

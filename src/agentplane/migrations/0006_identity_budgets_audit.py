@@ -1,6 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from agentplane.ids import audit_id, budget_id, device_grant_id, oidc_login_id, provider_key_id, reservation_id, role_assignment_id, session_id, user_id
+from agentplane.core.ids import audit_id, budget_id, device_grant_id, oidc_login_id, provider_key_id, reservation_id, role_assignment_id, session_id, user_id
 from agentplane.models.budget import BudgetScope, current_window
 from orjson import loads
 from tortoise.fields.base import OnDelete

@@ -1,6 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from agentplane.ids import chunk_id, document_id, knowledge_base_id, memory_id
+from agentplane.core.ids import chunk_id, document_id, knowledge_base_id, memory_id
 from agentplane.models.knowledge import DocumentStatus, MemoryStatus
 from tortoise.fields.base import OnDelete
 from tortoise import fields

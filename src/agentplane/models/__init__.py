@@ -1,4 +1,5 @@
-"""Tortoise ORM models: the only place the database schema is declared."""
+"""Tortoise ORM models: the only place the database schema is declared.
+Imports core/ only."""
 
 from agentplane.models.agent import Agent, AgentState
 from agentplane.models.audit import AuditEvent

@@ -4,7 +4,7 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
-from agentplane import ids
+from agentplane.core import ids
 from agentplane.models.tenant import Tenant
 
 

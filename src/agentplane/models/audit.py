@@ -1,7 +1,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from agentplane import ids
+from agentplane.core import ids
 
 
 class AuditEvent(Model):

@@ -11,7 +11,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
-from agentplane import ids
+from agentplane.core import ids
 
 UNIT = Decimal("1e-10")  # USD per stored unit
 

@@ -4,7 +4,7 @@ sessions, device-flow grants, OIDC login attempts, and tenants' provider keys.""
 from tortoise import fields
 from tortoise.models import Model
 
-from agentplane import ids
+from agentplane.core import ids
 from agentplane.models.tenant import Tenant
 
 

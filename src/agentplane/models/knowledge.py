@@ -5,7 +5,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
-from agentplane import ids
+from agentplane.core import ids
 from agentplane.models.tenant import Tenant
 
 

@@ -4,11 +4,11 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
-from agentplane import ids
+from agentplane.core import ids
+from agentplane.core.pricing import PRICING_VERSION
 from agentplane.models.agent import Agent
 from agentplane.models.budget import current_window
 from agentplane.models.tenant import Tenant
-from agentplane.runtime.pricing import PRICING_VERSION
 
 
 class TaskStatus(StrEnum):

@@ -1,5 +1,2 @@
-"""The application layer: transport-neutral async functions, one module per domain.
-
-Every permission check and every tenant filter lives here; GraphQL and REST
-adapters call these functions with the caller's `Actor`.
-"""
+"""The application layer: transport-neutral functions, one module per domain; every permission
+check and tenant filter lives here. Imports models/, core/ and its siblings; never a transport."""

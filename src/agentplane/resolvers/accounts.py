@@ -11,12 +11,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from agentplane import live_sockets, throttle
-from agentplane.auth import Actor, account_active, hash_token, user_actor
-from agentplane.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from agentplane.core import throttle
+from agentplane.core.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
 from agentplane.models import RoleAssignment, Session, User
 from agentplane.resolvers import audit
+from agentplane.resolvers.auth import Actor, account_active, hash_token, user_actor
 from agentplane.resolvers.permissions import Perm, is_platform, require
+from agentplane.subscriptions import live_sockets
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 10

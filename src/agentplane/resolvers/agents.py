@@ -6,11 +6,11 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from agentplane.auth import Actor
-from agentplane.errors import Conflict, NotFound, ValidationFailed
-from agentplane.ids import MAX_LEN as MAX_ID_LEN
+from agentplane.core.errors import Conflict, NotFound, ValidationFailed
+from agentplane.core.ids import MAX_LEN as MAX_ID_LEN
 from agentplane.models import Agent, AgentState
 from agentplane.resolvers.audit import audited
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import OffsetPage, Page, offset_paginate, paginate
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
 from agentplane.resolvers.tenants import resolve_tenant_name

@@ -11,10 +11,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from agentplane.auth import Actor
-from agentplane.errors import DomainError, Forbidden, TenantSuspended, Unauthenticated
+from agentplane.core.errors import DomainError, Forbidden, TenantSuspended, Unauthenticated
+from agentplane.core.request_context import request_id
 from agentplane.models import AuditEvent, StepKind, Task, Tenant
-from agentplane.request_context import request_id
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import (
     Perm,

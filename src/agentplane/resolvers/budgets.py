@@ -19,9 +19,8 @@ from typing import Any, TypeVar
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from agentplane import db
-from agentplane.auth import Actor
-from agentplane.errors import BudgetExceeded, NotFound, ValidationFailed
+from agentplane.core import db
+from agentplane.core.errors import BudgetExceeded, NotFound, ValidationFailed
 from agentplane.models import (
     AccessToken,
     Agent,
@@ -37,6 +36,7 @@ from agentplane.models import (
 )
 from agentplane.models.budget import current_window, to_units, to_usd
 from agentplane.resolvers import audit
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import (
     Perm,

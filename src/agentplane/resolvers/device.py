@@ -9,10 +9,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agentplane.auth import Actor, hash_token, user_actor
-from agentplane.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
+from agentplane.core.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from agentplane.models import DeviceGrant, User
 from agentplane.resolvers import audit
+from agentplane.resolvers.auth import Actor, hash_token, user_actor
 from agentplane.resolvers.tokens import mint_token
 
 GRANT_TTL = timedelta(minutes=10)

@@ -5,10 +5,15 @@ import os
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from agentplane.auth import Actor
-from agentplane.errors import Conflict, DocumentTooLarge, UnsupportedContentType, ValidationFailed
+from agentplane.core.errors import (
+    Conflict,
+    DocumentTooLarge,
+    UnsupportedContentType,
+    ValidationFailed,
+)
 from agentplane.models import Chunk, Document, DocumentStatus, KnowledgeBase
 from agentplane.resolvers.audit import audited
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, get_owned, require, scoped_to_tenant
 from agentplane.resolvers.tenants import check_writable, resolve_tenant_name
 from agentplane.retrieval import ingest

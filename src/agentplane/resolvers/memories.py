@@ -5,11 +5,11 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from agentplane.auth import Actor
-from agentplane.errors import NotFound, ValidationFailed
+from agentplane.core.errors import NotFound, ValidationFailed
 from agentplane.models import Agent, Memory, MemoryStatus
 from agentplane.resolvers.agents import get_agent
 from agentplane.resolvers.audit import audited
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, get_owned, require, scoped_to_tenant
 from agentplane.resolvers.tenants import check_writable, resolve_tenant_name
 from agentplane.retrieval import memory

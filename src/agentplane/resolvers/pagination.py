@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from agentplane.errors import ValidationFailed
+from agentplane.core.errors import ValidationFailed
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)

@@ -14,10 +14,10 @@ from typing import TypeVar
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from agentplane import ids
-from agentplane.auth import Actor
-from agentplane.errors import Forbidden, NotFound, TenantSuspended, Unauthenticated
+from agentplane.core import ids
+from agentplane.core.errors import Forbidden, NotFound, TenantSuspended, Unauthenticated
 from agentplane.models import Tenant
+from agentplane.resolvers.auth import Actor
 
 
 class Perm(StrEnum):
@@ -163,7 +163,7 @@ _recent_denials: "OrderedDict[tuple[str, str, str], None]" = OrderedDict()
 def _audit_denied(actor: Actor, perm: Perm) -> None:
     if in_audited_call.get():
         return
-    from agentplane.request_context import request_id
+    from agentplane.core.request_context import request_id
     from agentplane.resolvers import audit  # late: audit imports this module
 
     rid = request_id()

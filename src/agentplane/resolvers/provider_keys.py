@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar, cast
 
-from agentplane import secretbox
-from agentplane.auth import Actor
-from agentplane.errors import NotConfigured, NotFound, ValidationFailed
+from agentplane.core import secretbox
+from agentplane.core.errors import NotConfigured, NotFound, ValidationFailed
 from agentplane.models import ProviderKey
 from agentplane.resolvers.audit import audited
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, require
 from agentplane.resolvers.tenants import resolve_tenant_name
 from agentplane.runtime import catalog

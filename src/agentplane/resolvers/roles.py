@@ -6,11 +6,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
-from agentplane import live_sockets
-from agentplane.auth import Actor
-from agentplane.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+from agentplane.core.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from agentplane.models import RoleAssignment, RoleDefinition, Tenant, TenantPhase, User
 from agentplane.resolvers.audit import audited
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import (
     ROLE_DEFINITIONS,
@@ -21,6 +20,7 @@ from agentplane.resolvers.permissions import (
     require,
     role_allows_scope,
 )
+from agentplane.subscriptions import live_sockets
 
 
 async def seed_roles() -> None:

@@ -2,17 +2,21 @@
 many tenants are active: platform information, for platform-scoped callers only."""
 
 import asyncio
+import logging
 import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psutil
+from prometheus_client import generate_latest
 
-from agentplane.auth import Actor
-from agentplane.errors import Forbidden
-from agentplane.models import Tenant, TenantPhase
+from agentplane.core import observability as obs
+from agentplane.core.errors import Forbidden
+from agentplane.models import Task, TaskStatus, Tenant, TenantPhase
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, is_platform, require
+from agentplane.subscriptions.broker import get_broker
 
 # psutil measures CPU between two calls: this first one starts the interval.
 psutil.cpu_percent(interval=None)
@@ -51,3 +55,14 @@ async def snapshot(actor: Actor | None, database_url: str) -> ServerSnapshot:
         active_tenants=await Tenant.filter(phase=TenantPhase.ACTIVE).count(),
         sampled_at=datetime.now(UTC),
     )
+
+
+async def prometheus_text() -> bytes:
+    """This process's metrics in Prometheus text format, with the gauges read at scrape time."""
+    obs.ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
+    obs.BROKER_CHANNELS.set(get_broker().local_channels())
+    try:
+        obs.QUEUE_DEPTH.set(await Task.filter(status=TaskStatus.QUEUED).count())
+    except Exception:  # the database is down: the rest of the metrics still matter
+        logging.getLogger("agentplane").warning("queue depth unavailable", exc_info=True)
+    return generate_latest()

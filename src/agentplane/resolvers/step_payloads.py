@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from agentplane.auth import Actor
 from agentplane.models import StepPayload
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, is_platform, require
 
 STEP_INLINE_BYTES = 8 * 1024

@@ -3,9 +3,9 @@
 from collections import defaultdict
 from dataclasses import dataclass
 
-from agentplane.auth import Actor
-from agentplane.errors import ValidationFailed
+from agentplane.core.errors import ValidationFailed
 from agentplane.models import Step
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, check_tenant, require
 from agentplane.resolvers.traces import MAX_STEPS_PAGE
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from tortoise.connection import get_connection
 
-from agentplane.auth import Actor
 from agentplane.models import Task
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page, decode_cursor, page_size
 from agentplane.resolvers.permissions import Perm, is_platform, require
 

@@ -1,13 +1,13 @@
 import asyncio
 from typing import Any
 
-from agentplane import ids
-from agentplane.auth import Actor
-from agentplane.errors import Conflict, NotFound, ValidationFailed
+from agentplane.core import ids
+from agentplane.core.errors import Conflict, NotFound, ValidationFailed
 from agentplane.models import AgentState, Step, Task, TaskStatus
 from agentplane.resolvers import budgets, traces
 from agentplane.resolvers.agents import get_agent
 from agentplane.resolvers.audit import audited
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
 from agentplane.resolvers.tenants import check_writable

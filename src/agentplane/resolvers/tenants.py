@@ -3,15 +3,14 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
-from agentplane import live_sockets
-from agentplane.auth import Actor
-from agentplane.errors import Conflict, NotFound, TenantSuspended, ValidationFailed
+from agentplane.core.errors import Conflict, NotFound, TenantSuspended, ValidationFailed
 from agentplane.models import Budget, Task, TaskStatus, Tenant, TenantPhase
 from agentplane.resolvers import traces
 from agentplane.resolvers.audit import audited
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
-from agentplane.subscriptions import events
+from agentplane.subscriptions import events, live_sockets
 from agentplane.subscriptions.broker import get_broker
 
 # A DNS label, so tenant names can name namespaces, hosts and URL segments.

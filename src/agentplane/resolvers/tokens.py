@@ -1,10 +1,9 @@
 from datetime import UTC, datetime
 
-from agentplane import live_sockets
-from agentplane.auth import Actor, generate_token, hash_token
-from agentplane.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
+from agentplane.core.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from agentplane.models import AccessToken
 from agentplane.resolvers.audit import audited
+from agentplane.resolvers.auth import Actor, generate_token, hash_token
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import (
     ROLE_DEFS,
@@ -16,6 +15,7 @@ from agentplane.resolvers.permissions import (
     role_allows_scope,
 )
 from agentplane.resolvers.tenants import resolve_tenant_name
+from agentplane.subscriptions import live_sockets
 
 
 async def mint_token(

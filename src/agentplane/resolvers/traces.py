@@ -16,12 +16,12 @@ from tortoise.connection import get_connection
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from agentplane import db, observability
-from agentplane.auth import Actor
-from agentplane.errors import ValidationFailed
-from agentplane.ids import task_id as new_task_id
+from agentplane.core import db, observability
+from agentplane.core.errors import ValidationFailed
+from agentplane.core.ids import task_id as new_task_id
 from agentplane.models import Step, StepKind, StepPayload, Task, TaskStatus, UsageRecord
 from agentplane.resolvers import step_payloads
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, check_tenant, require
 from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 from tortoise.functions import Count, Sum
 
-from agentplane.auth import Actor
-from agentplane.errors import NotFound, ValidationFailed
+from agentplane.core.errors import NotFound, ValidationFailed
 from agentplane.models import Task, Tenant, UsageRecord
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, check_tenant, require
 
 

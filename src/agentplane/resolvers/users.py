@@ -11,9 +11,7 @@ from datetime import UTC, datetime, timedelta
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 
-from agentplane import live_sockets
-from agentplane.auth import Actor, account_active, user_actor
-from agentplane.errors import (
+from agentplane.core.errors import (
     Conflict,
     DomainError,
     Forbidden,
@@ -24,10 +22,12 @@ from agentplane.errors import (
 from agentplane.models import AccessToken, RoleAssignment, Session, User
 from agentplane.resolvers import accounts, roles
 from agentplane.resolvers.audit import audited
+from agentplane.resolvers.auth import Actor, account_active, user_actor
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import Perm, is_platform, require
 from agentplane.resolvers.tenants import check_writable
 from agentplane.resolvers.tokens import mint_token
+from agentplane.subscriptions import live_sockets
 
 TOKEN_TTL = timedelta(days=30)
 

@@ -5,10 +5,10 @@ import uuid
 
 from tortoise.exceptions import IntegrityError
 
-from agentplane.auth import Actor
-from agentplane.errors import Conflict, NotFound, ValidationFailed
+from agentplane.core.errors import Conflict, NotFound, ValidationFailed
 from agentplane.models import WorkerQueue
 from agentplane.resolvers.audit import audited
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import OffsetPage, offset_paginate
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
 from agentplane.resolvers.tenants import resolve_tenant_name

@@ -1,15 +1,12 @@
-"""REST compatibility: documented control-plane APIs served over the same resolvers.
-
-Each dialect module declares its operations on a `Dialect`; the router and the
-OpenAPI documents are both built from those declarations.
-"""
+"""The REST transport: documented control-plane APIs (and sign-in) served over the same resolvers.
+Imports the application layer, models/ and core/; never http/, schema/ or mcp/."""
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute
 
-from agentplane.errors import DomainError, NotFound
+from agentplane.core.errors import DomainError, NotFound
 from agentplane.rest_compat import (  # the *_auth and *_iam modules add to their dialect
     koda,
     koda_auth,  # noqa: F401
@@ -38,7 +35,7 @@ OPENAPI_DOC = Resp({**OBJ, "required": ["openapi", "info", "paths"]}, "An OpenAP
 
 
 def _dialects() -> list[Dialect]:
-    from agentplane.authn.routes import auth_api  # late: it builds on rest_compat.common
+    from agentplane.rest_compat.signin import auth_api  # late: it builds on rest_compat.common
 
     return [*DIALECTS, auth_api, meta]
 

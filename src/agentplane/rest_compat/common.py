@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agentplane.auth import SESSION_COOKIE, Actor, authenticate_request
-from agentplane.config import Settings
-from agentplane.errors import DomainError, ValidationFailed
+from agentplane.core.config import Settings
+from agentplane.core.errors import DomainError, ValidationFailed
+from agentplane.resolvers.auth import SESSION_COOKIE, Actor, authenticate_request
 
 log = logging.getLogger("agentplane.rest")
 

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 from sse_starlette.sse import ServerSentEvent
 from starlette.responses import Response
 
-from agentplane.auth import KODA_SESSION_COOKIE
-from agentplane.errors import CsrfRejected, DomainError
-from agentplane.health import readiness
+from agentplane.core.errors import CsrfRejected, DomainError
 from agentplane.models import Agent, AgentState, Step, Task
 from agentplane.resolvers import agents, tasks, traces
+from agentplane.resolvers.auth import KODA_SESSION_COOKIE
+from agentplane.resolvers.health import readiness
 from agentplane.rest_compat.common import (
     BOOL,
     DATETIME,

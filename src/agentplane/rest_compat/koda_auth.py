@@ -14,16 +14,16 @@ from typing import Any
 
 from starlette.responses import Response
 
-from agentplane.auth import (
+from agentplane.core.errors import DomainError
+from agentplane.models import AccessToken, Session, User
+from agentplane.resolvers import accounts, tokens, users
+from agentplane.resolvers.auth import (
     KODA_SESSION_COOKIE,
     Actor,
     bearer_from_header,
     credential_or_none,
     user_actor,
 )
-from agentplane.errors import DomainError
-from agentplane.models import AccessToken, Session, User
-from agentplane.resolvers import accounts, tokens, users
 from agentplane.rest_compat.common import (
     BOOL,
     DATETIME,

@@ -12,10 +12,10 @@ from sse_starlette.sse import ServerSentEvent
 from starlette.responses import Response
 
 from agentplane import __version__
-from agentplane.errors import DomainError, ValidationFailed
-from agentplane.health import readiness
+from agentplane.core.errors import DomainError, ValidationFailed
 from agentplane.models import Agent, AgentState, Task, TaskStatus, WorkerQueue
 from agentplane.resolvers import agents, tasks, usage, worker_queues
+from agentplane.resolvers.health import readiness
 from agentplane.rest_compat import koda
 from agentplane.rest_compat.common import (
     BOOL,

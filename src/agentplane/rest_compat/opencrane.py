@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from agentplane.errors import DomainError, ValidationFailed
+from agentplane.core.errors import DomainError, ValidationFailed
 from agentplane.models import AccessToken, BudgetScope, Tenant
 from agentplane.resolvers import audit, budgets, provider_keys, server, tenants, tokens, usage
 from agentplane.resolvers.budgets import BudgetView

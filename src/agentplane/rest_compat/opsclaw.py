@@ -13,15 +13,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from sse_starlette.sse import ServerSentEvent
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from agentplane import __version__, ids
-from agentplane.errors import DomainError, ValidationFailed
+from agentplane import __version__
+from agentplane.core import ids
+from agentplane.core.errors import DomainError, ValidationFailed
 from agentplane.models import Agent, Task, TaskStatus
-from agentplane.observability import metrics
-from agentplane.resolvers import agents, tasks, usage
+from agentplane.resolvers import agents, server, tasks, usage
 from agentplane.rest_compat.common import (
     BOOL,
     DATETIME,
@@ -116,7 +117,7 @@ async def healthz(call: Call) -> Response:
     public=True,
 )
 async def prometheus_metrics(call: Call) -> Response:
-    return await metrics(call.request)
+    return Response(await server.prometheus_text(), media_type=CONTENT_TYPE_LATEST)
 
 
 # ---------------------------------------------------------------- agents

@@ -22,7 +22,7 @@ from typing import Any
 
 from tortoise.expressions import F
 
-from agentplane.config import Settings
+from agentplane.core.config import Settings
 from agentplane.models import Agent, Task, TaskStatus
 from agentplane.resolvers import concurrency
 from agentplane.resolvers.traces import LeaseLost, transition

@@ -1,4 +1,5 @@
-"""The GraphQL schema: types map onto resolvers/, never onto the ORM."""
+"""The GraphQL transport: types and fields that render what resolvers/ return, never the ORM.
+Imports the application layer, models/ and core/; never http/, rest_compat/ or mcp/."""
 
 import functools
 from collections.abc import Callable

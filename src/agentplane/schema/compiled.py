@@ -44,8 +44,8 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 
-from agentplane import observability as obs
-from agentplane.errors import DomainError
+from agentplane.core import observability as obs
+from agentplane.core.errors import DomainError
 from agentplane.models import TaskStatus
 from agentplane.resolvers import agents as agent_resolvers
 from agentplane.resolvers import tasks as task_resolvers

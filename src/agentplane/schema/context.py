@@ -5,10 +5,10 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from agentplane.auth import Actor
-from agentplane.errors import DomainError
+from agentplane.core.errors import DomainError
 from agentplane.models import Agent, Step, Task, Tenant
 from agentplane.resolvers import agents, step_payloads, steps, task_pages, tenants
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page
 from agentplane.schema.cost import RateLimitStatus
 

@@ -42,8 +42,8 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
-from agentplane.auth import Actor
-from agentplane.errors import DomainError
+from agentplane.core.errors import DomainError
+from agentplane.resolvers.auth import Actor
 
 MAX_PAGE = 100  # `first` on any connection
 MAX_NODES = 500_000  # per request, as GitHub

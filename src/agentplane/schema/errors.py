@@ -9,8 +9,8 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError, StreamExecutionResult
 
-from agentplane.errors import DomainError
-from agentplane.observability import error_extensions
+from agentplane.core.errors import DomainError
+from agentplane.core.observability import error_extensions
 from agentplane.schema.hardening import strip_suggestions
 
 log = logging.getLogger("agentplane.graphql")

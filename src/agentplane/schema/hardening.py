@@ -39,7 +39,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-from agentplane.errors import DomainError, ValidationFailed
+from agentplane.core.errors import DomainError, ValidationFailed
 from agentplane.schema import cost
 
 MAX_DEPTH = 10  # nested selection sets; introspection fields are not counted

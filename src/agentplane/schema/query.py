@@ -3,8 +3,9 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from agentplane import ids, models
-from agentplane.errors import NotFound
+from agentplane import models
+from agentplane.core import ids
+from agentplane.core.errors import NotFound
 from agentplane.resolvers import agents, tasks, tenants, tokens
 from agentplane.runtime import catalog
 from agentplane.schema.context import Context

@@ -7,8 +7,8 @@ from typing import Any
 
 from strawberry.extensions import SchemaExtension
 
-from agentplane import observability as obs
-from agentplane import request_context
+from agentplane.core import observability as obs
+from agentplane.core import request_context
 
 try:  # optional: `pip install agentplane[otel]`; a no-op until an SDK is configured
     from opentelemetry import trace

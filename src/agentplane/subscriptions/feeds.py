@@ -21,10 +21,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from agentplane.auth import Actor
-from agentplane.errors import SlowConsumer
+from agentplane.core.errors import SlowConsumer
 from agentplane.models import Step, Task
 from agentplane.resolvers import traces
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.tasks import get_task
 from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import QUEUE_SIZE, get_broker

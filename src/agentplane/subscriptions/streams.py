@@ -9,11 +9,11 @@ sees nothing twice.
 import asyncio
 from collections.abc import AsyncIterator
 
-from agentplane.auth import Actor
-from agentplane.errors import SlowConsumer, ValidationFailed
+from agentplane.core.errors import SlowConsumer, ValidationFailed
 from agentplane.models import Step, StepKind, Task
 from agentplane.resolvers import traces
 from agentplane.resolvers.agents import get_agent
+from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, require
 from agentplane.resolvers.tasks import get_task
 from agentplane.subscriptions import events

@@ -1,6 +1,6 @@
 """Model providers behind one interface, chosen by the model ID's `provider/` prefix."""
 
-from agentplane.config import Settings
+from agentplane.core.config import Settings
 from agentplane.runtime.providers.base import Provider
 from agentplane.runtime.providers.openai_compat import OpenAICompatProvider
 from agentplane.runtime.providers.scripted import ScriptedProvider

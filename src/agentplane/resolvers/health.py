@@ -2,7 +2,7 @@
 
 import asyncio
 
-from agentplane import db
+from agentplane.core import db
 from agentplane.subscriptions.broker import get_broker
 
 PROBE_TIMEOUT_S = 2.0

@@ -9,7 +9,7 @@ import logging
 import weakref
 from typing import Any
 
-from agentplane.auth import Actor
+from agentplane.resolvers.auth import Actor
 from agentplane.subscriptions.broker import Broker, get_broker
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentplane.observability import error_extensions
+from agentplane.core.observability import error_extensions
 
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB: a task's query is at most 100,000 characters
 

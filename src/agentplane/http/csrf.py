@@ -7,7 +7,7 @@ import orjson
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
 
-from agentplane.auth import SESSION_COOKIE
+from agentplane.resolvers.auth import SESSION_COOKIE
 
 
 def _is_mutation(payload: Any) -> bool:

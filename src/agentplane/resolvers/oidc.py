@@ -14,8 +14,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from tortoise.exceptions import IntegrityError
 
-from agentplane.config import Settings
-from agentplane.errors import NotConfigured, Unauthenticated
+from agentplane.core.config import Settings
+from agentplane.core.errors import NotConfigured, Unauthenticated
 from agentplane.models import OidcLogin, RoleAssignment, Tenant, User
 from agentplane.resolvers import audit
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-from agentplane.config import Settings
+from agentplane.core.config import Settings
 from agentplane.models import DeviceGrant, OidcLogin, Reservation, Session
 from agentplane.resolvers import audit, budgets, tenants
 from agentplane.resolvers.roles import seed_roles

@@ -1,4 +1,4 @@
-"""ASGI middleware: the per-actor rate limit (request ids: observability.RequestObservability).
+"""ASGI middleware: the per-actor rate limit (request ids: http.observability).
 
 The limit is one bucket per caller (bearer token or session cookie; the client
 address for anonymous calls) shared by GraphQL and REST, and by every process
@@ -16,13 +16,12 @@ from typing import Any
 
 import orjson
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
-from limits.storage import storage_from_string
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentplane.auth import KODA_SESSION_COOKIE, SESSION_COOKIE, Actor
-from agentplane.errors import RateLimited
+from agentplane.core.errors import RateLimited
+from agentplane.core.throttle import make_storage
+from agentplane.resolvers.auth import KODA_SESSION_COOKIE, SESSION_COOKIE, Actor
 from agentplane.schema.cost import QueryCost, RateLimitStatus
 
 log = logging.getLogger(__name__)
@@ -89,16 +88,6 @@ def actor_key(scope: Scope) -> str:
         return "c:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
     client = scope.get("client")
     return "ip:" + (client[0] if client else "unknown")
-
-
-def make_storage(redis_url: str | None) -> Storage:
-    if redis_url:
-        storage = storage_from_string(
-            "async+" + redis_url, implementation="redispy", key_prefix="agentplane-rl"
-        )
-        assert isinstance(storage, Storage)
-        return storage
-    return MemoryStorage()
 
 
 class RateLimitMiddleware:

@@ -22,18 +22,18 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
 
-from agentplane import live_sockets
-from agentplane.accept import GRAPHQL_RESPONSE_JSON, wants_graphql_response_json
-from agentplane.auth import authenticate, authenticate_request, bearer_from_header
-from agentplane.config import Settings
-from agentplane.csrf import graphql_needs_csrf
-from agentplane.errors import DomainError
-from agentplane.observability import error_extensions
+from agentplane.core.config import Settings
+from agentplane.core.errors import DomainError
+from agentplane.core.observability import error_extensions
+from agentplane.http.accept import GRAPHQL_RESPONSE_JSON, wants_graphql_response_json
+from agentplane.http.csrf import graphql_needs_csrf
+from agentplane.resolvers.auth import authenticate, authenticate_request, bearer_from_header
 from agentplane.schema import build_schema, live
 from agentplane.schema.context import Context
+from agentplane.subscriptions import live_sockets
 
 # Our GraphiQL page: the stock one does not send the Headers tab over websockets.
-GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql.html").read_text()
+GRAPHIQL_HTML = (Path(__file__).parents[1] / "static" / "graphiql.html").read_text()
 WS_CONNECTION_INIT_TIMEOUT = timedelta(seconds=5)  # else close 4408
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
 

@@ -11,18 +11,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from agentplane import db, maintenance, secretbox, throttle
-from agentplane.bootstrap import bootstrap_admin_token
-from agentplane.config import Settings
-from agentplane.graphql_app import GraphQLApp
-from agentplane.health import readiness
-from agentplane.http_limits import BodySizeLimit
+from agentplane.core import db, secretbox, throttle
+from agentplane.core.config import Settings
+from agentplane.http.graphql_app import GraphQLApp
+from agentplane.http.http_limits import BodySizeLimit
+from agentplane.http.middleware import RateLimitMiddleware, charge_query
+from agentplane.http.observability import RequestObservability
 from agentplane.mcp.server import PATH as MCP_PATH
 from agentplane.mcp.server import McpEndpoint
-from agentplane.middleware import RateLimitMiddleware, charge_query
-from agentplane.observability import RequestObservability
+from agentplane.resolvers.bootstrap import bootstrap_admin_token
+from agentplane.resolvers.health import readiness
 from agentplane.rest_compat import exception_handlers as rest_exception_handlers
 from agentplane.rest_compat import routes as rest_routes
+from agentplane.runtime import maintenance
 from agentplane.runtime.worker import Worker
 from agentplane.schema import cost
 from agentplane.subscriptions.broker import make_broker, set_broker

@@ -11,7 +11,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from agentplane.auth import (
+from agentplane.core.config import Settings
+from agentplane.core.errors import DomainError, Unauthenticated, ValidationFailed
+from agentplane.models import Session, User
+from agentplane.resolvers import accounts, audit, device, oidc
+from agentplane.resolvers.auth import (
     SESSION_COOKIE,
     Actor,
     account_active,
@@ -20,11 +24,6 @@ from agentplane.auth import (
     credential_or_none,
     user_actor,
 )
-from agentplane.authn import oidc
-from agentplane.config import Settings
-from agentplane.errors import DomainError, Unauthenticated, ValidationFailed
-from agentplane.models import Session, User
-from agentplane.resolvers import accounts, audit, device
 from agentplane.rest_compat import opencrane
 from agentplane.rest_compat.common import (
     DATETIME,

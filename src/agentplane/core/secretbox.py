@@ -5,7 +5,7 @@ import os
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from agentplane.errors import NotConfigured
+from agentplane.core.errors import NotConfigured
 
 _key: str | None = None
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import Q
 
-from agentplane.errors import CsrfRejected, DomainError, Unauthenticated
+from agentplane.core.errors import CsrfRejected, DomainError, Unauthenticated
 from agentplane.models import AccessToken, RoleAssignment, Session, Tenant, TenantPhase, User
 
 TOKEN_PREFIX = "agp_"  # recognisable by secret scanners and by humans

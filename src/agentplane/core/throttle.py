@@ -5,13 +5,27 @@ limits do (Redis when configured, else this process's memory)."""
 import logging
 
 from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
 
-from agentplane.errors import RateLimited
-from agentplane.middleware import make_storage
+from agentplane.core.errors import RateLimited
 
 log = logging.getLogger(__name__)
 FAILED_LOGINS = RateLimitItemPerMinute(10, 15)  # 10 failures per account per 15 minutes
+
+
+def make_storage(redis_url: str | None) -> Storage:
+    """Counters in Redis when configured (shared by every process), else in memory."""
+    if redis_url:
+        storage = storage_from_string(
+            "async+" + redis_url, implementation="redispy", key_prefix="agentplane-rl"
+        )
+        assert isinstance(storage, Storage)
+        return storage
+    return MemoryStorage()
+
+
 _limiter = FixedWindowRateLimiter(make_storage(None))
 
 

@@ -1,26 +1,21 @@
 """Metrics (Prometheus, via prometheus-client), request ids and structured logs.
 
-- `/metrics` serves the process's metrics in Prometheus text format.
-- Every HTTP request gets a request id (a sane incoming `X-Request-ID` is kept),
-  returned in the `X-Request-ID` header, attached to every log line written while
-  the request runs, and to every GraphQL error (`extensions.requestId`).
+- The metrics live here; `/metrics` (resolvers.server.prometheus_text) renders them.
+- Every HTTP request gets a request id (http.observability; a sane incoming
+  `X-Request-ID` is kept), returned in the `X-Request-ID` header, attached to every
+  log line written while the request runs, and to every GraphQL error (`extensions.requestId`).
 - Logs are JSON lines (python-json-logger) unless `AGENTPLANE_LOG_FORMAT=text`.
 """
 
-import asyncio
 import logging
 import re
 import sys
-import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram
 from pythonjsonlogger.json import JsonFormatter
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agentplane import request_context
+from agentplane.core import request_context
 
 HTTP_REQUESTS = Counter(
     "agentplane_http_requests_total", "HTTP requests", ["route", "method", "status"]
@@ -83,75 +78,6 @@ def task_finished(outcome: str, seconds: float | None) -> None:
 def spent(model: str, usd: float) -> None:
     if usd > 0:
         SPEND.labels(model).inc(usd)
-
-
-async def metrics(request: Request) -> Response:
-    from agentplane.models import Task, TaskStatus
-    from agentplane.subscriptions.broker import get_broker
-
-    ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
-    BROKER_CHANNELS.set(get_broker().local_channels())
-    try:
-        QUEUE_DEPTH.set(await Task.filter(status=TaskStatus.QUEUED).count())
-    except Exception:  # the database is down: the rest of the metrics still matter
-        logging.getLogger("agentplane").warning("queue depth unavailable", exc_info=True)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-class RequestObservability:
-    """Request id, latency and count by route template, one access log line."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.access = logging.getLogger("agentplane.access")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            return await self.app(scope, receive, send)
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = request_context.new_request_id(incoming)
-        token = request_context.set_request_id(request_id)
-        if scope["type"] == "websocket":
-            WEBSOCKETS_ACTIVE.inc()
-            try:
-                return await self.app(scope, receive, send)
-            finally:
-                WEBSOCKETS_ACTIVE.dec()
-                request_context.reset_request_id(token)
-        status = 500
-        start = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            HTTP_REQUESTS.labels(template, method, str(status)).inc()
-            HTTP_LATENCY.labels(template, method).observe(elapsed)
-            if self.access.isEnabledFor(logging.INFO):
-                self.access.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "path": scope["path"],
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    },
-                )
-            request_context.reset_request_id(token)
 
 
 class RequestIdFilter(logging.Filter):
