@@ -230,9 +230,10 @@ class Worker:
         if task.cancel_requested:  # cancelled between the claim and now
             await self._end(task, TaskStatus.CANCELLED, "cancelled", status_reason="cancelled")
             return
-        agent = await Agent.get(id=task.agent_id)
-        timeout_s = agent.timeout_s or self.settings.task_timeout_s
         try:
+            # Inside the try: a stop() while the agent is read must hand the task back too.
+            agent = await Agent.get(id=task.agent_id)
+            timeout_s = agent.timeout_s or self.settings.task_timeout_s
             async with asyncio.timeout(timeout_s):
                 output = await run_agent(task, agent, self.providers)
         except asyncio.CancelledError:
