@@ -120,16 +120,16 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> Any:
         body = await super().process_result(request, result)
-        # A request error (parse, validation, variable coercion) is an error with no
-        # path and no data: execution never started. Under graphql-response+json it has
-        # no `data` entry and answers 400; under application/json it stays 200 (legacy).
+        # A request error (parse, validation, variable coercion, a refused cost) is an
+        # error with no path and no data: execution never started, so the result has no
+        # `data` entry (GraphQL spec, "Response"). Under graphql-response+json it answers
+        # 400; under application/json it stays 200 (legacy).
         if (
-            request.state.graphql_response
-            and result.data is None
+            result.data is None
             and result.errors
             and all(error.path is None for error in result.errors)
         ):
-            request.state.request_error = True
+            request.state.request_error = request.state.graphql_response
             body.pop("data", None)
         return body
 
