@@ -3,12 +3,15 @@ without: no server error, no masked INTERNAL, no undocumented code, no response 
 spec forbids. Bounded (a few examples per field) to stay near a minute; the long run's
 figures are in the README."""
 
+import json
 import os
 import secrets
 from pathlib import Path
 
 import httpx
 
+from tests.support.factories import make_tenant, make_token
+from tests.support.graphql import GraphQLClient
 from tests.support.graphql_fuzz import fuzz, verdict
 from tests.support.rest import settle_live_tasks
 from tests.support.server import live_server
@@ -98,3 +101,100 @@ async def test_the_verdict_fails_what_breaks_the_contract() -> None:
         ],
     }
     assert "non-null" in (verdict(200, "application/json", null, QUERY) or "")
+
+
+OVERLONG = "x" * 300
+INTROSPECT = """{ __schema {
+  queryType { name } mutationType { name }
+  types { name kind
+    fields { name type { ...T } args { name type { ...T } } }
+    inputFields { name type { ...T } }
+    enumValues { name } } } }
+fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }"""
+
+
+def _named(t: dict) -> tuple[dict, bool]:
+    """The named type under wrappers, and whether the outer type is non-null."""
+    required = t["kind"] == "NON_NULL"
+    while t.get("ofType"):
+        t = t["ofType"]
+    return t, required
+
+
+def _literal(t: dict, types: dict[str, dict], value: str, depth: int = 0) -> str:
+    """A GraphQL literal for type `t`: every ID and String is `value`, other leaves minimal."""
+    named, _ = _named(t)
+    is_list = "LIST" in json_kinds(t)
+    kind, name = named["kind"], named["name"]
+    if kind == "SCALAR":
+        literal = {"Int": "1", "Float": "1.0", "Boolean": "false", "JSON": "{}"}.get(
+            name, json.dumps(value if name in ("ID", "String") else "2030-01-01T00:00:00Z")
+        )
+    elif kind == "ENUM":
+        literal = types[name]["enumValues"][0]["name"]
+    else:  # an input object: its required fields, and every ID or String among the rest
+        parts = []
+        for field in types[name]["inputFields"]:
+            inner, required = _named(field["type"])
+            if required or inner["name"] in ("ID", "String"):
+                parts.append(f"{field['name']}: {_literal(field['type'], types, value, depth + 1)}")
+        literal = "{" + ", ".join(parts) + "}"
+    return f"[{literal}]" if is_list else literal
+
+
+def json_kinds(t: dict) -> list[str]:
+    kinds = []
+    while t:
+        kinds.append(t["kind"])
+        t = t.get("ofType")
+    return kinds
+
+
+def _probes(schema: dict, value: str) -> list[tuple[str, str]]:
+    """For every root field taking an ID or String (directly or in its input): a document
+    passing `value` in all of them, and the other arguments minimal."""
+    types = {t["name"]: t for t in schema["types"]}
+    documents = []
+    for root, keyword in ((schema["queryType"], "query"), (schema["mutationType"], "mutation")):
+        for field in types[root["name"]]["fields"]:
+            args = [f"{a['name']}: {_literal(a['type'], types, value)}" for a in field["args"]]
+            if json.dumps(value) not in " ".join(args):
+                continue
+            result, _ = _named(field["type"])
+            selection = " { __typename }" if result["kind"] in ("OBJECT", "INTERFACE") else ""
+            call = f"{field['name']}({', '.join(args)})" if args else field["name"]
+            if "first:" not in call and any(a["name"] == "first" for a in field["args"]):
+                call = call.replace("(", "(first: 1, ", 1)
+            documents.append((field["name"], f"{keyword} {{ {call}{selection} }}"))
+    return documents
+
+
+async def test_overlong_and_odd_strings_are_answers_not_faults(
+    gql: GraphQLClient, client: httpx.AsyncClient
+) -> None:
+    """IDs and names longer than any column, and odd characters, in every argument of
+    every root field: each answers with a documented code (as the fuzzer would find,
+    given enough cases)."""
+    admin = await make_token(None, "platform_admin")
+    operator = await make_token(await make_tenant("acme"), "operator")
+    schema = (await gql.ok(INTROSPECT, admin))["__schema"]
+    faults = []
+    for value in (OVERLONG, "\u0000\ud7ff'%_", "tok_" + OVERLONG, "usr_" + "x" * 37):
+        probes = _probes(schema, value)
+        assert len(probes) >= 60
+        for name, document in probes:
+            for token in (admin, operator):
+                response = await client.post(
+                    "/graphql",
+                    json={"query": document},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                reason = verdict(
+                    response.status_code,
+                    response.headers["content-type"],
+                    response.json(),
+                    document,
+                )
+                if reason is not None:
+                    faults.append(f"{name} ({value[:8]}…): {reason}")
+    assert not faults, "\n".join(faults)
