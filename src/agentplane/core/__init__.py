@@ -1,4 +1,4 @@
-"""Core: settings, the database handle, errors, ids, encryption, pricing, metrics, throttles.
+"""Core: settings, database and transactions, errors, ids, secrets, pricing, metrics, throttles.
 
 Imports nothing of agentplane outside core/; every other package may import it.
 """

@@ -64,3 +64,31 @@ class DocumentTooLarge(DomainError):
 
 class UnsupportedContentType(DomainError):
     code = "UNSUPPORTED_CONTENT_TYPE"
+
+
+def as_domain_error(exc: BaseException) -> DomainError | None:
+    """A library's refusal of a caller's value, as the domain error it is, else None.
+
+    The ORM refuses to compare or store a value that cannot fit its column (an ID or a
+    name longer than any stored one): that is bad input, answered VALIDATION, never a
+    masked server error; one place instead of a length check before every lookup.
+    """
+    from tortoise.exceptions import ValidationError  # late: only the error path needs it
+
+    if isinstance(exc, ValidationError):
+        column, _, reason = str(exc).partition(":")
+        what = "is too long" if "Length of" in reason else "is not a valid value"
+        return ValidationFailed(f"A value for `{column.strip()}` {what}")
+    # PostgreSQL's class 22, "data exception": the value itself cannot be used (a NUL
+    # character in text, a number out of range), whichever driver error carries it.
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short chain of causes; never loop on a cyclic one
+        if seen is None:
+            break
+        sqlstate = getattr(seen, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return ValidationFailed(
+                "A value cannot be used as given (e.g. a NUL character, or out of range)"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -1,4 +1,4 @@
-"""HTTP/ASGI plumbing: the Starlette app, middleware, CSRF, body limits, /graphql, request ids.
+"""HTTP/ASGI plumbing: the app, rate and websocket limits, CSRF, body limits, /graphql, request ids.
 
 The outermost transport: it wires schema/, rest_compat/ and mcp/ and may import every layer.
 """

@@ -15,7 +15,7 @@ from agentplane.core import db, secretbox, throttle
 from agentplane.core.config import Settings
 from agentplane.http.graphql_app import GraphQLApp
 from agentplane.http.http_limits import BodySizeLimit
-from agentplane.http.middleware import RateLimitMiddleware, charge_query
+from agentplane.http.middleware import Buckets, RateLimitMiddleware, charge_query
 from agentplane.http.observability import RequestObservability
 from agentplane.mcp.server import PATH as MCP_PATH
 from agentplane.mcp.server import McpEndpoint
@@ -76,7 +76,8 @@ def create_app(
             set_broker(None)
             await db.close()
 
-    graphql = GraphQLApp(settings)
+    buckets = Buckets(settings.rate_limit_per_min, settings.redis_url)
+    graphql = GraphQLApp(settings, buckets)
     routes = [
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -87,7 +88,7 @@ def create_app(
     middleware = [
         Middleware(RequestObservability),
         Middleware(BodySizeLimit),
-        Middleware(RateLimitMiddleware, settings.rate_limit_per_min, settings.redis_url),
+        Middleware(RateLimitMiddleware, buckets),
     ]
     # Unknown paths/methods under a REST dialect's prefix answer in that dialect's envelope.
     app = Starlette(

@@ -27,6 +27,8 @@ from agentplane.core.errors import DomainError
 from agentplane.core.observability import error_extensions
 from agentplane.http.accept import GRAPHQL_RESPONSE_JSON, wants_graphql_response_json
 from agentplane.http.csrf import graphql_needs_csrf
+from agentplane.http.middleware import Buckets, current_bucket
+from agentplane.http.ws_limits import SocketLimits, SocketRefused, socket_bucket, take_operation
 from agentplane.resolvers.auth import authenticate, authenticate_request, bearer_from_header
 from agentplane.schema import build_schema, live
 from agentplane.schema.context import Context
@@ -48,15 +50,59 @@ def _text_sender(adapter: Any) -> Callable[[str], Coroutine[Any, Any, None]]:
     return send_text
 
 
+def _rate_limited(message: str) -> dict[str, Any]:
+    return {"message": message, "extensions": {"code": "RATE_LIMITED", **error_extensions()}}
+
+
 # Each operation runs in its own task: bind its socket and frame there, so that
-# `taskEvents` can send shared payloads itself (schema/live.py).
+# `taskEvents` can send shared payloads itself (schema/live.py), and the socket's
+# rate-limit bucket, so that the operation's query cost is charged to it.
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def handle_connection_init(self, message: Any) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except SocketRefused as refused:
+            await self.websocket.close(code=refused.code, reason=refused.reason)
+
+    async def handle_subscribe(self, message: Any) -> None:
+        cap = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and message["id"] not in self.operations
+            and (cap is None or len(self.operations) < cap)
+        ):
+            refusal = await take_operation(self.context.request)
+            if refusal is not None:
+                error = {"id": message["id"], "type": "error", "payload": [_rate_limited(refusal)]}
+                await self.send_message(error)  # type: ignore[arg-type]
+                return
+        await super().handle_subscribe(message)
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         live.bind_socket(_text_sender(self.websocket), {"id": operation.id, "type": "next"})
+        current_bucket.set(socket_bucket(self.context.request))
         await super().run_operation(operation)
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    async def handle_connection_init(self, message: Any) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except SocketRefused as refused:
+            payload = {"message": refused.reason, "code": refused.code}
+            await self.send_message({"type": "connection_error", "payload": payload})
+            await self.websocket.close(code=refused.code, reason=refused.reason)
+
+    async def handle_start(self, message: Any) -> None:
+        cap = self.max_subscriptions_per_connection
+        if self.connection_acknowledged and (cap is None or len(self.tasks) < cap):
+            refusal = await take_operation(self.context.request)
+            if refusal is not None:
+                error = {"type": "error", "id": message["id"], "payload": _rate_limited(refusal)}
+                await self.send_message(error)  # type: ignore[arg-type]
+                return
+        await super().handle_start(message)
+
     async def handle_async_results(
         self,
         operation_id: str,
@@ -65,6 +111,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         variables: dict[str, object] | None,
     ) -> None:
         live.bind_socket(_text_sender(self.websocket), {"type": "data", "id": operation_id})
+        current_bucket.set(socket_bucket(self.context.request))
         await super().handle_async_results(operation_id, query, operation_name, variables)
 
 
@@ -72,7 +119,7 @@ class GraphQLApp(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, buckets: Buckets) -> None:
         # Batches stay off (the schema has no batching config), multipart uploads too,
         # so only `application/json` POSTs are read: no form a browser can forge (CSRF).
         # Mutations are refused over GET.
@@ -87,10 +134,14 @@ class GraphQLApp(GraphQL[Context, None]):
             multipart_uploads_enabled=False,
         )
         self.settings = settings
+        self.socket_limits = SocketLimits(buckets)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return await super().__call__(scope, receive, send)
+            try:
+                return await super().__call__(scope, receive, send)
+            finally:
+                self.socket_limits.release(scope)
         request = Request(scope=scope, receive=receive)
         # GraphQL over HTTP: `application/graphql-response+json` when the client asks for
         # it; its status codes tell request errors (4xx) from execution errors (200).
@@ -120,16 +171,16 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> Any:
         body = await super().process_result(request, result)
-        # A request error (parse, validation, variable coercion) is an error with no
-        # path and no data: execution never started. Under graphql-response+json it has
-        # no `data` entry and answers 400; under application/json it stays 200 (legacy).
+        # A request error (parse, validation, variable coercion, a refused cost) is an
+        # error with no path and no data: execution never started, so the result has no
+        # `data` entry (GraphQL spec, "Response"). Under graphql-response+json it answers
+        # 400; under application/json it stays 200 (legacy).
         if (
-            request.state.graphql_response
-            and result.data is None
+            result.data is None
             and result.errors
             and all(error.path is None for error in result.errors)
         ):
-            request.state.request_error = True
+            request.state.request_error = request.state.graphql_response
             body.pop("data", None)
         return body
 
@@ -179,5 +230,7 @@ class GraphQLApp(GraphQL[Context, None]):
             await self._actor_from(header, context)
         if context.auth_error is not None:
             raise ConnectionRejectionError({"message": context.auth_error.message})
+        credential = header if isinstance(header, str) else None
+        await self.socket_limits.admit(context.request, credential)  # or SocketRefused
         live_sockets.register(context.actor, context.request)  # closed when revoked
         return None

@@ -77,10 +77,12 @@ def _cookie(scope: Scope, name: str) -> str | None:
     return None
 
 
-def actor_key(scope: Scope) -> str:
-    """The bucket: a hash of the credential (never the credential itself)."""
+def actor_key(scope: Scope, credential: str | None = None) -> str:
+    """The bucket: a hash of the credential (never the credential itself); `credential`
+    when it came another way (a websocket's `connection_init`)."""
     credential = (
-        _header(scope, b"authorization")
+        credential
+        or _header(scope, b"authorization")
         or _cookie(scope, SESSION_COOKIE)
         or _cookie(scope, KODA_SESSION_COOKIE)
     )
@@ -90,31 +92,47 @@ def actor_key(scope: Scope) -> str:
     return "ip:" + (client[0] if client else "unknown")
 
 
-class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, per_minute: int, redis_url: str | None) -> None:
-        self.app = app
+class Buckets:
+    """The per-caller buckets, one window per minute: HTTP requests, websocket
+    connections and websocket operations all take from the same one."""
+
+    def __init__(self, per_minute: int, redis_url: str | None) -> None:
         self.item = RateLimitItemPerMinute(max(per_minute, 1))
         self.limiter = FixedWindowRateLimiter(make_storage(redis_url))
+
+    async def take(self, key: str) -> tuple[Bucket, bool]:
+        """Count one against `key`: its bucket after, and whether it was within the limit.
+        Raises when the counter store is down (callers then serve rather than refuse)."""
+        allowed = await self.limiter.hit(self.item, key)
+        stats = await self.limiter.get_window_stats(self.item, key)
+        bucket = Bucket(self.limiter, self.item, key, max(stats.remaining, 0), stats.reset_time)
+        return bucket, bool(allowed)
+
+
+def seconds_to_reset(bucket: Bucket) -> int:
+    return max(1, math.ceil(bucket.reset_at - time.time()))
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, buckets: Buckets) -> None:
+        self.app = app
+        self.buckets = buckets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or not path.startswith(LIMITED_PREFIXES):
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send)  # websockets: counted in http.ws_limits
             return
-        key = actor_key(scope)
         try:
-            allowed = await self.limiter.hit(self.item, key)
-            stats = await self.limiter.get_window_stats(self.item, key)
-            remaining, reset_at = stats.remaining, stats.reset_time
+            bucket, allowed = await self.buckets.take(actor_key(scope))
         except Exception:  # the limiter's store is down: serve rather than refuse everyone
             log.exception("rate limiter unavailable; not limiting")
             await self.app(scope, receive, send)
             return
-        bucket = Bucket(self.limiter, self.item, key, max(remaining, 0), reset_at)
         current_bucket.set(bucket)
         headers = _headers(bucket)
         if not allowed:
-            retry_after = max(1, math.ceil(reset_at - time.time()))
+            retry_after = seconds_to_reset(bucket)
             await _too_many(scope, send, headers, retry_after)
             return
 
@@ -185,7 +203,7 @@ async def charge_query(actor: Actor | None, cost: QueryCost) -> RateLimitStatus:
     if bucket is None:
         return RateLimitStatus(cost=cost.cost, node_count=cost.node_count)
     if cost.cost > 1 and not await bucket.charge(cost.cost - 1):
-        retry_after = max(1, math.ceil(bucket.reset_at - time.time()))
+        retry_after = seconds_to_reset(bucket)
         raise RateLimited(
             f"Query cost {cost.cost} exceeds what is left of the rate limit; "
             f"retry in {retry_after}s",

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from agentplane.core.errors import DomainError, Forbidden, TenantSuspended, Unauthenticated
+from agentplane.core.post_commit import atomic
 from agentplane.core.request_context import request_id
 from agentplane.models import AuditEvent, StepKind, Task, Tenant
 from agentplane.resolvers.auth import Actor
@@ -126,14 +127,19 @@ def _named_resource(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 def audited(action: str) -> Callable[[F], F]:
     """Record a resolver's every call as `action`, with its outcome; the first
-    argument is the Actor."""
+    argument is the Actor. The call and its success record share one transaction
+    (`post_commit.atomic`): both commit or neither does, and what the call publishes
+    goes out after the commit. A refused call is rolled back, then recorded."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         async def wrapper(actor: Actor | None, *args: Any, **kwargs: Any) -> Any:
             token = in_audited_call.set(True)
             try:
-                result = await fn(actor, *args, **kwargs)
+                async with atomic():
+                    result = await fn(actor, *args, **kwargs)
+                    resource, tenant_id = _resource_of(result)
+                    await record(actor, action, resource=resource, tenant_id=tenant_id)
             except DomainError as exc:
                 if actor is not None:
                     denied = isinstance(exc, Forbidden | TenantSuspended | Unauthenticated)
@@ -147,8 +153,6 @@ def audited(action: str) -> Callable[[F], F]:
                 raise
             finally:
                 in_audited_call.reset(token)
-            resource, tenant_id = _resource_of(result)
-            await record(actor, action, resource=resource, tenant_id=tenant_id)
             return result
 
         return cast(F, wrapper)

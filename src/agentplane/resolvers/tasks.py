@@ -150,13 +150,31 @@ async def list_tasks(
     return await paginate(qs, first, after, newest_first=True)
 
 
-@audited("task.cancel")
 async def cancel_task(actor: Actor | None, task_id: str) -> Task:
     """Cancel a task: at once when queued, else by telling the worker that runs it.
 
     Waits briefly for the worker to confirm, so the caller usually gets the task
     back already `cancelled`; a terminal task is returned unchanged.
     """
+    task = await _request_cancel(actor, task_id)
+    if task.status.is_terminal:
+        return task
+    # The request is committed and announced; subscribe, then read, so no step is missed.
+    async with get_broker().subscribe(events.task_channel(task.id)) as sub:
+        try:
+            async with asyncio.timeout(CANCEL_WAIT_S):
+                current = await Task.get(id=task.id)
+                while not current.status.is_terminal:
+                    await sub.get()
+                    current = await Task.get(id=task.id)
+        except TimeoutError:
+            pass
+    return await Task.get(id=task.id)
+
+
+@audited("task.cancel")
+async def _request_cancel(actor: Actor | None, task_id: str) -> Task:
+    """Cancel a queued or paused task; flag a running one and tell its worker."""
     actor = require(actor, Perm.TASK_WRITE)
     task = await get_task(actor, task_id)
     if task.status.is_terminal:
@@ -171,18 +189,8 @@ async def cancel_task(actor: Actor | None, task_id: str) -> Task:
     if cancelled is not None:
         return cancelled
     await Task.filter(id=task.id).update(cancel_requested=True)
-    broker = get_broker()
-    async with broker.subscribe(events.task_channel(task.id)) as sub:
-        await broker.publish(events.CONTROL_CHANNEL, {"cancel": task.id})
-        try:
-            async with asyncio.timeout(CANCEL_WAIT_S):
-                current = await Task.get(id=task.id)
-                while not current.status.is_terminal:
-                    await sub.get()
-                    current = await Task.get(id=task.id)
-        except TimeoutError:
-            pass
-    return await Task.get(id=task.id)
+    await get_broker().publish(events.CONTROL_CHANNEL, {"cancel": task.id})
+    return task
 
 
 async def get_step(actor: Actor | None, step_id: str) -> Step:

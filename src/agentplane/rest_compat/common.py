@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agentplane.core.config import Settings
-from agentplane.core.errors import DomainError, ValidationFailed
+from agentplane.core.errors import DomainError, ValidationFailed, as_domain_error
 from agentplane.resolvers.auth import SESSION_COOKIE, Actor, authenticate_request
 
 log = logging.getLogger("agentplane.rest")
@@ -204,9 +204,13 @@ class Operation:
             response = dialect.render(renamed(exc, {**dialect.fields, **self.fields}))
             if "retry_after" in exc.details:
                 headers["Retry-After"] = str(exc.details["retry_after"])
-        except Exception:  # never a stack trace on the wire
-            log.exception("unexpected error in %s %s", self.method, self.path)
-            response = dialect.render(DomainError("Internal server error"), 500)
+        except Exception as exc:  # never a stack trace on the wire
+            mapped = as_domain_error(exc)
+            if mapped is not None:  # bad input a library refused (e.g. an overlong ID)
+                response = dialect.render(mapped)
+            else:
+                log.exception("unexpected error in %s %s", self.method, self.path)
+                response = dialect.render(DomainError("Internal server error"), 500)
         if dialect.rate_limit_headers or "Retry-After" in headers:
             response.headers.update(headers)
         return response

@@ -6,8 +6,8 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from agentplane.core.errors import DomainError
-from agentplane.models import Agent, Step, Task, Tenant
-from agentplane.resolvers import agents, step_payloads, steps, task_pages, tenants
+from agentplane.models import Agent, RoleAssignment, Step, Task, Tenant
+from agentplane.resolvers import agents, step_payloads, steps, task_pages, tenants, usage, users
 from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page
 from agentplane.schema.cost import RateLimitStatus
@@ -26,6 +26,8 @@ class Context:
     steps_loader: DataLoader[steps.StepsKey, list[Step]] = field(init=False)
     full_payload_loader: DataLoader[str, Any] = field(init=False)
     agent_tasks_loader: DataLoader[task_pages.AgentTasksKey, Page[Task]] = field(init=False)
+    user_roles_loader: DataLoader[str, list[RoleAssignment]] = field(init=False)
+    task_usage_loader: DataLoader[Task, usage.TaskUsage] = field(init=False)
 
     def __post_init__(self) -> None:
         # Loaders call resolvers, so batching never bypasses the tenant filter.
@@ -38,6 +40,16 @@ class Context:
         self.full_payload_loader = DataLoader(
             lambda ids: step_payloads.load_full_payloads(self.actor, list(ids))
         )
+        self.user_roles_loader = DataLoader(self._load_user_roles)
+        self.task_usage_loader = DataLoader(self._load_task_usage, cache_key_fn=lambda t: t.id)
+
+    async def _load_user_roles(self, user_ids: list[str]) -> list[list[RoleAssignment]]:
+        found = await users.role_assignments(self.actor, list(user_ids))
+        return [found[u] for u in user_ids]
+
+    async def _load_task_usage(self, task_list: list[Task]) -> list[usage.TaskUsage]:
+        found = await usage.tasks_usage(self.actor, list(task_list))
+        return [found[t.id] for t in task_list]
 
     @property
     def actor(self) -> Actor | None:

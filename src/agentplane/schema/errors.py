@@ -9,7 +9,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError, StreamExecutionResult
 
-from agentplane.core.errors import DomainError
+from agentplane.core.errors import DomainError, as_domain_error
 from agentplane.core.observability import error_extensions
 from agentplane.schema.hardening import strip_suggestions
 
@@ -55,6 +55,12 @@ def _render(error: GraphQLError, production: bool) -> GraphQLError:
         )
     if isinstance(original, GraphQLError):  # e.g. a variable that failed to coerce
         return _render(original, production)
+    mapped = as_domain_error(original)
+    if mapped is not None:
+        log.warning("%s at %s: %s", mapped.code, error.path, original)
+        return GraphQLError(
+            mapped.message, nodes=error.nodes, path=error.path, extensions={"code": mapped.code}
+        )
     log.error("unexpected error in %s", error.path, exc_info=original)
     return GraphQLError(
         MASKED_MESSAGE, nodes=error.nodes, path=error.path, extensions={"code": "INTERNAL"}

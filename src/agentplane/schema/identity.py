@@ -65,6 +65,14 @@ class User:
     display_name: str
     created_at: datetime
     last_login_at: datetime | None
+    disabled: bool = strawberry.field(description="Revoked: it can no longer sign in")
+    not_after: datetime | None = strawberry.field(description="The account expires then")
+
+    @strawberry.field(description="The roles it holds that you may see.")
+    async def role_assignments(
+        self, root: strawberry.Parent[models.User], info: Info[Context, None]
+    ) -> list["RoleAssignment"]:
+        return await info.context.user_roles_loader.load(root.id)  # type: ignore[return-value]
 
 
 @strawberry.type

@@ -7,6 +7,8 @@ from strawberry.types import Info
 from agentplane.models import AgentState
 from agentplane.resolvers import agents, tasks, tenants, tokens
 from agentplane.schema.context import Context
+from agentplane.schema.fleet import FleetMutation
+from agentplane.schema.iam import IamMutation
 from agentplane.schema.identity import IdentityMutation
 from agentplane.schema.knowledge import KnowledgeMutation
 from agentplane.schema.types import AccessToken, Agent, Task, Tenant
@@ -122,7 +124,7 @@ class TaskControlPayload:
 
 
 @strawberry.type
-class Mutation(KnowledgeMutation, IdentityMutation):
+class Mutation(KnowledgeMutation, IdentityMutation, IamMutation, FleetMutation):
     @strawberry.mutation(description="Create a tenant (platform admins only).")
     async def create_tenant(
         self, info: Info[Context, None], input: CreateTenantInput

@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -7,8 +7,9 @@ from agentplane import models
 from agentplane.core import ids
 from agentplane.core.errors import NotFound
 from agentplane.resolvers import agents, tasks, tenants, tokens
-from agentplane.runtime import catalog
 from agentplane.schema.context import Context
+from agentplane.schema.fleet import FleetQuery
+from agentplane.schema.iam import IamQuery
 from agentplane.schema.identity import IdentityQuery
 from agentplane.schema.knowledge import KnowledgeQuery
 from agentplane.schema.types import (
@@ -39,7 +40,7 @@ async def _node(info: Info[Context, None], id_: str) -> Any:
 
 
 @strawberry.type
-class Query(KnowledgeQuery, IdentityQuery):
+class Query(KnowledgeQuery, IdentityQuery, IamQuery, FleetQuery):
     @strawberry.field
     async def viewer(self, info: Info[Context, None]) -> Viewer | None:
         actor = info.context.actor
@@ -119,7 +120,13 @@ class Query(KnowledgeQuery, IdentityQuery):
         )
 
     @strawberry.field(description="The model catalog with list prices.")
-    def models(self) -> list[ModelInfo]:
+    def models(
+        self,
+        info: Info[Context, None],
+        enabled_only: Annotated[
+            bool, strawberry.argument(description="Only the models a provider here serves")
+        ] = False,
+    ) -> list[ModelInfo]:
         return [
             ModelInfo(
                 id=m.id,
@@ -128,7 +135,7 @@ class Query(KnowledgeQuery, IdentityQuery):
                 input_usd_per_million_tokens=_float(m.input_usd_per_mtok),
                 output_usd_per_million_tokens=_float(m.output_usd_per_mtok),
             )
-            for m in catalog.CATALOG.values()
+            for m in agents.list_models(info.context.actor, enabled_only)
         ]
 
 

@@ -9,7 +9,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from agentplane import models
-from agentplane.resolvers import step_payloads
+from agentplane.resolvers import step_payloads, usage
 from agentplane.resolvers.pagination import Page
 from agentplane.resolvers.steps import StepsKey
 from agentplane.resolvers.task_pages import AgentTasksKey
@@ -150,6 +150,16 @@ class Step(Node):
 
 
 @strawberry.type
+class TaskUsage:
+    input_tokens: int
+    output_tokens: int
+
+    @strawberry.field
+    def cost_usd(self, root: strawberry.Parent[usage.TaskUsage]) -> float:
+        return float(root.cost_usd)
+
+
+@strawberry.type
 class Task(Node):
     id: strawberry.ID
     status: models.TaskStatus
@@ -177,6 +187,12 @@ class Task(Node):
     @strawberry.field
     def cost_usd(self, root: strawberry.Parent[models.Task]) -> float:
         return float(root.cost_usd)
+
+    @strawberry.field(description="Tokens and cost of its provider calls.")
+    async def usage(
+        self, root: strawberry.Parent[models.Task], info: Info[Context, None]
+    ) -> TaskUsage:
+        return await info.context.task_usage_loader.load(root)  # type: ignore[return-value]
 
     @strawberry.field
     async def agent(

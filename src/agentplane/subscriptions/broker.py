@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from agentplane.core.post_commit import after_commit
+
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
@@ -61,6 +63,10 @@ class Broker:
         self._subscribers: dict[str, set[Subscription]] = {}
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        """Send now, or, inside `post_commit.atomic()`, once its transaction commits."""
+        await after_commit(lambda: self._send(channel, message))
+
+    async def _send(self, channel: str, message: dict[str, Any]) -> None:
         raise NotImplementedError
 
     async def start(self) -> None:
@@ -103,7 +109,7 @@ class Broker:
 
 
 class MemoryBroker(Broker):
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+    async def _send(self, channel: str, message: dict[str, Any]) -> None:
         self._fan_out(channel, message)
 
 
@@ -119,7 +125,7 @@ class RedisBroker(Broker):
     async def ping(self) -> None:
         await self.redis.ping()
 
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+    async def _send(self, channel: str, message: dict[str, Any]) -> None:
         await self.redis.publish(channel, orjson.dumps(message))
 
     async def _upstream_subscribe(self, channel: str) -> None:

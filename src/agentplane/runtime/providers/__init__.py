@@ -1,4 +1,5 @@
-"""Model providers behind one interface, chosen by the model ID's `provider/` prefix."""
+"""Model providers behind one interface, chosen by the model ID's `provider/` prefix.
+Part of runtime/: imports core/ (settings, pricing) only; never a transport."""
 
 from agentplane.core.config import Settings
 from agentplane.runtime.providers.base import Provider
