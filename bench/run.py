@@ -36,6 +36,8 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# The rate limiter still counts every request, but a load test must not hit its limit.
+UNLIMITED = str(10**9)
 PAGE_QUERY = (
     "query Page { tasks(first: 50) { edges { node {"
     " id status query output createdAt costUsd agent { id name model } } } } }"
@@ -251,6 +253,7 @@ def figure_page_of_50(report: Report, pg_url: str, seconds: int) -> None:
     env = {
         "AGENTPLANE_DATABASE_URL": pg_url,
         "AGENTPLANE_REDIS_URL": "",
+        "AGENTPLANE_RATE_LIMIT_PER_MIN": UNLIMITED,
         "BENCH_RAW_DSN": pg_url.replace("postgres://", "postgresql://", 1),
         "BENCH_TENANT_ID": seed["tenant_id"],
     }
@@ -358,6 +361,7 @@ def figure_tasks_per_second(report: Report, url: str, label: str, n: int) -> Non
     env = {
         "AGENTPLANE_DATABASE_URL": url,
         "AGENTPLANE_REDIS_URL": "",
+        "AGENTPLANE_RATE_LIMIT_PER_MIN": UNLIMITED,
         "AGENTPLANE_SCRIPTED_DELAY_MS": "0",
         "AGENTPLANE_WORKER_CONCURRENCY": "16",
     }
