@@ -26,8 +26,9 @@ from agentplane.resolvers.tasks import task_filters
 
 # How a leaf is rendered: "text" (strings, IDs), "int", "bool", "float" (a decimal
 # column as a JSON number), "datetime" (ISO 8601 as Python's isoformat in UTC), "json"
-# (a JSON column as is), or ("enum", ((stored value, GraphQL name), ...)).
-Kind = str | tuple[str, tuple[tuple[str, str], ...]]
+# (a JSON column as is), ("enum", ((stored value, GraphQL name), ...)) or ("in",
+# (value, ...)): whether the column holds one of the values.
+Kind = str | tuple[str, tuple[tuple[str, str], ...]] | tuple[str, tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,11 @@ def _render(alias: str, column: str, kind: Kind) -> str:
             f" || CASE WHEN extract(microseconds FROM {utc})::int % 1000000 = 0 THEN ''"
             f" ELSE to_char({utc}, '.US') END || '+00:00' END"
         )
+    if isinstance(kind, tuple) and kind[0] == "in":
+        return f"({ref} IN ({', '.join(_literal(str(value)) for value in kind[1])}))"
     if isinstance(kind, tuple) and kind[0] == "enum":
-        cases = " ".join(f"WHEN {_literal(value)} THEN {_literal(name)}" for value, name in kind[1])
+        pairs = [pair for pair in kind[1] if isinstance(pair, tuple)]
+        cases = " ".join(f"WHEN {_literal(value)} THEN {_literal(name)}" for value, name in pairs)
         return f"CASE {ref} {cases} END"
     raise ValueError(f"unknown kind {kind!r}")
 

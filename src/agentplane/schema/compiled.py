@@ -253,6 +253,8 @@ SQL_RELATIONS = {("Task", "agent"): "agent"}
 # Fields with a resolver whose value is a column: (type, field) -> (attribute, kind).
 SQL_COMPUTED: dict[tuple[str, str], tuple[str, json_pages.Kind]] = {
     ("Task", "costUsd"): ("cost_usd", "float"),
+    ("Task", "isTerminal"): ("status", ("in", tuple(s.value for s in TaskStatus if s.is_terminal))),
+    ("Agent", "tools"): ("tools", "json"),  # a JSON list of strings
 }
 SCALAR_KINDS = {
     "ID": "text",
@@ -294,13 +296,15 @@ def _projection(
         field_def = parent.fields[name]
         named, _, is_list, _ = _unwrap(field_def.type)
         definition = (field_def.extensions or {}).get(BACKREF)
-        if node.arguments or is_list or definition is None:
+        if node.arguments or definition is None:
             raise NotCompilable("not a column")
-        if (parent.name, name) in SQL_RELATIONS and node.selection_set is not None:
+        if (parent.name, name) in SQL_COMPUTED:
+            fields.append((key, *SQL_COMPUTED[(parent.name, name)]))
+        elif is_list:
+            raise NotCompilable("a list")
+        elif (parent.name, name) in SQL_RELATIONS and node.selection_set is not None:
             nested = _projection(named, node.selection_set, fragments)
             fields.append((key, SQL_RELATIONS[(parent.name, name)], nested))
-        elif (parent.name, name) in SQL_COMPUTED:
-            fields.append((key, *SQL_COMPUTED[(parent.name, name)]))
         elif getattr(definition, "base_resolver", None) is not None:
             raise NotCompilable("a resolver")
         elif isinstance(named, GraphQLEnumType):
