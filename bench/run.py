@@ -125,7 +125,7 @@ def uvicorn_process(factory: str, env: dict[str, str]) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded machine starts slowly
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"{factory} exited:\n{Path(log.name).read_text()}")
