@@ -37,6 +37,12 @@ lint: $(STAMP)
 migrations: $(STAMP)  ## write a migration for model changes (checked in under src/agentplane/migrations)
 	$(BIN)/tortoise makemigrations
 
+# PostGraphile 4 for figure 1's side-by-side (pinned in bench/postgraphile/package-lock.json).
+GRAPHILE_STAMP := bench/postgraphile/node_modules/.installed
+$(GRAPHILE_STAMP): bench/postgraphile/package.json bench/postgraphile/package-lock.json
+	cd bench/postgraphile && npm ci --quiet --no-audit --no-fund
+	touch $(GRAPHILE_STAMP)
+
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/agentplane_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/0
 bench: $(STAMP)  ## figures with ratios to same-run baselines (needs wrk and PostgreSQL; empties BENCH_DATABASE_URL)
@@ -47,8 +53,10 @@ bench: $(STAMP)  ## figures with ratios to same-run baselines (needs wrk and Pos
 	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }; \
 	  fi; \
 	  command -v wrk >/dev/null 2>&1 || { echo "bench: needs wrk (Debian/Ubuntu: apt-get install wrk)"; exit 1; }; }
+	@command -v npm >/dev/null 2>&1 && $(MAKE) --no-print-directory $(GRAPHILE_STAMP) || \
+	  echo "bench: no npm; the PostGraphile side-by-side is skipped"
 	BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) BENCH_REDIS_URL=$(BENCH_REDIS_URL) \
 	  $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) mcp-servers/node_modules agentplane.db agentplane.db-shm agentplane.db-wal
+	rm -rf $(VENV) mcp-servers/node_modules bench/postgraphile/node_modules agentplane.db agentplane.db-shm agentplane.db-wal

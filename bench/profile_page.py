@@ -16,7 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bench.run import PAGE_QUERY, isolated, prepare, uvicorn_process, wrk
+from bench.run import PAGE_QUERY, UNLIMITED, isolated, prepare, uvicorn_process, wrk
 
 PARTS = {
     "token lookup (auth.authenticate)": "authenticate (agentplane/resolvers/auth.py",
@@ -44,7 +44,11 @@ def main() -> None:
         raise SystemExit("bench.profile_page needs py-spy: .venv/bin/pip install py-spy")
     url = os.environ["BENCH_DATABASE_URL"]
     seed = isolated(prepare, url, 60)
-    env = {"AGENTPLANE_DATABASE_URL": url, "AGENTPLANE_REDIS_URL": ""}
+    env = {
+        "AGENTPLANE_DATABASE_URL": url,
+        "AGENTPLANE_REDIS_URL": "",
+        "AGENTPLANE_RATE_LIMIT_PER_MIN": UNLIMITED,
+    }
     body = json.dumps({"query": PAGE_QUERY})
     out = Path(tempfile.mkdtemp()) / "page.txt"
     with uvicorn_process("bench.app_factory:api", env) as app:

@@ -2,10 +2,13 @@
 
 from typing import Any
 
+import orjson
 import strawberry
 from prometheus_client import REGISTRY
+from tortoise.connection import get_connection
 
 from agentplane.models import Step, StepKind, Task, TaskStatus
+from agentplane.resolvers import json_pages
 from agentplane.resolvers.auth import Actor
 from agentplane.schema import schema as compiled_schema
 from agentplane.schema.context import Context
@@ -67,7 +70,9 @@ async def run(schema: strawberry.Schema, query: str, actor: Actor, **variables: 
     context = Context(request=None)
     context.set_actor(actor)
     result = await schema.execute(query, variable_values=variables, context_value=context)
-    return result.data, [e.formatted for e in result.errors or []]
+    # As the HTTP view serialises it: pages PostgreSQL rendered are JSON text fragments.
+    data = orjson.loads(orjson.dumps(result.data))
+    return data, [e.formatted for e in result.errors or []]
 
 
 async def seed() -> tuple[Actor, list[Task]]:
@@ -99,13 +104,23 @@ async def test_compiled_answers_equal_graphql_core(services: object) -> None:
         (f'{{ task(id: "{tasks[0].id}") {{ {TASK_FIELDS} agent {{ id }} }} }}', {}),
         (f'{{ agent(id: "{tasks[1].agent_id}") {{ {AGENT_FIELDS} }} }}', {}),
     ]
+    per_query = []
     for query, variables in queries:
-        before = hits("hit")
+        before, statements = hits("hit"), sql_renders()
         compiled = await run(compiled_schema, query, actor, **variables)
         general = await run(general_schema, query, actor, **variables)
         assert hits("hit") == before + 1, f"not compiled: {query}"
         assert compiled == general
         assert compiled[1] == [] and compiled[0]
+        per_query.append(sql_renders() - statements)
+    # on PostgreSQL the connections were rendered by the database; single objects not
+    postgres = get_connection("default").capabilities.dialect == "postgres"
+    assert per_query == ([1, 1, 1, 1, 0, 0] if postgres else [0] * 6)
+
+
+def sql_renders() -> int:
+    info = json_pages._sql.cache_info()
+    return info.hits + info.misses
 
 
 async def test_same_authorisation_on_the_compiled_path(services: object) -> None:
@@ -137,3 +152,32 @@ async def test_uncovered_operations_take_the_general_path(services: object) -> N
     assert not errors and len(data["tasks"]["edges"]) == 2
     assert data["tasks"]["edges"][0]["node"]["steps"] == [{"seq": 1}]
     assert (hits("hit"), hits("fallback")) == before
+
+
+async def test_pages_cursors_and_argument_errors_agree(services: object) -> None:
+    # given seven tasks, and a platform caller who sees every tenant
+    actor, tasks = await seed()
+    platform = Actor(kind="token", role="platform_admin", tenant_id=None)
+    first_page = await run(compiled_schema, "{ tasks(first: 3) { pageInfo { endCursor } } }", actor)
+    cursor = first_page[0]["tasks"]["pageInfo"]["endCursor"]
+    page = (
+        "query($n: Int, $after: String, $a: ID) { tasks(first: $n, after: $after, agentId: $a) {"
+        " __typename edges { __typename cursor node { id createdAt agent { __typename id } } }"
+        " pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor } } }"
+    )
+    cases: list[tuple[Actor, dict[str, Any]]] = [
+        (actor, {"n": 3, "after": cursor}),  # the next page
+        (actor, {"n": 0}),  # no edges, but a next page
+        (actor, {"n": 3, "a": tasks[1].agent_id}),  # one agent's
+        (actor, {"n": 500}),  # capped
+        (platform, {"n": 5}),  # every tenant's
+        (actor, {"n": -1}),  # errors: a negative size, a malformed cursor, a bad agent ID
+        (actor, {"n": 2, "after": "bm90IGEgY3Vyc29y"}),
+        (actor, {"n": 2, "a": "x" * 500}),
+    ]
+    for caller, variables in cases:
+        # when both paths answer, then they answer the same, errors included
+        compiled = await run(compiled_schema, page, caller, **variables)
+        assert compiled == await run(general_schema, page, caller, **variables), variables
+    errors = [(await run(compiled_schema, page, actor, **v))[1] for _, v in cases[-3:]]
+    assert [e[0]["extensions"]["code"] for e in errors] == ["VALIDATION"] * 3

@@ -98,9 +98,15 @@ async def test_each_step_is_rendered_once_per_distinct_selection(
     assert events.task_channel(task.id) not in get_broker()._subscribers
 
 
+# Past the backlog's frame count; or, with fewer frames than that, past its byte bound
+# (feeds.MAX_BACKLOG_BYTES) plus some 4 MB of kernel buffers.
+@pytest.mark.parametrize(
+    ("count", "size"), [(QUEUE_SIZE + 300, 32768), (300, 65536)], ids=["frames", "bytes"]
+)
 async def test_a_socket_that_stops_reading_is_cut_off_and_the_others_get_everything(
-    ws_url: str,
+    ws_url: str, count: int, size: int
 ) -> None:
+    assert count * size > 2 * feeds.MAX_BACKLOG_BYTES + 4 * 1024 * 1024
     task, token = await queued_task()
     first = (await traces.steps_after(task.id, 0))[0]
     init = json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
@@ -131,8 +137,7 @@ async def test_a_socket_that_stops_reading_is_cut_off_and_the_others_get_everyth
             await asyncio.sleep(0.01)
         # when far more arrives than the slow socket's buffers hold, at the pace the
         # reading subscriber keeps up with
-        count = QUEUE_SIZE + 300  # beyond its backlog and 4 MB of kernel buffers
-        blob = "x" * 32768
+        blob = "x" * size
         received: list[int] = []
 
         async def read_fast() -> None:

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from agentplane.core.config import Settings
 from agentplane.http.app import create_app
 from agentplane.models import AccessToken, Agent, Step, Task, TaskStatus, Tenant
-from agentplane.resolvers import traces
+from agentplane.resolvers import actor_cache, traces
 from agentplane.resolvers.permissions import ROLES
 from tests.support.database import truncate_all
 from tests.support.factories import make_agent, make_tenant, make_token
@@ -296,6 +296,7 @@ async def test_revoked_or_expired_tokens_are_unauthenticated(
     # when its row is revoked or expires
     row = await AccessToken.get(role=role)
     await AccessToken.filter(id=row.id).update(**change)
+    await actor_cache.invalidate("token", row.id)  # as the app's own writers of a token do
     # then every call with it is UNAUTHENTICATED, reads and writes alike
     before = await everything(acme)
     body = await gql(AGENTS, token)

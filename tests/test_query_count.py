@@ -1,5 +1,6 @@
 """SQL statements per request are constant in N: counted on the real connection."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -28,6 +29,12 @@ class StatementLog:
         return len(self.statements)
 
 
+def _housekeeping() -> bool:
+    """A statement of the app's periodic maintenance job, which runs at startup too."""
+    task = asyncio.current_task()
+    return task is not None and task.get_coro().__qualname__ == "run_forever"  # type: ignore[union-attr]
+
+
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch, quiet_app: Starlette) -> Iterator[StatementLog]:
     """Every statement the database client sends (the real client, wrapped to count)."""
@@ -37,7 +44,8 @@ def statements(monkeypatch: pytest.MonkeyPatch, quiet_app: Starlette) -> Iterato
         original = getattr(client_class, name)
 
         def counting(self, query, *args, __original=original, **kwargs):  # type: ignore[no-untyped-def]
-            log.statements.append(query)
+            if not _housekeeping():
+                log.statements.append(query)
             return __original(self, query, *args, **kwargs)
 
         monkeypatch.setattr(client_class, name, counting)
@@ -92,6 +100,7 @@ async def test_statements_per_request_do_not_grow_with_n(
     token = await make_token(tenant, "viewer")
     await seed(tenant, agents, 10)
     await quiet_gql.ok("{ viewer { kind } }", token)  # token's last-use stamp written once
+    # (and its Actor cached: resolvers/actor_cache.py)
 
     # when the page is read with agents and steps
     statements.statements.clear()
@@ -110,8 +119,8 @@ async def test_statements_per_request_do_not_grow_with_n(
     assert len(small["tasks"]["edges"]) == 10 and len(large["tasks"]["edges"]) == 100
     assert all(len(e["node"]["steps"]) == 3 for e in large["tasks"]["edges"])
     assert all(e["node"]["agent"]["name"].startswith("agent-") for e in large["tasks"]["edges"])
-    # ...and took the same statements: the token, the page, its agents, their steps
-    assert len(at_10) == len(at_100) == 4, (at_10, at_100)
+    # ...and took the same statements: the page, its agents, their steps
+    assert len(at_10) == len(at_100) == 3, (at_10, at_100)
 
 
 NESTED = """query($n: Int!) { agents(first: 100) { edges { node { name
@@ -176,4 +185,4 @@ async def test_nested_connections_are_one_query_for_all_parents(
     statements.statements.clear()
     many = await quiet_gql.ok(NESTED, token, n=3)
     assert len(many["agents"]["edges"]) == 23
-    assert len(statements.statements) == few == 3, statements.statements
+    assert len(statements.statements) == few == 2, statements.statements

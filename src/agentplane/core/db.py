@@ -2,7 +2,9 @@
 
 from typing import Any
 
+import asyncpg
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.connection import get_connection
 from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as run_migrations
@@ -17,11 +19,26 @@ APPS = {
 }
 
 
+class NoResetConnection(asyncpg.Connection):
+    """A pooled connection returned to the pool without asyncpg's reset query
+    (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`): one round trip on
+    every release, that is after every ORM statement. We take no advisory locks, open
+    no cursors outside transactions, LISTEN nowhere and SET nothing per session; an open
+    transaction is still rolled back on release (asyncpg does that before the query)."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     # Accept the libpq spelling too; Tortoise names the asyncpg backend `postgres`.
     if database_url.startswith("postgresql://"):
         database_url = "postgres://" + database_url.removeprefix("postgresql://")
-    return {"connections": {"default": database_url}, "apps": APPS, "use_tz": True}
+    connection: str | dict[str, Any] = database_url
+    if database_url.startswith("postgres://"):
+        connection = expand_db_url(database_url)
+        connection["credentials"]["connection_class"] = NoResetConnection
+    return {"connections": {"default": connection}, "apps": APPS, "use_tz": True}
 
 
 async def migrate(database_url: str) -> None:

@@ -384,9 +384,16 @@ async def list_agents_offset(
 
 
 async def list_agents(actor: Actor | None, first: int | None, after: str | None) -> Page[Agent]:
+    filters, excluded = agent_filters(actor)
+    return await paginate(Agent.filter(**filters).exclude(**excluded), first, after)
+
+
+def agent_filters(actor: Actor | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Who may list agents, and which (filters, exclusions): `list_agents`' (and the
+    pages the database renders, `json_pages`)."""
     actor = require(actor, Perm.AGENT_READ)
-    qs = Agent.all() if is_platform(actor) else Agent.filter(tenant_id=actor.tenant_id)
-    return await paginate(qs.exclude(state=AgentState.ARCHIVED), first, after)
+    filters = {} if is_platform(actor) else {"tenant_id": actor.tenant_id}
+    return filters, {"state": AgentState.ARCHIVED}
 
 
 async def load_agents(actor: Actor | None, ids: list[str]) -> list[Agent | None]:

@@ -11,6 +11,7 @@ from tortoise.expressions import Q
 
 from agentplane.core.errors import CsrfRejected, DomainError, Unauthenticated
 from agentplane.models import AccessToken, RoleAssignment, Session, Tenant, TenantPhase, User
+from agentplane.resolvers import actor_cache
 
 TOKEN_PREFIX = "agp_"  # recognisable by secret scanners and by humans
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -65,6 +66,10 @@ async def authenticate(plaintext: str | None, admin_token: str | None) -> Actor 
     if admin_token and hmac.compare_digest(plaintext.encode(), admin_token.encode()):
         return Actor(kind="admin_token", role="platform_admin", tenant_id=None)
     digest = hash_token(plaintext)
+    cached = await actor_cache.lookup(digest)
+    if cached is not None:
+        return cached
+    generation = await actor_cache.generation()  # before reading: see actor_cache
     token = await AccessToken.get_or_none(token_hash=digest).select_related("tenant")
     # The index lookup finds the row; compare_digest keeps the final check constant-time.
     if token is None or not hmac.compare_digest(token.token_hash, digest):
@@ -75,13 +80,15 @@ async def authenticate(plaintext: str | None, admin_token: str | None) -> Actor 
     tenant: Tenant | None = token.tenant
     if tenant is not None and tenant.phase == TenantPhase.DELETED:
         raise Unauthenticated("Tenant deleted")
-    role = token.role
+    role, expires_at = token.role, token.expires_at
     if token.owner_user_id is not None:
-        role = await _role_for_user_token(token, now)
+        role, not_after = await _role_for_user_token(token, now)
+        if not_after is not None and (expires_at is None or not_after < expires_at):
+            expires_at = not_after
     # Record use at most once a minute: a write on every request would cost more than the request.
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         await AccessToken.filter(id=token.id).update(last_used_at=now)
-    return Actor(
+    actor = Actor(
         kind="token",
         role=role,
         tenant_id=token.tenant_id,
@@ -89,12 +96,15 @@ async def authenticate(plaintext: str | None, admin_token: str | None) -> Actor 
         user_id=token.owner_user_id,
         tenant_phase=tenant.phase.value if tenant is not None else None,
     )
+    actor_cache.store(digest, actor, expires_at, generation)
+    return actor
 
 
-async def _role_for_user_token(token: AccessToken, now: datetime) -> str:
+async def _role_for_user_token(token: AccessToken, now: datetime) -> tuple[str, datetime | None]:
     """The role a token acting for a user may use now: never more than the user holds
     today at the token's scope, so lowering or removing a role reaches every existing
-    token at once ("" when nothing is left: every permission is then denied)."""
+    token at once ("" when nothing is left: every permission is then denied); and the
+    user's `not_after`."""
     from agentplane.resolvers.permissions import capped_role  # late: it imports this module
 
     user = await User.get_or_none(id=token.owner_user_id)
@@ -104,7 +114,7 @@ async def _role_for_user_token(token: AccessToken, now: datetime) -> str:
     held = await RoleAssignment.filter(
         Q(tenant_id=token.tenant_id) | Q(tenant_id=None), user_id=user.id
     ).values_list("role", flat=True)
-    return capped_role(token.role, token.tenant_id, [str(r) for r in held])
+    return capped_role(token.role, token.tenant_id, [str(r) for r in held]), user.not_after
 
 
 async def user_actor(user: User, session_id: str | None = None) -> Actor:

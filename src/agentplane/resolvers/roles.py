@@ -8,6 +8,7 @@ from tortoise.queryset import QuerySet
 
 from agentplane.core.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
 from agentplane.models import RoleAssignment, RoleDefinition, Tenant, TenantPhase, User
+from agentplane.resolvers import actor_cache
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page, paginate
@@ -134,9 +135,11 @@ async def assign_role(
             await live_sockets.revoked("user", user.id, "role changed")
         return await RoleAssignment.get(id=existing.id)
     try:
-        return await RoleAssignment.create(user_id=user.id, tenant_id=tenant_id, role=role)
+        created = await RoleAssignment.create(user_id=user.id, tenant_id=tenant_id, role=role)
     except IntegrityError:
         raise Conflict("The user's role at that scope changed meanwhile; retry") from None
+    await actor_cache.invalidate("user", user.id)  # the user's tokens may use more now
+    return created
 
 
 @audited("role.unassign")

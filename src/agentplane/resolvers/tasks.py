@@ -139,15 +139,24 @@ async def list_tasks(
     status: TaskStatus | None = None,
 ) -> Page[Task]:
     """Newest first: a dashboard wants the latest runs on top."""
+    filters = task_filters(actor, agent_id, status)
+    return await paginate(Task.filter(**filters), first, after, newest_first=True)
+
+
+def task_filters(
+    actor: Actor | None, agent_id: str | None, status: TaskStatus | None
+) -> dict[str, Any]:
+    """Who may list tasks, and which: the filter of `list_tasks` (and of the pages the
+    database renders, `json_pages`)."""
     actor = require(actor, Perm.TASK_READ)
-    qs = Task.all() if is_platform(actor) else Task.filter(tenant_id=actor.tenant_id)
+    filters: dict[str, Any] = {} if is_platform(actor) else {"tenant_id": actor.tenant_id}
     if agent_id is not None:
         if len(agent_id) > ids.MAX_LEN:
             raise ValidationFailed("No such agent ID", field="agentId")
-        qs = qs.filter(agent_id=agent_id)
+        filters["agent_id"] = agent_id
     if status is not None:
-        qs = qs.filter(status=status)
-    return await paginate(qs, first, after, newest_first=True)
+        filters["status"] = status
+    return filters
 
 
 async def cancel_task(actor: Actor | None, task_id: str) -> Task:

@@ -5,7 +5,7 @@ from tortoise.exceptions import IntegrityError
 
 from agentplane.core.errors import Conflict, NotFound, TenantSuspended, ValidationFailed
 from agentplane.models import Budget, Task, TaskStatus, Tenant, TenantPhase
-from agentplane.resolvers import traces
+from agentplane.resolvers import actor_cache, traces
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page, paginate
@@ -184,6 +184,7 @@ async def suspend_tenant(actor: Actor | None, name: str) -> Tenant:
     )
     if not won and tenant.phase != TenantPhase.SUSPENDED:
         raise Conflict(f"Tenant {name!r} is {tenant.phase.value}, not active")
+    await actor_cache.invalidate("tenant", tenant.id)  # cached actors carry the phase
     await _pause_tenant_tasks(tenant.id, SUSPENDED_REASON)
     return await Tenant.get(id=tenant.id)
 
@@ -196,6 +197,7 @@ async def resume_tenant(actor: Actor | None, name: str) -> Tenant:
     )
     if not won and tenant.phase != TenantPhase.ACTIVE:
         raise Conflict(f"Tenant {name!r} is {tenant.phase.value}, not suspended")
+    await actor_cache.invalidate("tenant", tenant.id)
     await _resume_tenant_tasks(tenant.id, SUSPENDED_REASON)
     return await Tenant.get(id=tenant.id)
 
@@ -226,6 +228,7 @@ async def restore_tenant(actor: Actor | None, name: str) -> Tenant:
     ).update(phase=TenantPhase.ACTIVE, deleted_at=None, updated_at=datetime.now(UTC))
     if not won:
         raise Conflict(f"Tenant {name!r} was deleted more than 30 days ago and cannot be restored")
+    await actor_cache.invalidate("tenant", tenant.id)
     await _resume_tenant_tasks(tenant.id, "tenant_deleted")
     return await Tenant.get(id=tenant.id)
 

@@ -74,8 +74,13 @@ async def _append(
     # Must run inside a transaction: the row lock taken by this UPDATE serialises seq allocation.
     # With a fence (the claim's attempt number) only the worker holding the claim may write,
     # so a worker that lost its lease can never add a step after its successor's.
-    sql = "UPDATE task SET last_seq = last_seq + 1 WHERE id = ?"
-    params: list[Any] = [task_id]
+    sql = "UPDATE task SET last_seq = last_seq + 1"
+    params: list[Any] = []
+    if usage is not None:  # the task's running cost, in the same statement
+        sql += ", cost_usd = CAST(cost_usd AS NUMERIC) + ?"
+        params.append(usage.cost_usd)
+    sql += " WHERE id = ?"
+    params.append(task_id)
     if fence is not None:
         sql += " AND attempt = ? AND status = ?"
         params += [fence, TaskStatus.RUNNING.value]
@@ -83,7 +88,13 @@ async def _append(
     rows = await conn.execute_query_dict(db.placeholders(conn, sql + " RETURNING last_seq"), params)
     if not rows:
         raise LeaseLost(task_id)
-    seq = int(rows[0]["last_seq"])
+    return await _insert_step(task_id, int(rows[0]["last_seq"]), kind, payload, usage)
+
+
+async def _insert_step(
+    task_id: str, seq: int, kind: StepKind, payload: dict[str, Any], usage: Usage | None
+) -> Step:
+    """Insert a step whose seq the caller allocated (inside its transaction)."""
     inline, full, size = step_payloads.split(payload)  # a large payload is stored apart
     step = Step(task_id=task_id, seq=seq, kind=kind, payload=inline)
     if usage is not None:
@@ -126,7 +137,6 @@ async def append_step(
                 cost_usd=usage.cost_usd,
                 priced=usage.priced,
             )
-            await Task.filter(id=task.id).update(cost_usd=F("cost_usd") + usage.cost_usd)
     await written.publish()
     if usage is not None and usage.priced:
         observability.spent(usage.model, float(usage.cost_usd))
@@ -153,27 +163,52 @@ async def transition(
     now = datetime.now(UTC)
     if to.is_terminal:
         changes.setdefault("finished_at", now)
+    sources = list(dict.fromkeys(from_statuses))
     written = Written()
     async with in_transaction():
-        task = await Task.get_or_none(id=task_id)
-        if task is None or task.status not in set(from_statuses):
-            return None
-        if fence is not None and task.attempt != fence:
-            return None
-        won = await Task.filter(id=task_id, status=task.status, attempt=task.attempt).update(
-            status=to, updated_at=now, **changes
+        # The compare-and-set. With one possible source status and a fence, its WHERE
+        # says everything; otherwise the current row tells which status it moves from
+        # (and, unfenced, pins the attempt it read).
+        conditions: dict[str, Any] = {"id": task_id}
+        if len(sources) == 1 and fence is not None:
+            conditions.update(status=sources[0], attempt=fence)
+        else:
+            current = await Task.filter(id=task_id).first().values("status", "attempt")
+            if current is None or current["status"] not in sources:
+                return None
+            if fence is not None and current["attempt"] != fence:
+                return None
+            conditions.update(status=current["status"], attempt=current["attempt"])
+        # The same UPDATE allocates the status step's seq and returns the row as it is now
+        # (no second read).
+        update = Task.filter(**conditions).update(
+            status=to, updated_at=now, last_seq=F("last_seq") + 1, **changes
         )
-        if not won:
+        task = await _update_returning(update)
+        if task is None:
             return None
-        payload: dict[str, Any] = {"from": task.status.value, "to": to.value, **(details or {})}
+        from_status = TaskStatus(conditions["status"])
+        payload: dict[str, Any] = {"from": from_status.value, "to": to.value, **(details or {})}
         if reason:
             payload["reason"] = reason
-        written.steps.append(await _append(task_id, StepKind.STATUS_CHANGE, payload, None))
-        written.task = await Task.get(id=task_id)
+        written.steps.append(
+            await _insert_step(task_id, task.last_seq, StepKind.STATUS_CHANGE, payload, None)
+        )
+        written.task = task
     if to.is_terminal:  # counted once committed, so /metrics agrees with what readers see
         observability.task_finished(to.value, _run_seconds(written.task))
     await written.publish()
     return written.task
+
+
+async def _update_returning(update: Any) -> Task | None:
+    """Run a Tortoise UPDATE with `RETURNING *` (PostgreSQL, SQLite ≥ 3.35): the row
+    after it, or None when nothing matched."""
+    update._choose_db_if_not_chosen()
+    update._make_query()
+    sql, params = update.query.get_parameterized_sql()
+    rows = await update._db.execute_query_dict(sql + " RETURNING *", params)
+    return Task._init_from_db(**rows[0]) if rows else None
 
 
 def _run_seconds(task: Task) -> float | None:
@@ -207,11 +242,13 @@ async def create_task(
             created_by=created_by,
             history=history or [],
             conversation_id=conversation_id,
+            last_seq=1,  # its first step's, inserted next
         )
         written.steps.append(
-            await _append(task.id, StepKind.STATUS_CHANGE, {"from": None, "to": "queued"}, None)
+            await _insert_step(
+                task.id, 1, StepKind.STATUS_CHANGE, {"from": None, "to": "queued"}, None
+            )
         )
-        task.last_seq = 1
         written.task = task
     await written.publish()
     return task

@@ -20,7 +20,7 @@ from agentplane.core.errors import (
     ValidationFailed,
 )
 from agentplane.models import AccessToken, RoleAssignment, Session, User
-from agentplane.resolvers import accounts, roles
+from agentplane.resolvers import accounts, actor_cache, roles
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.auth import Actor, account_active, user_actor
 from agentplane.resolvers.pagination import Page, paginate
@@ -97,6 +97,8 @@ async def update_user(
         await AccessToken.filter(owner_user_id=user.id, expires_at__gt=not_after).update(
             expires_at=not_after
         )
+    if "not_after" in changes:
+        await actor_cache.invalidate("user", user.id)
     return await User.get(id=user.id)
 
 

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -48,7 +49,9 @@ from agentplane.core import observability as obs
 from agentplane.core.errors import DomainError
 from agentplane.models import TaskStatus
 from agentplane.resolvers import agents as agent_resolvers
+from agentplane.resolvers import json_pages
 from agentplane.resolvers import tasks as task_resolvers
+from agentplane.resolvers.pagination import encode_cursor
 from agentplane.schema.types import Connection
 
 BACKREF = "strawberry-definition"
@@ -130,6 +133,7 @@ class RootPlan:
     node: FieldNode
     non_null: bool
     children: list[FieldPlan] = field(default_factory=list)
+    sql: "SqlConnection | None" = None  # PostgreSQL renders it (json_pages)
 
 
 @dataclass
@@ -237,6 +241,152 @@ def _compile_object(
     return plans
 
 
+# ---------------------------------------------------------------- rendered by PostgreSQL
+
+# Root connections the database may render: (resolver, the node's projection) per field.
+SQL_ROOTS: dict[str, Callable[..., Awaitable[json_pages.JsonPage | None]]] = {
+    "tasks": json_pages.tasks_page,
+    "agents": json_pages.agents_page,
+}
+# Joined relations: (parent type, field) -> model attribute (json_pages.RELATIONS).
+SQL_RELATIONS = {("Task", "agent"): "agent"}
+# Fields with a resolver whose value is a column: (type, field) -> (attribute, kind).
+SQL_COMPUTED: dict[tuple[str, str], tuple[str, json_pages.Kind]] = {
+    ("Task", "costUsd"): ("cost_usd", "float"),
+    ("Task", "isTerminal"): ("status", ("in", tuple(s.value for s in TaskStatus if s.is_terminal))),
+    ("Agent", "tools"): ("tools", "json"),  # a JSON list of strings
+}
+SCALAR_KINDS = {
+    "ID": "text",
+    "String": "text",
+    "Int": "int",
+    "Boolean": "bool",
+    "Float": "float",
+    "DateTime": "datetime",
+    "JSON": "json",
+}
+PAGE_INFO = {
+    "hasNextPage": lambda page: page.has_next,
+    "hasPreviousPage": lambda page: page.has_previous,
+    "startCursor": lambda page: encode_cursor(page.rows[0][0]) if page.rows else None,
+    "endCursor": lambda page: encode_cursor(page.rows[-1][0]) if page.rows else None,
+}
+
+
+@dataclass(frozen=True)
+class SqlConnection:
+    """A connection whose nodes PostgreSQL renders: its keys, in selection order, as
+    ("typename", name), ("edges", [(key, "cursor" | "node" | "typename:<Name>")]) or
+    ("pageInfo", [(key, field or "typename:<Name>")])."""
+
+    fields: tuple[tuple[str, str, Any], ...]
+    node: json_pages.Projection
+    resolve: Callable[..., Awaitable[json_pages.JsonPage | None]]
+
+
+def _projection(
+    parent: GraphQLObjectType, selection_set: SelectionSetNode, fragments: Fragments
+) -> json_pages.Projection:
+    fields: list[tuple[str, str, Any]] = []
+    for node in _fields(selection_set, parent.name, fragments):
+        name, key = node.name.value, (node.alias or node.name).value
+        if name == "__typename":
+            fields.append((key, "", f"typename:{parent.name}"))
+            continue
+        field_def = parent.fields[name]
+        named, _, is_list, _ = _unwrap(field_def.type)
+        definition = (field_def.extensions or {}).get(BACKREF)
+        if node.arguments or definition is None:
+            raise NotCompilable("not a column")
+        if (parent.name, name) in SQL_COMPUTED:
+            fields.append((key, *SQL_COMPUTED[(parent.name, name)]))
+        elif is_list:
+            raise NotCompilable("a list")
+        elif (parent.name, name) in SQL_RELATIONS and node.selection_set is not None:
+            nested = _projection(named, node.selection_set, fragments)
+            fields.append((key, SQL_RELATIONS[(parent.name, name)], nested))
+        elif getattr(definition, "base_resolver", None) is not None:
+            raise NotCompilable("a resolver")
+        elif isinstance(named, GraphQLEnumType):
+            values = tuple(
+                (str(getattr(v.value, "value", v.value)), n) for n, v in named.values.items()
+            )
+            fields.append((key, definition.python_name, ("enum", values)))
+        elif isinstance(named, GraphQLScalarType) and named.name in SCALAR_KINDS:
+            fields.append((key, definition.python_name, SCALAR_KINDS[named.name]))
+        else:
+            raise NotCompilable("not a column")
+    return json_pages.Projection(tuple(fields))
+
+
+def _sql_connection(
+    name: str, connection: GraphQLObjectType, node: FieldNode, fragments: Fragments
+) -> SqlConnection | None:
+    resolve = SQL_ROOTS.get(name)
+    if resolve is None or node.selection_set is None:
+        return None
+    try:
+        fields: list[tuple[str, str, Any]] = []
+        projection: json_pages.Projection | None = None
+        for part in _fields(node.selection_set, connection.name, fragments):
+            part_name, key = part.name.value, (part.alias or part.name).value
+            if part_name == "__typename":
+                fields.append((key, "typename", connection.name))
+                continue
+            part_type = _unwrap(connection.fields[part_name].type)[0]
+            assert part.selection_set is not None  # validated: objects have selections
+            inner = []
+            for child in _fields(part.selection_set, part_type.name, fragments):
+                child_name, child_key = child.name.value, (child.alias or child.name).value
+                if child_name == "__typename":
+                    inner.append((child_key, f"typename:{part_type.name}"))
+                elif part_name == "edges" and child_name == "node":
+                    if projection is not None:
+                        raise NotCompilable("two node selections")
+                    assert child.selection_set is not None
+                    node_type = _unwrap(part_type.fields["node"].type)[0]
+                    projection = _projection(node_type, child.selection_set, fragments)
+                    inner.append((child_key, "node"))
+                elif (part_name, child_name) == ("edges", "cursor") or part_name == "pageInfo":
+                    inner.append((child_key, child_name))
+                else:
+                    raise NotCompilable(f"{part_name}.{child_name}")
+            fields.append((key, part_name, tuple(inner)))
+        node_projection = projection or json_pages.Projection(())
+        json_pages.check(resolve, node_projection)
+        return SqlConnection(tuple(fields), node_projection, resolve)
+    except (NotCompilable, KeyError, ValueError):
+        return None
+
+
+def _render_connection(plan: SqlConnection, page: json_pages.JsonPage) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, part, inner in plan.fields:
+        if part == "typename":
+            out[key] = inner
+        elif part == "edges":
+            edges = []
+            for primary_key, text in page.rows:
+                edge: dict[str, Any] = {}
+                for edge_key, what in inner:
+                    if what == "node":
+                        edge[edge_key] = orjson.Fragment(text)  # passed through unparsed
+                    elif what == "cursor":
+                        edge[edge_key] = encode_cursor(primary_key)
+                    else:
+                        edge[edge_key] = what.removeprefix("typename:")
+                edges.append(edge)
+            out[key] = edges
+        else:
+            out[key] = {
+                info_key: what.removeprefix("typename:")
+                if what.startswith("typename:")
+                else PAGE_INFO[what](page)
+                for info_key, what in inner
+            }
+    return out
+
+
 def _compile(
     schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: Fragments
 ) -> Plan:
@@ -262,6 +412,7 @@ def _compile(
                 node=node,
                 non_null=non_null,
                 children=_compile_object(named, node.selection_set, fragments),
+                sql=_sql_connection(name, named, node, fragments),
             )
         )
     return Plan(operation=operation, roots=roots)
@@ -343,6 +494,23 @@ async def _complete(
     return rows
 
 
+async def _sql_page(
+    plan: SqlConnection, context: Any, args: dict[str, Any]
+) -> json_pages.JsonPage | None:
+    actor, first, after = _context_actor(context), args.get("first"), args.get("after")
+    if plan.resolve is json_pages.tasks_page:
+        status = args.get("status")
+        return await json_pages.tasks_page(
+            actor,
+            first,
+            after,
+            args.get("agentId"),
+            TaskStatus(status) if status is not None else None,
+            plan.node,
+        )
+    return await json_pages.agents_page(actor, first, after, plan.node)
+
+
 async def _none() -> None:
     return None
 
@@ -368,6 +536,11 @@ async def execute_plan(
     for root in plan.roots:
         args = get_argument_values(root.field_def, root.node, coerced)
         try:
+            if root.sql is not None:
+                page = await _sql_page(root.sql, context, args)
+                if page is not None:
+                    data[root.key] = _render_connection(root.sql, page)
+                    continue
             value = await root.resolve(context, args)
         except DomainError as exc:
             # Answered here, as graphql-core would: running the resolver again on the

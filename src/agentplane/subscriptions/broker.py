@@ -20,6 +20,7 @@ from agentplane.core.post_commit import after_commit
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
+AUTH_GENERATION_KEY = "agentplane:auth-generation"
 
 
 class SubscriberTooSlow(Exception):
@@ -69,6 +70,14 @@ class Broker:
     async def _send(self, channel: str, message: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    # The installation's auth generation: bumped after every change to what a credential
+    # authenticates as, read on every hit of the token cache (resolvers/actor_cache.py).
+    async def auth_generation(self) -> int:
+        raise NotImplementedError
+
+    async def bump_auth_generation(self) -> None:
+        raise NotImplementedError
+
     async def start(self) -> None:
         pass
 
@@ -109,8 +118,20 @@ class Broker:
 
 
 class MemoryBroker(Broker):
+    """One process: the auth generation is a counter in memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._generation = 0
+
     async def _send(self, channel: str, message: dict[str, Any]) -> None:
         self._fan_out(channel, message)
+
+    async def auth_generation(self) -> int:
+        return self._generation
+
+    async def bump_auth_generation(self) -> None:
+        self._generation += 1
 
 
 class RedisBroker(Broker):
@@ -127,6 +148,12 @@ class RedisBroker(Broker):
 
     async def _send(self, channel: str, message: dict[str, Any]) -> None:
         await self.redis.publish(channel, orjson.dumps(message))
+
+    async def auth_generation(self) -> int:
+        return int(await self.redis.get(AUTH_GENERATION_KEY) or 0)
+
+    async def bump_auth_generation(self) -> None:
+        await self.redis.incr(AUTH_GENERATION_KEY)
 
     async def _upstream_subscribe(self, channel: str) -> None:
         confirmed = self._confirmed[channel] = asyncio.Event()

@@ -6,7 +6,8 @@ subscribers that alone costs more than the socket writes. A feed instead holds t
 task's broker subscription and, for each step, writes each subscriber's frame straight
 to its socket. A socket that cannot take a frame at once (its transport paused
 because the peer reads slowly) gets a bounded backlog, drained by that subscriber's
-own task; one whose backlog overflows is cut off as a slow consumer with its cursor.
+own task; one whose backlog overflows (in frames or in bytes) is cut off as a slow
+consumer with its cursor.
 The others never wait for it.
 
 A subscriber replays the trace after its cursor from the database itself, then joins
@@ -31,6 +32,9 @@ from agentplane.subscriptions.broker import QUEUE_SIZE, get_broker
 from agentplane.subscriptions.streams import BACKLOG_PAGE, IDLE_RECHECK_S, ends_task
 
 log = logging.getLogger(__name__)
+# A slow subscriber's backlog is bounded in frames (QUEUE_SIZE) and in bytes: a few
+# large steps (a long prompt, a big tool output) must not pin megabytes per socket.
+MAX_BACKLOG_BYTES = 4 * 1024 * 1024
 
 
 class Sink(Protocol):
@@ -58,6 +62,7 @@ class _Member:
         self.last = last  # the highest seq handed over: written or in the backlog
         self.written = last  # the highest seq written to the socket
         self.backlog: deque[tuple[int, str]] = deque()
+        self.backlog_bytes = 0  # characters, as queued: one per byte for ASCII JSON
         self.draining = False  # its own task is writing the backlog: append, keep order
         self.outcome: Outcome | None = None
         self.wake = asyncio.Event()
@@ -72,10 +77,11 @@ class _Member:
             if sent:
                 self.last = self.written = seq
                 return
-        if len(self.backlog) >= QUEUE_SIZE:
+        if len(self.backlog) >= QUEUE_SIZE or self.backlog_bytes + len(payload) > MAX_BACKLOG_BYTES:
             self.stop(Outcome.SLOW)
             return
         self.backlog.append((seq, payload))
+        self.backlog_bytes += len(payload)
         self.last = seq
         self.draining = True
         self.wake.set()
@@ -92,6 +98,7 @@ class _Member:
             self.wake.clear()
             while self.backlog and self.outcome is not Outcome.SLOW:
                 seq, payload = self.backlog.popleft()
+                self.backlog_bytes -= len(payload)
                 await self.sink.send(payload)
                 self.written = seq
             self.draining = False

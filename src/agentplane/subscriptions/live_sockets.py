@@ -9,6 +9,7 @@ import logging
 import weakref
 from typing import Any
 
+from agentplane.resolvers import actor_cache
 from agentplane.resolvers.auth import Actor
 from agentplane.subscriptions.broker import Broker, get_broker
 
@@ -60,7 +61,8 @@ async def _listen(broker: Broker) -> None:
 
 async def revoked(kind: str, id_: str, reason: str = "credential revoked") -> None:
     """Announce that `kind:id_` (token, session, tenant, user) no longer authenticates
-    as it did."""
+    as it did. Call it after the change commits."""
+    await actor_cache.invalidate(kind, id_)
     try:
         await get_broker().publish(CHANNEL, {"key": f"{kind}:{id_}", "reason": reason})
     except Exception:  # the revocation itself is committed; sockets close on their next check
