@@ -6,8 +6,8 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from agentplane.core.errors import DomainError
-from agentplane.models import Agent, Step, Task, Tenant
-from agentplane.resolvers import agents, step_payloads, steps, task_pages, tenants
+from agentplane.models import Agent, ApprovalRequest, Step, Task, Tenant
+from agentplane.resolvers import agents, approvals, step_payloads, steps, task_pages, tenants
 from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page
 from agentplane.schema.cost import RateLimitStatus
@@ -26,6 +26,8 @@ class Context:
     steps_loader: DataLoader[steps.StepsKey, list[Step]] = field(init=False)
     full_payload_loader: DataLoader[str, Any] = field(init=False)
     agent_tasks_loader: DataLoader[task_pages.AgentTasksKey, Page[Task]] = field(init=False)
+    task_loader: DataLoader[str, Task | None] = field(init=False)
+    pending_approval_loader: DataLoader[str, ApprovalRequest | None] = field(init=False)
 
     def __post_init__(self) -> None:
         # Loaders call resolvers, so batching never bypasses the tenant filter.
@@ -37,6 +39,10 @@ class Context:
         )
         self.full_payload_loader = DataLoader(
             lambda ids: step_payloads.load_full_payloads(self.actor, list(ids))
+        )
+        self.task_loader = DataLoader(lambda ids: approvals.load_tasks(self.actor, list(ids)))
+        self.pending_approval_loader = DataLoader(
+            lambda ids: approvals.load_pending(self.actor, list(ids))
         )
 
     @property

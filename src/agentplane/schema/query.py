@@ -6,8 +6,9 @@ from strawberry.types import Info
 from agentplane import models
 from agentplane.core import ids
 from agentplane.core.errors import NotFound
-from agentplane.resolvers import agents, tasks, tenants, tokens
+from agentplane.resolvers import agents, approvals, tasks, tenants, tokens
 from agentplane.runtime import catalog
+from agentplane.schema.approvals import ApprovalQuery
 from agentplane.schema.context import Context
 from agentplane.schema.identity import IdentityQuery
 from agentplane.schema.knowledge import KnowledgeQuery
@@ -35,11 +36,13 @@ async def _node(info: Info[Context, None], id_: str) -> Any:
             return await tasks.get_task(actor, id_)
         case "Step":
             return await tasks.get_step(actor, id_)
+        case "ApprovalRequest":
+            return await approvals.get_request(actor, id_)
     raise NotFound(f"No object with ID {id_!r}")
 
 
 @strawberry.type
-class Query(KnowledgeQuery, IdentityQuery):
+class Query(ApprovalQuery, KnowledgeQuery, IdentityQuery):
     @strawberry.field
     async def viewer(self, info: Info[Context, None]) -> Viewer | None:
         actor = info.context.actor
