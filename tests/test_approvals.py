@@ -10,6 +10,7 @@ import pytest
 from agentplane.core.config import Settings
 from agentplane.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from agentplane.models import (
+    AccessToken,
     Agent,
     ApprovalRequest,
     ApprovalStatus,
@@ -24,7 +25,8 @@ from agentplane.resolvers import agents, approvals, tasks
 from agentplane.resolvers.auth import Actor
 from agentplane.runtime.worker import Worker
 from agentplane.subscriptions import streams
-from tests.support.factories import make_agent, make_tenant
+from tests.support.factories import make_agent, make_tenant, make_token
+from tests.support.graphql import GraphQLClient, error_codes
 
 SCRIPT = [
     {"tool": "calculator", "arguments": {"expression": "6*7"}},
@@ -442,3 +444,107 @@ async def test_a_malformed_approval_policy_is_refused_when_saved(
             config={"approvals": {"tools": rules}},
         )
     assert await Agent.all().count() == 0
+
+
+REQUEST_FIELDS = "id tool arguments risk status preview argumentsSchema taskId agent { name }"
+TASK_VIEW = f"""query($id: ID!) {{ task(id: $id) {{ status isTerminal statusReason workerId
+  pendingApproval {{ {REQUEST_FIELDS} }} }} }}"""
+GQL_DECIDE = """mutation($id: ID!, $decision: ApprovalDecision!, $args: JSON, $reason: String) {
+  decideApproval(input: {id: $id, decision: $decision, arguments: $args, reason: $reason}) {
+    approvalRequest { id status decidedBy reason editedArguments } task { id status } } }"""
+
+
+async def test_graphql_shows_the_waiting_task_and_takes_one_decision(gql: GraphQLClient) -> None:
+    # given a task waiting for approval, run by the app's in-process worker
+    tenant = await make_tenant("acme")
+    other = await make_tenant("globex")
+    agent = await gated_agent(tenant)
+    op, viewer, stranger = (
+        await make_token(tenant, "operator"),
+        await make_token(tenant, "viewer"),
+        await make_token(other, "operator"),
+    )
+    submitted = await gql.ok(
+        'mutation($a: ID!) { submitTask(input: {agentId: $a, query: "q"}) { task { id } } }',
+        op,
+        a=agent.id,
+    )
+    task_id = submitted["submitTask"]["task"]["id"]
+    await wait_for(task_id, TaskStatus.WAITING_FOR_APPROVAL)
+    # then the task shows what it waits for
+    task = (await gql.ok(TASK_VIEW, viewer, id=task_id))["task"]
+    request = task.pop("pendingApproval")
+    assert task == {
+        "status": "WAITING_FOR_APPROVAL",
+        "isTerminal": False,
+        "statusReason": "approval of calculator",
+        "workerId": None,
+    }
+    assert request["tool"] == "calculator" and request["status"] == "PENDING"
+    assert request["arguments"] == {"expression": "6*7"} and request["risk"] == "high"
+    assert request["taskId"] == task_id and request["agent"] == {"name": "echo"}
+    assert request["argumentsSchema"]["properties"] == {"expression": {"type": "string"}}
+    listed = await gql.ok(
+        "{ approvalRequests(first: 10, status: PENDING) { edges { node { id } } } }", viewer
+    )
+    assert [e["node"]["id"] for e in listed["approvalRequests"]["edges"]] == [request["id"]]
+    waiting_tasks = await gql.ok(
+        "{ tasks(first: 10, status: WAITING_FOR_APPROVAL) { edges { node { id } } } }", viewer
+    )
+    assert [e["node"]["id"] for e in waiting_tasks["tasks"]["edges"]] == [task_id]
+    node = await gql.ok(
+        "query($id: ID!) { node(id: $id) { ... on ApprovalRequest { tool } } }",
+        viewer,
+        id=request["id"],
+    )
+    assert node["node"] == {"tool": "calculator"}
+    before = await state(task_id, request["id"])
+    # a viewer may not decide; another tenant sees nothing; bad arguments are refused
+    denied = await gql(GQL_DECIDE, viewer, id=request["id"], decision="APPROVE")
+    assert error_codes(denied) == ["FORBIDDEN"]
+    for probe in (
+        await gql(GQL_DECIDE, stranger, id=request["id"], decision="REJECT"),
+        await gql(
+            "query($id: ID!) { approvalRequest(id: $id) { id } }", stranger, id=request["id"]
+        ),
+        await gql("query($id: ID!) { node(id: $id) { id } }", stranger, id=request["id"]),
+        await gql(
+            "query($t: ID) { approvalRequests(first: 5, taskId: $t) { edges { cursor } } }",
+            stranger,
+            t=task_id,
+        ),
+    ):
+        assert error_codes(probe) == ["NOT_FOUND"], probe
+    theirs = await gql.ok("{ approvalRequests(first: 5) { edges { cursor } } }", stranger)
+    assert theirs["approvalRequests"]["edges"] == []
+    invalid = await gql(
+        GQL_DECIDE, op, id=request["id"], decision="APPROVE", args={"expression": ["6*7"]}
+    )
+    assert error_codes(invalid) == ["VALIDATION"]
+    assert await state(task_id, request["id"]) == before
+    # when the operator approves, then the task is queued again and a second decision conflicts
+    decided = await gql.ok(
+        GQL_DECIDE, op, id=request["id"], decision="APPROVE", args={"expression": "2*3"}
+    )
+    assert decided["decideApproval"]["approvalRequest"] == {
+        "id": request["id"],
+        "status": "APPROVED",
+        "decidedBy": (await AccessToken.get(prefix=op[:12])).id,
+        "reason": None,
+        "editedArguments": {"expression": "2*3"},
+    }
+    assert decided["decideApproval"]["task"]["status"] in ("QUEUED", "RUNNING", "COMPLETED")
+    again = await gql(GQL_DECIDE, op, id=request["id"], decision="REJECT", reason="late")
+    assert error_codes(again) == ["CONFLICT"]
+    done = await wait_for(task_id, TaskStatus.COMPLETED)
+    assert done.output == "answer: 6"
+    assert (await gql.ok(TASK_VIEW, viewer, id=task_id))["task"]["pendingApproval"] is None
+    trail = await AuditEvent.filter(action__startswith="approval.").order_by("id")
+    assert [(e.action, e.outcome) for e in trail] == [
+        ("approval.request", "success"),
+        ("approval.approve", "denied"),
+        ("approval.reject", "failure"),
+        ("approval.approve", "failure"),
+        ("approval.approve", "success"),
+        ("approval.reject", "failure"),
+    ]
