@@ -278,7 +278,8 @@ async def expire_if_due(request: ApprovalRequest) -> ApprovalRequest:
 
 
 async def expire_due(now: datetime | None = None) -> int:
-    """The sweep (maintenance and workers): expire every due request; returns how many."""
+    """The sweep each worker runs every few seconds next to its lease reaper (not the hourly
+    maintenance job: an expiry should act within seconds): expire every due request."""
     due = await ApprovalRequest.filter(
         status=ApprovalStatus.PENDING, expires_at__lte=now or _now()
     ).order_by("id")

@@ -1,7 +1,6 @@
 """The periodic housekeeping job every API process runs (idempotent, so any number
 of processes may run it): purge tenants deleted more than 30 days ago, release
-reservations of provider calls that never came back, drop expired login state, expire
-approval requests that are due."""
+reservations of provider calls that never came back, drop expired login state."""
 
 import asyncio
 import logging
@@ -9,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from agentplane.core.config import Settings
 from agentplane.models import DeviceGrant, OidcLogin, Reservation, Session
-from agentplane.resolvers import approvals, audit, budgets, tenants
+from agentplane.resolvers import audit, budgets, tenants
 from agentplane.resolvers.roles import seed_roles
 
 log = logging.getLogger(__name__)
@@ -25,12 +24,7 @@ async def run_once(settings: Settings, now: datetime | None = None) -> dict[str,
     await OidcLogin.filter(expires_at__lt=now).delete()
     await DeviceGrant.filter(expires_at__lt=now - timedelta(days=1)).delete()
     await Session.filter(expires_at__lt=now - timedelta(days=30)).delete()
-    expired = await approvals.expire_due(now)  # workers sweep too, every few seconds
-    return {
-        "tenants_purged": len(purged),
-        "reservations_released": released,
-        "approvals_expired": expired,
-    }
+    return {"tenants_purged": len(purged), "reservations_released": released}
 
 
 async def run_forever(settings: Settings) -> None:
