@@ -14,7 +14,7 @@ import jsonschema
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from agentplane.core import request_context
+from agentplane.core import observability, request_context
 from agentplane.core.errors import Conflict, DomainError, ValidationFailed
 from agentplane.core.ids import MAX_LEN as MAX_ID_LEN
 from agentplane.models import (
@@ -268,6 +268,8 @@ async def expire(request: ApprovalRequest) -> ApprovalRequest:
             else:
                 await _move_task(written, request.task_id, TaskStatus.QUEUED, reason)
     request = await ApprovalRequest.get(id=request.id)
+    if written.task is not None and written.task.status.is_terminal:
+        observability.task_finished(written.task.status.value, None)  # counted once committed
     if won:
         await _publish(written, request, wake=written.task is not None)
     return request
