@@ -352,6 +352,28 @@ async def test_a_decision_made_before_the_worker_parks_the_task_is_not_lost(
     assert flow(await trace(task.id))[-2:] == ["waiting_for_approval", "queued"]
 
 
+async def test_a_cancel_asked_before_the_worker_parks_the_task_is_not_lost(
+    services: Settings,
+) -> None:
+    tenant = await make_tenant("acme")
+    agent = await gated_agent(tenant)
+    await tasks.submit_task(operator(tenant), agent_id=agent.id, query="q")
+    task = await Worker(services).claim()
+    assert task is not None
+    request = await approvals.open_request(
+        task, step_seq=0, call_id="c1", tool="calculator", arguments={"expression": "1"},
+        schema={}, risk="high", preview="p", expires_in_s=None,
+        on_expiry=approvals.OnExpiry.REJECT, fence=task.attempt,
+    )  # fmt: skip
+    # when a cancel arrives while the task is still running (cancelTask flags it)
+    await Task.filter(id=task.id).update(cancel_requested=True)
+    await approvals.park(task, request)
+    # then parking ends it and withdraws the question
+    assert (await Task.get(id=task.id)).status == TaskStatus.CANCELLED
+    assert (await ApprovalRequest.get(id=request.id)).status == ApprovalStatus.CANCELLED
+    assert flow(await trace(task.id))[-2:] == ["waiting_for_approval", "cancelled"]
+
+
 async def test_a_worker_that_lost_the_task_cannot_open_a_request(services: Settings) -> None:
     tenant = await make_tenant("acme")
     agent = await gated_agent(tenant)
