@@ -27,6 +27,7 @@ PREFIXES = {
     "doc": "Document",
     "chk": "Chunk",
     "mem": "Memory",
+    "apr": "ApprovalRequest",
 }
 
 
@@ -119,3 +120,7 @@ def chunk_id() -> str:
 
 def memory_id() -> str:
     return new_id("mem")
+
+
+def approval_id() -> str:
+    return new_id("apr")

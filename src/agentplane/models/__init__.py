@@ -2,6 +2,7 @@
 Imports core/ only."""
 
 from agentplane.models.agent import Agent, AgentState
+from agentplane.models.approval import ApprovalRequest, ApprovalStatus, OnExpiry
 from agentplane.models.audit import AuditEvent
 from agentplane.models.budget import Budget, BudgetScope, Reservation
 from agentplane.models.identity import (
@@ -30,6 +31,8 @@ __all__ = [
     "AccessToken",
     "Agent",
     "AgentState",
+    "ApprovalRequest",
+    "ApprovalStatus",
     "AuditEvent",
     "Budget",
     "BudgetScope",
@@ -41,6 +44,7 @@ __all__ = [
     "Memory",
     "MemoryStatus",
     "OidcLogin",
+    "OnExpiry",
     "ProviderKey",
     "Reservation",
     "RoleAssignment",

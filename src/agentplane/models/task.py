@@ -15,6 +15,8 @@ class TaskStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PAUSED = "paused"
+    # A tool call waits for a human's decision (an ApprovalRequest); no worker holds it.
+    WAITING_FOR_APPROVAL = "waiting_for_approval"
     RETRYING = "retrying"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -47,7 +49,7 @@ class Task(Model):
         "models.Agent", related_name="tasks", on_delete=fields.CASCADE
     )
     agent_id: str
-    status = fields.CharEnumField(TaskStatus, max_length=16, default=TaskStatus.QUEUED)
+    status = fields.CharEnumField(TaskStatus, max_length=32, default=TaskStatus.QUEUED)
     query = fields.TextField()
     output = fields.TextField(null=True)
     error = fields.TextField(null=True)

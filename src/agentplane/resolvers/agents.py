@@ -15,6 +15,7 @@ from agentplane.resolvers.pagination import OffsetPage, Page, offset_paginate, p
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
 from agentplane.resolvers.tenants import resolve_tenant_name
 from agentplane.runtime import catalog
+from agentplane.runtime.approvals import check_config as check_approvals
 from agentplane.runtime.tools import TOOLS
 
 MAX_STEPS_LIMIT = 50
@@ -50,6 +51,7 @@ def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: i
         value = config.get(key)
         if value is not None and not (type(value) is int and 0 <= value <= 10_000):
             raise ValidationFailed(f"`config.{key}` must be an integer 0..10000", field="config")
+    check_approvals(config)
 
 
 @audited("agent.create")

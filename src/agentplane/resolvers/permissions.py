@@ -39,6 +39,7 @@ class Perm(StrEnum):
     USER_WRITE = "user:write"  # role assignments
     KNOWLEDGE_READ = "knowledge:read"  # knowledge bases, documents, memories
     KNOWLEDGE_WRITE = "knowledge:write"
+    APPROVAL_DECIDE = "approval:decide"  # approve or reject a tool call held for approval
 
 
 # What a suspended tenant may no longer do (its callers keep every read).
@@ -51,6 +52,7 @@ WRITE_PERMS = frozenset(
         Perm.PROVIDER_KEY_WRITE,
         Perm.USER_WRITE,
         Perm.KNOWLEDGE_WRITE,
+        Perm.APPROVAL_DECIDE,
     }
 )
 
@@ -82,8 +84,10 @@ ROLE_DEFINITIONS: tuple[RoleDef, ...] = (
     ),
     RoleDef(
         "operator",
-        "Runs the tenant's agents: agents and tasks, reads budgets and usage",
-        frozenset(_READ | {Perm.AGENT_WRITE, Perm.TASK_WRITE, Perm.KNOWLEDGE_WRITE}),
+        "Runs the tenant's agents: agents, tasks and their approvals; reads budgets and usage",
+        frozenset(
+            _READ | {Perm.AGENT_WRITE, Perm.TASK_WRITE, Perm.KNOWLEDGE_WRITE, Perm.APPROVAL_DECIDE}
+        ),
         "tenant",
     ),
     RoleDef(

@@ -4,7 +4,7 @@ from typing import Any
 from agentplane.core import ids
 from agentplane.core.errors import Conflict, NotFound, ValidationFailed
 from agentplane.models import AgentState, Step, Task, TaskStatus
-from agentplane.resolvers import budgets, traces
+from agentplane.resolvers import approvals, budgets, traces
 from agentplane.resolvers.agents import get_agent
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.auth import Actor
@@ -190,12 +190,13 @@ async def _request_cancel(actor: Actor | None, task_id: str) -> Task:
         return task
     cancelled = await traces.transition(
         task.id,
-        [TaskStatus.QUEUED, TaskStatus.PAUSED],
+        [TaskStatus.QUEUED, TaskStatus.PAUSED, TaskStatus.WAITING_FOR_APPROVAL],
         TaskStatus.CANCELLED,
         reason="cancelled by " + actor.subject,
         status_reason="cancelled",
     )
     if cancelled is not None:
+        await approvals.cancel_for_task(task.id, actor)  # its question will not be answered
         return cancelled
     await Task.filter(id=task.id).update(cancel_requested=True)
     await get_broker().publish(events.CONTROL_CHANNEL, {"cancel": task.id})
@@ -220,7 +221,10 @@ async def pause_task(actor: Actor | None, task_id: str) -> Task:
     """Pause between steps: at once when idle, else the worker stops after the current step."""
     actor = require(actor, Perm.TASK_WRITE)
     task = await get_task(actor, task_id)
-    if task.status.is_terminal or task.status == TaskStatus.PAUSED:
+    if task.status.is_terminal or task.status in (
+        TaskStatus.PAUSED,
+        TaskStatus.WAITING_FOR_APPROVAL,  # already holds no worker: decide or cancel it
+    ):
         raise Conflict(f"Task is {task.status.value}; only an active task can be paused")
     paused = await traces.transition(
         task.id,

@@ -109,6 +109,20 @@ async def _insert_step(
     return step
 
 
+async def append_in(
+    written: Written,
+    task_id: str,
+    kind: StepKind,
+    payload: dict[str, Any],
+    *,
+    fence: int | None = None,
+) -> Step:
+    """Append a step inside the caller's own transaction; `written.publish()` after commit."""
+    step = await _append(task_id, kind, payload, None, fence)
+    written.steps.append(step)
+    return step
+
+
 async def append_step(
     task: Task,
     kind: StepKind,

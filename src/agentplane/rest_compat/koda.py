@@ -136,7 +136,16 @@ AGENT_DETAIL = record(
 AGENT_LIST = record({"agents": array(AGENT), "total": INT, "limit": INT, "offset": INT})
 TASK_STATUS = {
     "type": "string",
-    "enum": ["queued", "running", "paused", "retrying", "completed", "failed", "cancelled"],
+    "enum": [
+        "queued",
+        "running",
+        "paused",
+        "waiting_for_approval",
+        "retrying",
+        "completed",
+        "failed",
+        "cancelled",
+    ],
 }
 TASK = record(
     {

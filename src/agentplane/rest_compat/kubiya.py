@@ -327,7 +327,15 @@ EXECUTION = record(
         "agent_id": STR,
         "status": {
             "type": "string",
-            "enum": ["pending", "running", "paused", "completed", "failed", "cancelled"],
+            "enum": [
+                "pending",
+                "running",
+                "paused",
+                "waiting_for_approval",
+                "completed",
+                "failed",
+                "cancelled",
+            ],
         },
         "prompt": STR,
         "response": nullable(STR),

@@ -226,7 +226,16 @@ RUN = record(
         "agentId": STR,
         "status": {
             "type": "string",
-            "enum": ["queued", "running", "paused", "retrying", "completed", "failed", "cancelled"],
+            "enum": [
+                "queued",
+                "running",
+                "paused",
+                "waiting_for_approval",
+                "retrying",
+                "completed",
+                "failed",
+                "cancelled",
+            ],
         },
         "input": STR,
         "output": nullable(STR),

@@ -14,7 +14,7 @@ from agentplane.models import Agent, Step, StepKind, Task
 from agentplane.resolvers import budgets, provider_keys
 from agentplane.resolvers.traces import Usage, append_step
 from agentplane.retrieval import knowledge
-from agentplane.runtime import catalog
+from agentplane.runtime import approvals, catalog
 from agentplane.runtime.providers.base import (
     CompletionRequest,
     Message,
@@ -127,6 +127,10 @@ async def load_state(task: Task, agent: Agent) -> LoopState:
 
 async def _run_tool(agent: Agent, task: Task, call: ToolCall, fence: int) -> str:
     """Run one tool call and record it as a step; errors go back to the model as text."""
+    gated = await approvals.gate(agent, task, call, fence)  # may stop the run to wait
+    if isinstance(gated, str):  # refused by a human or by expiry: already recorded
+        return gated
+    call = gated  # approved, perhaps with edited arguments
     entry = TOOLS.get(call.name) if call.name in agent.tools else None
     if entry is None:
         output, kind, hits = f"error: tool {call.name!r} is not enabled", StepKind.TOOL_CALL, None

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,9 +25,11 @@ from tortoise.expressions import F
 
 from agentplane.core.config import Settings
 from agentplane.models import Agent, Task, TaskStatus
+from agentplane.resolvers import approvals as approval_requests
 from agentplane.resolvers import concurrency
 from agentplane.resolvers.traces import LeaseLost, transition
 from agentplane.runtime.agent_loop import MaxStepsExceeded, PauseRequested, run_agent
+from agentplane.runtime.approvals import ApprovalExpired, ApprovalPending
 from agentplane.runtime.control import RunPaused
 from agentplane.runtime.providers import build_providers
 from agentplane.runtime.providers.base import Provider, ProviderError
@@ -35,6 +38,7 @@ from agentplane.subscriptions.broker import Subscription, get_broker
 
 log = logging.getLogger(__name__)
 POLL_INTERVAL_S = 1.0
+APPROVAL_SWEEP_S = 5.0  # how often a worker expires due approval requests
 CLAIMABLE = (TaskStatus.QUEUED, TaskStatus.RETRYING)
 
 
@@ -53,6 +57,7 @@ class Worker:
         self.lost: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        self._next_sweep = 0.0
 
     @property
     def lease(self) -> timedelta:
@@ -140,7 +145,11 @@ class Worker:
                     runner.cancel()
 
     async def reap(self) -> None:
-        """Move tasks whose lease lapsed to `retrying`, or fail them after max_attempts."""
+        """Move tasks whose lease lapsed to `retrying`, or fail them after max_attempts;
+        every few seconds, expire due approval requests (their tasks move on)."""
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + APPROVAL_SWEEP_S
+            await approval_requests.expire_due()
         lapsed = await Task.filter(status=TaskStatus.RUNNING, lease_expires_at__lt=_now())
         for task in lapsed:
             reason = f"lease expired (worker {task.worker_id})"
@@ -249,13 +258,15 @@ class Worker:
             raise
         except PauseRequested:
             await self._end(task, TaskStatus.PAUSED, "paused", pause_requested=False)
+        except ApprovalPending as pending:  # waits for a human, holding no worker
+            await approval_requests.park(task, pending.request)
         except RunPaused as paused:  # e.g. a budget ceiling: resumeTask continues it
             await self._end(
                 task, TaskStatus.PAUSED, paused.reason, status_reason=paused.reason, worker_id=None
             )
         except TimeoutError:
             await self._fail(task, f"timed out after {timeout_s}s")
-        except (ProviderError, MaxStepsExceeded) as exc:
+        except (ProviderError, MaxStepsExceeded, ApprovalExpired) as exc:
             await self._fail(task, str(exc))
         except LeaseLost:
             raise

@@ -9,6 +9,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext as OperationContext
 
+from agentplane.schema.approvals import ApprovalRequest
 from agentplane.schema.audit_extension import AuditMutations
 from agentplane.schema.compiled import CompiledQueries
 from agentplane.schema.errors import ErrorCodes, log_errors
@@ -50,7 +51,7 @@ def build_schema(production: bool = False) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[Tenant, AccessToken, Agent, Task, Step],
+        types=[Tenant, AccessToken, Agent, Task, Step, ApprovalRequest],
         extensions=schema_extensions(production),
         execution_context_class=ExecutionContext,
     )

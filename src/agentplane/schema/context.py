@@ -6,8 +6,17 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from agentplane.core.errors import DomainError
-from agentplane.models import Agent, RoleAssignment, Step, Task, Tenant
-from agentplane.resolvers import agents, step_payloads, steps, task_pages, tenants, usage, users
+from agentplane.models import Agent, ApprovalRequest, RoleAssignment, Step, Task, Tenant
+from agentplane.resolvers import (
+    agents,
+    approvals,
+    step_payloads,
+    steps,
+    task_pages,
+    tenants,
+    usage,
+    users,
+)
 from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page
 from agentplane.schema.cost import RateLimitStatus
@@ -28,6 +37,8 @@ class Context:
     agent_tasks_loader: DataLoader[task_pages.AgentTasksKey, Page[Task]] = field(init=False)
     user_roles_loader: DataLoader[str, list[RoleAssignment]] = field(init=False)
     task_usage_loader: DataLoader[Task, usage.TaskUsage] = field(init=False)
+    task_loader: DataLoader[str, Task | None] = field(init=False)
+    pending_approval_loader: DataLoader[str, ApprovalRequest | None] = field(init=False)
 
     def __post_init__(self) -> None:
         # Loaders call resolvers, so batching never bypasses the tenant filter.
@@ -42,6 +53,10 @@ class Context:
         )
         self.user_roles_loader = DataLoader(self._load_user_roles)
         self.task_usage_loader = DataLoader(self._load_task_usage, cache_key_fn=lambda t: t.id)
+        self.task_loader = DataLoader(lambda ids: approvals.load_tasks(self.actor, list(ids)))
+        self.pending_approval_loader = DataLoader(
+            lambda ids: approvals.load_pending(self.actor, list(ids))
+        )
 
     async def _load_user_roles(self, user_ids: list[str]) -> list[list[RoleAssignment]]:
         found = await users.role_assignments(self.actor, list(user_ids))

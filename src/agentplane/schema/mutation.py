@@ -6,6 +6,7 @@ from strawberry.types import Info
 
 from agentplane.models import AgentState
 from agentplane.resolvers import agents, tasks, tenants, tokens
+from agentplane.schema.approvals import ApprovalMutation
 from agentplane.schema.context import Context
 from agentplane.schema.fleet import FleetMutation
 from agentplane.schema.iam import IamMutation
@@ -124,7 +125,7 @@ class TaskControlPayload:
 
 
 @strawberry.type
-class Mutation(KnowledgeMutation, IdentityMutation, IamMutation, FleetMutation):
+class Mutation(ApprovalMutation, KnowledgeMutation, IdentityMutation, IamMutation, FleetMutation):
     @strawberry.mutation(description="Create a tenant (platform admins only).")
     async def create_tenant(
         self, info: Info[Context, None], input: CreateTenantInput

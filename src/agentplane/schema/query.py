@@ -6,7 +6,8 @@ from strawberry.types import Info
 from agentplane import models
 from agentplane.core import ids
 from agentplane.core.errors import NotFound
-from agentplane.resolvers import agents, tasks, tenants, tokens
+from agentplane.resolvers import agents, approvals, tasks, tenants, tokens
+from agentplane.schema.approvals import ApprovalQuery
 from agentplane.schema.context import Context
 from agentplane.schema.fleet import FleetQuery
 from agentplane.schema.iam import IamQuery
@@ -36,11 +37,13 @@ async def _node(info: Info[Context, None], id_: str) -> Any:
             return await tasks.get_task(actor, id_)
         case "Step":
             return await tasks.get_step(actor, id_)
+        case "ApprovalRequest":
+            return await approvals.get_request(actor, id_)
     raise NotFound(f"No object with ID {id_!r}")
 
 
 @strawberry.type
-class Query(KnowledgeQuery, IdentityQuery, IamQuery, FleetQuery):
+class Query(ApprovalQuery, KnowledgeQuery, IdentityQuery, IamQuery, FleetQuery):
     @strawberry.field
     async def viewer(self, info: Info[Context, None]) -> Viewer | None:
         actor = info.context.actor

@@ -3,6 +3,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
+from agentplane.schema.approvals import ApprovalSubscription
 from agentplane.schema.context import Context
 from agentplane.schema.identity import IdentitySubscription
 from agentplane.schema.live import LiveFrames
@@ -11,7 +12,7 @@ from agentplane.subscriptions import feeds, streams
 
 
 @strawberry.type
-class Subscription(IdentitySubscription):
+class Subscription(ApprovalSubscription, IdentitySubscription):
     @strawberry.subscription(
         description="The task's steps in seq order: persisted ones after `afterSeq`, then live "
         "ones; completes after the step that makes the task terminal."

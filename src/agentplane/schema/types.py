@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -14,6 +14,9 @@ from agentplane.resolvers.pagination import Page
 from agentplane.resolvers.steps import StepsKey
 from agentplane.resolvers.task_pages import AgentTasksKey
 from agentplane.schema.context import Context
+
+if TYPE_CHECKING:
+    from agentplane.schema.approvals import ApprovalRequest
 
 T = TypeVar("T")
 
@@ -199,6 +202,14 @@ class Task(Node):
         self, root: strawberry.Parent[models.Task], info: Info[Context, None]
     ) -> "Agent | None":
         return await info.context.agent_loader.load(root.agent_id)  # type: ignore[return-value]
+
+    @strawberry.field(description="The approval request the task waits for, while it waits.")
+    async def pending_approval(
+        self, root: strawberry.Parent[models.Task], info: Info[Context, None]
+    ) -> Annotated["ApprovalRequest", strawberry.lazy("agentplane.schema.approvals")] | None:
+        if root.status != models.TaskStatus.WAITING_FOR_APPROVAL:
+            return None  # only a waiting task has one worth showing: no query
+        return await info.context.pending_approval_loader.load(root.id)  # type: ignore[return-value]
 
     @strawberry.field(description="The trace, in seq order, after `afterSeq` (at most 1000).")
     async def steps(

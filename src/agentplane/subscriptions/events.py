@@ -9,7 +9,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from agentplane.models import Step, StepKind, Task, TaskStatus
+from agentplane.models import (
+    ApprovalRequest,
+    ApprovalStatus,
+    OnExpiry,
+    Step,
+    StepKind,
+    Task,
+    TaskStatus,
+)
 
 QUEUE_CHANNEL = "agentplane:queue"  # a task was queued: wake the workers
 CONTROL_CHANNEL = "agentplane:control"  # run control (cancel) for whichever worker runs it
@@ -104,3 +112,46 @@ def task_from_event(data: dict[str, Any]) -> Task:
 def task_output_channel(task_id: str) -> str:
     """Best-effort live text chunks of provider calls (not part of the durable trace)."""
     return f"agentplane:task:{task_id}:output"
+
+
+# Approval requests opened, decided, expired or cancelled (few: one channel, filtered by tenant).
+APPROVALS_CHANNEL = "agentplane:approvals"
+
+
+_APPROVAL_FIELDS = (
+    "id",
+    "tenant_id",
+    "task_id",
+    "agent_id",
+    "step_seq",
+    "call_id",
+    "tool",
+    "arguments",
+    "arguments_schema",
+    "risk",
+    "preview",
+    "decided_by",
+    "reason",
+    "edited_arguments",
+)
+_APPROVAL_TIMES = ("expires_at", "decided_at", "created_at")
+
+
+def approval_event(request: ApprovalRequest) -> dict[str, Any]:
+    data: dict[str, Any] = {name: getattr(request, name) for name in _APPROVAL_FIELDS}
+    data["status"] = request.status.value
+    data["on_expiry"] = request.on_expiry.value
+    for name in _APPROVAL_TIMES:
+        value = getattr(request, name)
+        data[name] = value.isoformat() if value else None
+    return data
+
+
+def approval_from_event(data: dict[str, Any]) -> ApprovalRequest:
+    times = {n: datetime.fromisoformat(data[n]) if data[n] else None for n in _APPROVAL_TIMES}
+    return ApprovalRequest(
+        **{n: data[n] for n in _APPROVAL_FIELDS},
+        **times,
+        status=ApprovalStatus(data["status"]),
+        on_expiry=OnExpiry(data["on_expiry"]),
+    )
