@@ -9,6 +9,7 @@ from agentplane.resolvers import agents, tasks, tenants, tokens
 from agentplane.schema.context import Context
 from agentplane.schema.identity import IdentityMutation
 from agentplane.schema.knowledge import KnowledgeMutation
+from agentplane.schema.tools import ToolsMutation
 from agentplane.schema.types import AccessToken, Agent, Task, Tenant
 
 
@@ -122,7 +123,7 @@ class TaskControlPayload:
 
 
 @strawberry.type
-class Mutation(KnowledgeMutation, IdentityMutation):
+class Mutation(KnowledgeMutation, ToolsMutation, IdentityMutation):
     @strawberry.mutation(description="Create a tenant (platform admins only).")
     async def create_tenant(
         self, info: Info[Context, None], input: CreateTenantInput

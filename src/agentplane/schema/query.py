@@ -6,11 +6,12 @@ from strawberry.types import Info
 from agentplane import models
 from agentplane.core import ids
 from agentplane.core.errors import NotFound
-from agentplane.resolvers import agents, tasks, tenants, tokens
+from agentplane.resolvers import agents, tasks, tenants, tokens, tools
 from agentplane.runtime import catalog
 from agentplane.schema.context import Context
 from agentplane.schema.identity import IdentityQuery
 from agentplane.schema.knowledge import KnowledgeQuery
+from agentplane.schema.tools import ToolsQuery
 from agentplane.schema.types import (
     AccessToken,
     Agent,
@@ -35,11 +36,15 @@ async def _node(info: Info[Context, None], id_: str) -> Any:
             return await tasks.get_task(actor, id_)
         case "Step":
             return await tasks.get_step(actor, id_)
+        case "Tool":
+            return await tools.get_tool(actor, id_)
+        case "McpServer":
+            return await tools.get_mcp_server(actor, id_)
     raise NotFound(f"No object with ID {id_!r}")
 
 
 @strawberry.type
-class Query(KnowledgeQuery, IdentityQuery):
+class Query(KnowledgeQuery, ToolsQuery, IdentityQuery):
     @strawberry.field
     async def viewer(self, info: Info[Context, None]) -> Viewer | None:
         actor = info.context.actor
