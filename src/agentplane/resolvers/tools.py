@@ -17,7 +17,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from agentplane.core import secretbox
-from agentplane.core.errors import Conflict, Forbidden, ValidationFailed
+from agentplane.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from agentplane.core.ids import MAX_LEN as MAX_ID_LEN
 from agentplane.models import McpServer, McpServerStatus, McpTransport, Tool, ToolSource
 from agentplane.resolvers.audit import audited
@@ -39,6 +39,7 @@ SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9-]{1,32}$")  # no `_`: tool names are `
 RISKS = ("low", "medium", "high", "critical")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MAX_TIMEOUT_S = 300.0
+LIST_TIMEOUT_S = 20.0
 MAX_HEADERS = 20
 MAX_SCHEMA_BYTES = 64 * 1024
 # The risk an MCP tool starts with, from the annotations its server declares.
@@ -136,6 +137,15 @@ def builtin_tools(actor: Actor | None) -> list[ResolvedTool]:
 async def get_tool(actor: Actor | None, tool_id: str) -> Tool:
     actor = require(actor, Perm.TOOL_READ)
     return await get_owned(actor, Tool, tool_id, "Tool")
+
+
+async def get_tool_by_name(actor: Actor | None, name: str) -> Tool:
+    """A tool of the caller's tenant by its name (REST paths name tools)."""
+    actor = require(actor, Perm.TOOL_READ)
+    row = await Tool.get_or_none(tenant_id=actor.tenant_id, name=name) if actor.tenant_id else None
+    if row is None:
+        raise NotFound(f"Tool {name!r} not found")
+    return row
 
 
 async def load_tools_of_servers(actor: Actor | None, server_ids: list[str]) -> list[list[Tool]]:
@@ -405,7 +415,8 @@ def initial_risk(annotations: dict[str, Any]) -> tuple[bool, str]:
 async def _refresh(server: McpServer) -> McpServer:
     try:
         target = tool_sources.mcp_target(server)
-        info = await mcp_client.list_tools(target, timeout=server.timeout_s)
+        # Listing starts the server cold (a stdio child, a remote session): give it room.
+        info = await mcp_client.list_tools(target, timeout=max(server.timeout_s, LIST_TIMEOUT_S))
     except mcp_client.McpError as exc:
         await McpServer.filter(id=server.id).update(
             status=McpServerStatus.ERROR,
