@@ -280,14 +280,24 @@ async def test_mcp_servers_that_hang_crash_or_write_garbage_fail_the_call_not_th
         transport=McpTransport.STDIO,
         command=sys.executable,
         args=[FIXTURE],
-        timeout_s=8,
         tenant="acme",
     )
     assert fixture.status == "ready", fixture.status_message
+    # the same server again, with a short timeout, for the tool that hangs
+    short = await tools.register_mcp_server(
+        PLATFORM,
+        name="short",
+        transport=McpTransport.STDIO,
+        command=sys.executable,
+        args=[FIXTURE],
+        timeout_s=5,
+        tenant="acme",
+    )
+    assert short.status == "ready", short.status_message
     script = [
         {
             "tools": [
-                {"tool": "fixture__hang"},
+                {"tool": "short__hang"},
                 {"tool": "fixture__crash"},
                 {"tool": "fixture__add", "arguments": {"a": 2, "b": 3}},
             ]
@@ -297,7 +307,7 @@ async def test_mcp_servers_that_hang_crash_or_write_garbage_fail_the_call_not_th
     agent = await make_agent(
         tenant,
         model="scripted/agent",
-        tools=["fixture__hang", "fixture__crash", "fixture__add"],
+        tools=["short__hang", "fixture__crash", "fixture__add"],
         config={"script": script},
     )
     started = time.monotonic()
@@ -305,7 +315,7 @@ async def test_mcp_servers_that_hang_crash_or_write_garbage_fail_the_call_not_th
     assert task.status == TaskStatus.COMPLETED, task.error
     hang, crash, add = await tool_steps(task)
     assert hang.payload["errorCode"] == "MCP_TIMEOUT"
-    assert hang.payload["latencyMs"] < 9000
+    assert hang.payload["latencyMs"] < 6000
     assert crash.payload["errorCode"] == "MCP_UNAVAILABLE"
     assert "closed the connection" in crash.payload["error"]
     assert (add.payload["output"], add.payload["server"]) == ("5", "fixture")
@@ -318,7 +328,6 @@ async def test_mcp_servers_that_hang_crash_or_write_garbage_fail_the_call_not_th
         transport=McpTransport.STDIO,
         command=sys.executable,
         args=[FIXTURE, "garbage"],
-        timeout_s=4,
         tenant="acme",
     )
     assert garbage.status == "error"
