@@ -7,6 +7,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from agentplane.runtime.worker import Worker
 from tests.support.factories import PLATFORM, make_agent, make_tenant
 from tests.support.http_tool_server import BIG, Recorded, serve_tools
 from tests.support.openai_server import API_KEY, ServerState, serve_openai
+from tests.test_durable_runs import crash, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 EVERYTHING = ROOT / "mcp-servers/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
@@ -345,3 +347,51 @@ async def test_mcp_servers_that_hang_crash_or_write_garbage_fail_the_call_not_th
     [step] = await tool_steps(task)
     assert step.payload["errorCode"] == "MCP_PROTOCOL"
     assert "non-JSON-RPC" in step.payload["error"]
+
+
+async def test_a_takeover_replays_recorded_calls_and_runs_only_the_rest(
+    services: Settings, tool_server: tuple[str, Recorded]
+) -> None:
+    # given three parallel HTTP calls, the second slow, on worker A
+    base, recorded = tool_server
+    settings = replace(services, lease_ttl_s=0.6)
+    tenant = await make_tenant("acme")
+    admin = admin_of(tenant)
+    await weather_tool(tenant, base)
+    await tools.create_http_tool(admin, name="slow", url=f"{base}/slow", method="GET")
+    script = [
+        {
+            "tools": [
+                {"tool": "weather", "arguments": {"city": "Paris"}},
+                {"tool": "slow"},
+                {"tool": "weather", "arguments": {"city": "Rome"}},
+            ]
+        },
+        {"say": "{last_tool_result}"},
+    ]
+    agent = await make_agent(
+        tenant, model="scripted/agent", tools=["weather", "slow"], config={"script": script}
+    )
+    first = Worker(settings)
+    await first.start()
+    actor = Actor(kind="token", role="operator", tenant_id=tenant.id)
+    task = await tasks.submit_task(actor, agent_id=agent.id, query="go")
+    async with asyncio.timeout(20):  # Paris recorded, the slow call in flight
+        while len(recorded.requests) < 2:
+            await asyncio.sleep(0.01)
+    # when A dies mid-call and B takes over
+    crash(first)
+    second = Worker(settings)
+    await second.start()
+    try:
+        done = await wait_for(task.id, TaskStatus.COMPLETED, TaskStatus.FAILED, timeout=30)
+    finally:
+        await second.stop()
+    # then the recorded call was not made again; the unrecorded ones ran once more, in order
+    assert done.status == TaskStatus.COMPLETED, done.error
+    steps = await tool_steps(done)
+    assert [s.payload["callId"] for s in steps] == ["call_0_0", "call_0_1", "call_0_2"]
+    cities = [r["query"].get("city") for r in recorded.requests if r["path"] == "/weather"]
+    assert cities == ["Paris", "Rome"]
+    assert [r["path"] for r in recorded.requests].count("/slow") == 2
+    assert done.output == '{"city":"Rome","forecast":"sunny"}'
