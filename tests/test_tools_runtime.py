@@ -149,6 +149,31 @@ async def test_openai_agent_calls_an_http_and_an_mcp_tool_in_one_turn(
     assert request["headers"]["x-api-key"] == "s3cret-weather-key"
 
 
+async def test_arguments_that_are_not_json_are_an_error_the_model_sees(
+    services: Settings,
+    openai_server: tuple[str, ServerState],
+    tool_server: tuple[str, Recorded],
+) -> None:
+    base_url, state = openai_server
+    settings = Settings(
+        **{**services.__dict__, "openai_base_url": base_url, "openai_api_key": API_KEY}
+    )
+    tenant = await make_tenant("acme")
+    await weather_tool(tenant, tool_server[0])
+    agent = await make_agent(tenant, model="openai/gpt-4o-mini", tools=["weather"])
+    query = 'call tools: [{"name": "weather", "raw": "{\\"city\\": "}]'
+    task = await run_task(settings, tenant, agent.id, query)
+    assert task.status == TaskStatus.COMPLETED, task.error
+    [step] = await tool_steps(task)
+    assert step.payload["errorCode"] == "TOOL_ARGUMENTS_INVALID"
+    assert step.payload["arguments"] == '{"city": '
+    assert task.output == f"Tool said: {step.payload['output']}"
+    assert tool_server[1].requests == []
+    # the model got its own text back with the error
+    assistant = next(m for m in state.last_request["messages"] if m.get("tool_calls"))  # type: ignore[index]
+    assert assistant["tool_calls"][0]["function"]["arguments"] == '{"city": '
+
+
 async def test_scripted_parallel_calls_are_separate_steps_in_order(services: Settings) -> None:
     tenant = await make_tenant("acme")
     script = [

@@ -6,7 +6,8 @@ Behaviour, by the last message:
 - a user message mentioning "weather", with tools offered: a call to the first tool
   with arguments {"city": "Paris"}, streamed in several argument fragments;
 - a user message `call tools: [{"name": …, "arguments": {…}}, …]`: those calls, all in
-  one turn (parallel tool calls), each streamed in two fragments;
+  one turn (parallel tool calls), each streamed in two fragments (`"raw": "…"` instead of
+  `arguments` sends that text as the arguments, JSON or not);
 - tool messages: "Tool said: <content>" (several trailing ones joined by " | ");
 - anything else: "You said: <last user content>", streamed word by word.
 Usage: prompt_tokens = words in all message contents, completion_tokens = words in
@@ -139,7 +140,7 @@ def _answer(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> _Ans
         asked = json.loads(content.removeprefix("call tools:"))
         calls = []
         for item in asked:
-            text = json.dumps(item.get("arguments", {}))
+            text = item["raw"] if "raw" in item else json.dumps(item.get("arguments", {}))
             calls.append(_call(item["name"], (text[: len(text) // 2], text[len(text) // 2 :])))
         return _Answer(calls=tuple(calls))
     if last.get("role") == "user" and tools and re.search(r"\bweather\b", content, re.I):

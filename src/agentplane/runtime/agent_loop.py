@@ -158,6 +158,9 @@ async def _run_tool(
         if tool.server is not None:
             payload["server"] = tool.server
         problems = tool.validate(call.arguments)
+        if call.invalid_arguments is not None:
+            payload["arguments"] = call.invalid_arguments
+            problems = ["the arguments are not a JSON object"]
         if problems:
             error_code = "TOOL_ARGUMENTS_INVALID"
             output = f"error: invalid arguments for {call.name!r}: " + "; ".join(problems)
