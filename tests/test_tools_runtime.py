@@ -97,6 +97,7 @@ async def test_openai_agent_calls_an_http_and_an_mcp_tool_in_one_turn(
     services: Settings,
     openai_server: tuple[str, ServerState],
     tool_server: tuple[str, Recorded],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given an HTTP tool on a real local server and server-everything registered over stdio
     base_url, state = openai_server
@@ -116,17 +117,21 @@ async def test_openai_agent_calls_an_http_and_an_mcp_tool_in_one_turn(
     )
     assert server.status == "ready", server.status_message
     agent = await make_agent(
-        tenant, model="openai/gpt-4o-mini", tools=["weather", "everything__echo"]
+        tenant,
+        model="openai/gpt-4o-mini",
+        tools=["weather", "everything__echo", "everything__get-env"],
     )
+    monkeypatch.setenv("AGENTPLANE_SECRET_KEY", "must-not-reach-mcp-servers")
     # when the model asks for both in one turn (parallel tool calls)
     query = (
         'call tools: [{"name": "weather", "arguments": {"city": "Paris"}},'
-        ' {"name": "everything__echo", "arguments": {"message": "hi there"}}]'
+        ' {"name": "everything__echo", "arguments": {"message": "hi there"}},'
+        ' {"name": "everything__get-env", "arguments": {}}]'
     )
     task = await run_task(settings, tenant, agent.id, query)
     # then both ran, recorded as separate steps in the model's order, and the model saw both
     assert task.status == TaskStatus.COMPLETED, task.error
-    weather, echo = await tool_steps(task)
+    weather, echo, env = await tool_steps(task)
     assert weather.payload["tool"] == "weather"
     assert weather.payload["source"] == "http"
     assert weather.payload["server"] == tool_server[0]
@@ -137,11 +142,15 @@ async def test_openai_agent_calls_an_http_and_an_mcp_tool_in_one_turn(
     assert echo.payload["tool"] == "everything__echo"
     assert (echo.payload["source"], echo.payload["server"]) == ("mcp", "everything")
     assert echo.payload["output"] == "Echo: hi there"
-    assert weather.seq < echo.seq
-    assert task.output == 'Tool said: {"city":"Paris","forecast":"sunny"} | Echo: hi there'
+    assert weather.seq < echo.seq < env.seq
+    weather_json = '{"city":"Paris","forecast":"sunny"}'
+    assert task.output == f"Tool said: {weather_json} | Echo: hi there | {env.payload['output']}"
+    # a stdio server gets a minimal environment, never the worker's secrets
+    assert '"PATH"' in env.payload["output"]
+    assert "AGENTPLANE" not in env.payload["output"]
     # the tools went to the model as `tools`, with their schemas
     sent = {t["function"]["name"]: t["function"] for t in state.last_request["tools"]}  # type: ignore[index]
-    assert set(sent) == {"weather", "everything__echo"}
+    assert set(sent) == {"weather", "everything__echo", "everything__get-env"}
     assert sent["weather"]["parameters"]["required"] == ["city"]
     # and the HTTP tool got its secret header and its argument as a query parameter
     [request] = tool_server[1].requests

@@ -7,7 +7,7 @@ or tool call that was recorded is made twice.
 """
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from agentplane.models import Agent, Step, StepKind, StepPayload, Task
@@ -82,10 +82,21 @@ async def _retrieve_before_call(task: Task, agent: Agent, state: LoopState, fenc
         state.messages.insert(len(state.messages) - 1, _context_message(payloads))
 
 
+def _call_json(call: ToolCall) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": call.arguments}
+    if call.invalid_arguments is not None:
+        data["invalidArguments"] = call.invalid_arguments
+    return data
+
+
+def _call_of(data: dict[str, Any]) -> ToolCall:
+    return ToolCall(data["id"], data["name"], data["arguments"], data.get("invalidArguments"))
+
+
 def _wire(message: Message) -> dict[str, Any]:
     data: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.tool_calls:
-        data["toolCalls"] = [asdict(c) for c in message.tool_calls]
+        data["toolCalls"] = [_call_json(c) for c in message.tool_calls]
     if message.tool_call_id:
         data["toolCallId"] = message.tool_call_id
     return data
@@ -121,7 +132,7 @@ async def load_state(task: Task, agent: Agent) -> LoopState:
         if step.payload.get("preCall"):
             continue
         if step.kind == StepKind.PROVIDER_CALL:
-            calls = [ToolCall(**c) for c in step.payload.get("toolCalls", [])]
+            calls = [_call_of(c) for c in step.payload.get("toolCalls", [])]
             response = step.payload.get("response") or ""
             state.model_calls += 1
             state.messages.append(Message("assistant", response or None, calls))
@@ -236,7 +247,7 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
         payload = {
             "prompt": [_wire(m) for m in state.messages],
             "response": completion.text,
-            "toolCalls": [asdict(c) for c in completion.tool_calls],
+            "toolCalls": [_call_json(c) for c in completion.tool_calls],
             "priced": info.priced,
         }
         await append_step(task, StepKind.PROVIDER_CALL, payload, usage, fence=fence)
