@@ -291,3 +291,26 @@ async def test_cross_tenant_probes_on_every_id_taking_field(gql: GraphQLClient) 
         await McpServer.all().count(),
     )
     assert after == before
+
+
+async def test_http_tools_are_deleted_mcp_tools_only_disabled(gql: GraphQLClient) -> None:
+    tenant = await make_tenant("acme")
+    admin = await make_token(tenant, "tenant_admin")
+    platform = await make_token(None, "platform_admin")
+    tool_id = (await gql.ok(CREATE_HTTP, admin, input=http_input()))["createHttpTool"]["tool"]["id"]
+    server = (await gql.ok(REGISTER, platform, input=fixture_input()))["registerMcpServer"][
+        "mcpServer"
+    ]
+    delete = "mutation($id: ID!) { deleteTool(input: {id: $id}) { tool { id name } } }"
+    deleted = await gql.ok(delete, admin, id=tool_id)
+    assert deleted["deleteTool"]["tool"]["name"] == "weather"
+    refused = await gql(delete, admin, id=server["tools"][0]["id"])
+    assert error_codes(refused) == ["VALIDATION"]
+    # deleting the server takes its tools with it
+    gone = await gql.ok(
+        "mutation($id: ID!) { deleteMcpServer(input: {id: $id}) { mcpServer { id } } }",
+        admin,
+        id=server["id"],
+    )
+    assert gone["deleteMcpServer"]["mcpServer"]["id"] == server["id"]
+    assert await Tool.filter(tenant_id=tenant.id).count() == 0
