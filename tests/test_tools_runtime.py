@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from agentplane.core.config import Settings
 from agentplane.models import (
@@ -72,6 +73,11 @@ async def run_task(settings: Settings, tenant: Tenant, agent_id: str, query: str
         return task
     finally:
         await worker.stop()
+
+
+def ok_builtin_calls() -> float:
+    labels = {"source": "builtin", "outcome": "ok"}
+    return REGISTRY.get_sample_value("agentplane_tool_calls_total", labels) or 0.0
 
 
 async def tool_steps(task: Task) -> list[Step]:
@@ -198,6 +204,7 @@ async def test_scripted_parallel_calls_are_separate_steps_in_order(services: Set
     agent = await make_agent(
         tenant, model="scripted/agent", tools=["calculator"], config={"script": script}
     )
+    before = ok_builtin_calls()
     task = await run_task(services, tenant, agent.id, "sums")
     assert task.status == TaskStatus.COMPLETED, task.error
     steps = await tool_steps(task)
@@ -205,6 +212,7 @@ async def test_scripted_parallel_calls_are_separate_steps_in_order(services: Set
     assert [s.payload["output"] for s in steps] == ["2", "6", "9"]
     assert {s.payload["source"] for s in steps} == {"builtin"}
     assert task.output == "last was 9"
+    assert ok_builtin_calls() == before + 3  # /metrics counts them
 
 
 async def test_a_tool_the_agent_may_not_use_is_refused_before_any_call(

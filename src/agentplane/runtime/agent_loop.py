@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentplane.core import observability
 from agentplane.models import Agent, Step, StepKind, StepPayload, Task
 from agentplane.resolvers import budgets, provider_keys, step_payloads
 from agentplane.resolvers.traces import Usage, append_step
@@ -183,8 +184,10 @@ async def _run_tool(
                 result.hits,
                 result.error_code,
             )
+    elapsed = time.monotonic() - started
+    observability.tool_called(payload.get("source", "unknown"), error_code, elapsed)
     payload["output"] = output
-    payload["latencyMs"] = round((time.monotonic() - started) * 1000)
+    payload["latencyMs"] = round(elapsed * 1000)
     if error_code is not None:
         payload["errorCode"] = error_code
         payload["error"] = output.removeprefix("error: ")
