@@ -15,7 +15,7 @@ SECRET = "s3cret-value-never-read-back"
 CREATE_HTTP = """
 mutation($input: CreateHttpToolInput!) {
   createHttpTool(input: $input) {
-    tool { id name source url method requiresApproval risk secretHeaderNames inputSchema }
+    tool { id name source url method requiresApproval risk headerNames inputSchema }
   }
 }"""
 REGISTER = """
@@ -60,15 +60,15 @@ async def test_http_tool_secret_headers_are_encrypted_and_never_readable(
     created = await gql(CREATE_HTTP, admin, input=http_input())
     tool = created["data"]["createHttpTool"]["tool"]
     assert tool["source"] == "HTTP"
-    assert tool["secretHeaderNames"] == ["X-Api-Key"]
+    assert tool["headerNames"] == ["X-Api-Key"]
     # then no read shows the value, and the column holds ciphertext only
     reads = [
         created,
-        await gql("{ tools(first: 10) { edges { node { id secretHeaderNames url } } } }", admin),
+        await gql("{ tools(first: 10) { edges { node { id headerNames url } } } }", admin),
         await gql(
             "query($id: ID!) { node(id: $id) { ... on Tool { name } } }", admin, id=tool["id"]
         ),
-        await gql("query($id: ID!) { tool(id: $id) { secretHeaderNames } }", admin, id=tool["id"]),
+        await gql("query($id: ID!) { tool(id: $id) { headerNames } }", admin, id=tool["id"]),
     ]
     for body in reads:
         assert not body.get("errors"), body

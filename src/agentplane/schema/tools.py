@@ -14,6 +14,8 @@ from agentplane.runtime.tools import ResolvedTool
 from agentplane.schema.context import Context
 from agentplane.schema.types import Connection, Node
 
+HEADER_NAMES = "Names of the headers sent with each call; their values are never read back"
+
 for _enum in (models.ToolSource, models.McpTransport, models.McpServerStatus):
     strawberry.enum(_enum)
 
@@ -33,12 +35,13 @@ class Tool(Node):
     annotations: JSON = strawberry.field(description="MCP: the annotations its server declares")
     url: str | None
     method: str | None
-    secret_header_names: list[str] = strawberry.field(
-        description="Names of the secret headers sent; their values are never read back"
-    )
     timeout_s: float
     created_at: datetime
     updated_at: datetime
+
+    @strawberry.field(description=HEADER_NAMES)
+    def header_names(self, root: strawberry.Parent[models.Tool]) -> list[str]:
+        return list(root.secret_header_names)
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:
@@ -82,7 +85,6 @@ class McpServer(Node):
     command: str | None
     args: list[str]
     url: str | None
-    secret_header_names: list[str]
     timeout_s: float
     status: models.McpServerStatus
     status_message: str
@@ -92,6 +94,10 @@ class McpServer(Node):
     refreshed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    @strawberry.field(description=HEADER_NAMES)
+    def header_names(self, root: strawberry.Parent[models.McpServer]) -> list[str]:
+        return list(root.secret_header_names)
 
     @strawberry.field(description="Its tools as last listed, by name")
     async def tools(
