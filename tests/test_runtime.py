@@ -136,8 +136,10 @@ async def test_tool_not_enabled_is_reported_to_the_model(services: Settings) -> 
         await worker.stop()
     steps = await assert_gapless(task.id)
     tool_step = next(s for s in steps if s.kind == StepKind.TOOL_CALL)
-    assert tool_step.payload["output"] == "error: tool 'calculator' is not enabled"
-    assert done.output == "error: tool 'calculator' is not enabled"
+    refused = "error: tool 'calculator' is not allowed for this agent (it may call [])"
+    assert tool_step.payload["output"] == refused
+    assert tool_step.payload["errorCode"] == "TOOL_NOT_ALLOWED"
+    assert done.output == refused
 
 
 async def test_cancel_running_task_stops_it_quickly(services: Settings) -> None:

@@ -6,6 +6,8 @@ from tortoise.context import TortoiseContext
 from agentplane.core import db
 
 TABLES = (
+    "tool",
+    "mcp_server",
     "chunk",
     "document",
     "knowledge_base",

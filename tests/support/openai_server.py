@@ -5,7 +5,10 @@ Runs in a real uvicorn server so provider tests exercise real HTTP and SSE.
 Behaviour, by the last message:
 - a user message mentioning "weather", with tools offered: a call to the first tool
   with arguments {"city": "Paris"}, streamed in several argument fragments;
-- a tool message: "Tool said: <content>";
+- a user message `call tools: [{"name": …, "arguments": {…}}, …]`: those calls, all in
+  one turn (parallel tool calls), each streamed in two fragments (`"raw": "…"` instead of
+  `arguments` sends that text as the arguments, JSON or not);
+- tool messages: "Tool said: <content>" (several trailing ones joined by " | ");
 - anything else: "You said: <last user content>", streamed word by word.
 Usage: prompt_tokens = words in all message contents, completion_tokens = words in
 the answer (for a tool call, in its JSON arguments).
@@ -59,7 +62,9 @@ def create_app(state: ServerState) -> Starlette:
         answer = _answer(body["messages"], body.get("tools") or [])
         usage = {
             "prompt_tokens": sum(_words(m.get("content")) for m in body["messages"]),
-            "completion_tokens": _words(answer.text or "".join(TOOL_ARGUMENT_FRAGMENTS)),
+            "completion_tokens": _words(
+                answer.text or " ".join("".join(c.fragments) for c in answer.calls)
+            ),
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
@@ -92,61 +97,81 @@ def create_app(state: ServerState) -> Starlette:
 
 
 @dataclass
+class _Call:
+    id: str
+    name: str
+    fragments: tuple[str, ...]
+
+
+@dataclass
 class _Answer:
     text: str = ""
-    tool_call_id: str = ""
-    tool_name: str = ""
+    calls: tuple[_Call, ...] = ()
 
     @property
     def finish_reason(self) -> str:
-        return "tool_calls" if self.tool_name else "stop"
+        return "tool_calls" if self.calls else "stop"
 
     def message(self) -> dict[str, Any]:
-        if not self.tool_name:
+        if not self.calls:
             return {"role": "assistant", "content": self.text}
-        arguments = "".join(TOOL_ARGUMENT_FRAGMENTS)
         return {
             "role": "assistant",
             "content": None,
             "tool_calls": [
                 {
-                    "id": self.tool_call_id,
+                    "id": call.id,
                     "type": "function",
-                    "function": {"name": self.tool_name, "arguments": arguments},
+                    "function": {"name": call.name, "arguments": "".join(call.fragments)},
                 }
+                for call in self.calls
             ],
         }
+
+
+def _call(name: str, fragments: tuple[str, ...]) -> _Call:
+    return _Call(f"call_{uuid.uuid4().hex[:8]}", name, fragments)
 
 
 def _answer(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> _Answer:
     last = messages[-1]
     content = last.get("content") or ""
+    if last.get("role") == "user" and content.startswith("call tools:"):
+        asked = json.loads(content.removeprefix("call tools:"))
+        calls = []
+        for item in asked:
+            text = item["raw"] if "raw" in item else json.dumps(item.get("arguments", {}))
+            calls.append(_call(item["name"], (text[: len(text) // 2], text[len(text) // 2 :])))
+        return _Answer(calls=tuple(calls))
     if last.get("role") == "user" and tools and re.search(r"\bweather\b", content, re.I):
-        return _Answer(
-            tool_call_id=f"call_{uuid.uuid4().hex[:8]}", tool_name=tools[0]["function"]["name"]
-        )
+        return _Answer(calls=(_call(tools[0]["function"]["name"], TOOL_ARGUMENT_FRAGMENTS),))
     if last.get("role") == "tool":
-        return _Answer(text=f"Tool said: {content}")
+        results = []
+        for message in reversed(messages):
+            if message.get("role") != "tool":
+                break
+            results.append(message.get("content") or "")
+        return _Answer(text="Tool said: " + " | ".join(reversed(results)))
     last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
     return _Answer(text=f"You said: {last_user.get('content') or ''}")
 
 
 def _stream_chunks(completion_id: str, model: str, answer: _Answer) -> list[dict[str, Any]]:
     chunks = [_chunk(completion_id, model, {"role": "assistant", "content": ""})]
-    if answer.tool_name:
+    for index, tool_call in enumerate(answer.calls):
         # The first fragment carries id and name; later ones only argument text.
-        first, *rest = TOOL_ARGUMENT_FRAGMENTS
+        first, *rest = tool_call.fragments
         call = {
-            "index": 0,
-            "id": answer.tool_call_id,
+            "index": index,
+            "id": tool_call.id,
             "type": "function",
-            "function": {"name": answer.tool_name, "arguments": first},
+            "function": {"name": tool_call.name, "arguments": first},
         }
         chunks.append(_chunk(completion_id, model, {"tool_calls": [call]}))
         for fragment in rest:
-            delta = {"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}
+            delta = {"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}
             chunks.append(_chunk(completion_id, model, delta))
-    else:
+    if not answer.calls:
         # Word by word, each piece keeping its leading whitespace.
         for piece in re.findall(r"\s*\S+", answer.text):
             chunks.append(_chunk(completion_id, model, {"content": piece}))

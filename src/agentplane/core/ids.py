@@ -27,6 +27,8 @@ PREFIXES = {
     "doc": "Document",
     "chk": "Chunk",
     "mem": "Memory",
+    "mcp": "McpServer",
+    "tl": "Tool",
     "apr": "ApprovalRequest",
 }
 
@@ -120,6 +122,14 @@ def chunk_id() -> str:
 
 def memory_id() -> str:
     return new_id("mem")
+
+
+def mcp_server_id() -> str:
+    return new_id("mcp")
+
+
+def tool_id() -> str:
+    return new_id("tl")
 
 
 def approval_id() -> str:

@@ -52,6 +52,17 @@ TASK_DURATION = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
 SPEND = Counter("agentplane_spend_usd_total", "Priced model usage, USD", ["model"])
+TOOL_CALLS = Counter(
+    "agentplane_tool_calls_total",
+    "Tool calls by source (builtin, http, mcp) and outcome (ok or the error code)",
+    ["source", "outcome"],
+)
+TOOL_LATENCY = Histogram(
+    "agentplane_tool_call_duration_seconds",
+    "Tool call latency, arguments checked to result",
+    ["source"],
+    buckets=(0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 
 # Operation names come from clients: past this many distinct ones, they count as "other".
 MAX_OPERATION_NAMES = 200
@@ -73,6 +84,11 @@ def task_finished(outcome: str, seconds: float | None) -> None:
     TASKS_FINISHED.labels(outcome).inc()
     if seconds is not None:
         TASK_DURATION.labels(outcome).observe(seconds)
+
+
+def tool_called(source: str, error_code: str | None, seconds: float) -> None:
+    TOOL_CALLS.labels(source, error_code or "ok").inc()
+    TOOL_LATENCY.labels(source).observe(seconds)
 
 
 def spent(model: str, usd: float) -> None:

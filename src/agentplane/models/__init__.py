@@ -25,6 +25,7 @@ from agentplane.models.knowledge import (
 from agentplane.models.step_blob import StepPayload
 from agentplane.models.task import Step, StepKind, Task, TaskStatus, UsageRecord
 from agentplane.models.tenant import AccessToken, Tenant, TenantPhase
+from agentplane.models.tool import McpServer, McpServerStatus, McpTransport, Tool, ToolSource
 from agentplane.models.worker_queue import WorkerQueue
 
 __all__ = [
@@ -41,6 +42,9 @@ __all__ = [
     "Document",
     "DocumentStatus",
     "KnowledgeBase",
+    "McpServer",
+    "McpServerStatus",
+    "McpTransport",
     "Memory",
     "MemoryStatus",
     "OidcLogin",
@@ -57,6 +61,8 @@ __all__ = [
     "TaskStatus",
     "Tenant",
     "TenantPhase",
+    "Tool",
+    "ToolSource",
     "UsageRecord",
     "User",
     "WorkerQueue",

@@ -16,7 +16,7 @@ from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, re
 from agentplane.resolvers.tenants import resolve_tenant_name
 from agentplane.runtime import catalog
 from agentplane.runtime.approvals import check_config as check_approvals
-from agentplane.runtime.tools import TOOLS
+from agentplane.runtime.tools import TOOLS, unknown_tools
 
 MAX_STEPS_LIMIT = 50
 MAX_TIMEOUT_S = 24 * 3600
@@ -31,12 +31,21 @@ def _check_name(name: str) -> None:
         raise ValidationFailed("`name` must not start with 'agt_'", field="name")
 
 
+async def _check_tools(tenant_id: str, tools: list[str]) -> None:
+    unknown = await unknown_tools(tenant_id, tools)
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown tools {unknown}: name built-in tools ({sorted(TOOLS)}) or tools "
+            "registered in the tenant (the `tools` query)",
+            field="tools",
+        )
+
+
 def _validate(model: str, tools: list[str], config: dict[str, Any], max_steps: int) -> None:
     if catalog.lookup(model) is None:
         raise ValidationFailed(f"Unknown model {model!r}; see the model catalog", field="model")
-    unknown = sorted(set(tools) - set(TOOLS))
-    if unknown:
-        raise ValidationFailed(f"Unknown tools {unknown}; one of {sorted(TOOLS)}", field="tools")
+    if not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
+        raise ValidationFailed("`tools` must be a list of tool names", field="tools")
     if not 1 <= max_steps <= MAX_STEPS_LIMIT:
         raise ValidationFailed(f"`maxSteps` must be 1..{MAX_STEPS_LIMIT}", field="maxSteps")
     script = config.get("script")
@@ -88,6 +97,7 @@ async def create_agent(
     if state not in (AgentState.DRAFT, AgentState.ACTIVE, AgentState.PAUSED):
         raise ValidationFailed("A new agent is draft, active or paused", field="state")
     tenant_id = await resolve_tenant_name(actor, tenant)
+    await _check_tools(tenant_id, tools)
     await _free_archived_name(tenant_id, name)
     try:
         return await Agent.create(
@@ -201,6 +211,8 @@ async def update_agent(actor: Actor | None, agent_id: str, **changes: Any) -> Ag
         config,
         changes.get("max_steps", agent.max_steps),
     )
+    if "tools" in changes:
+        await _check_tools(agent.tenant_id, changes["tools"])
     if not changes:
         return agent
     if name != agent.name:
@@ -271,12 +283,11 @@ class Check:
     message: str
 
 
-def _checks(agent: Agent) -> list[Check]:
+def _checks(agent: Agent, missing_tools: list[str]) -> list[Check]:
     def check(id_: str, passed: bool, severity: str, ok: str, bad: str) -> Check:
         return Check(id_, passed, severity, ok if passed else bad)
 
     info = catalog.lookup(agent.model)
-    unknown_tools = sorted(set(agent.tools) - set(TOOLS))
     script = agent.config.get("script")
     return [
         check(
@@ -295,10 +306,10 @@ def _checks(agent: Agent) -> list[Check]:
         ),
         check(
             "tools",
-            not unknown_tools,
+            not missing_tools,
             "error",
             "Every tool exists",
-            f"Unknown tools {unknown_tools}",
+            f"Unknown tools {missing_tools}",
         ),
         check(
             "max_steps",
@@ -328,7 +339,7 @@ def _checks(agent: Agent) -> list[Check]:
 async def publish_checks(actor: Actor | None, agent_id: str) -> tuple[Agent, list[Check]]:
     actor = require(actor, Perm.AGENT_READ)
     agent = await get_agent(actor, agent_id)
-    return agent, _checks(agent)
+    return agent, _checks(agent, await unknown_tools(agent.tenant_id, agent.tools))
 
 
 @audited("agent.publish")
@@ -338,7 +349,8 @@ async def publish_agent(actor: Actor | None, agent_id: str) -> Agent:
     A draft becomes active on publish; a paused agent stays paused."""
     actor = require(actor, Perm.AGENT_WRITE)
     agent = await get_agent(actor, agent_id)
-    failed = [c for c in _checks(agent) if not c.passed and c.severity == "error"]
+    checks = _checks(agent, await unknown_tools(agent.tenant_id, agent.tools))
+    failed = [c for c in checks if not c.passed and c.severity == "error"]
     if failed:
         raise ValidationFailed(
             "Publish checks failed: " + "; ".join(c.message for c in failed), field=failed[0].id
@@ -360,7 +372,8 @@ async def set_agent_state(actor: Actor | None, agent_id: str, to: AgentState) ->
         raise ValidationFailed("An agent can be activated or paused", field="state")
     agent = await get_agent(actor, agent_id)
     if to == AgentState.ACTIVE:
-        failed = [c for c in _checks(agent) if not c.passed and c.severity == "error"]
+        checks = _checks(agent, await unknown_tools(agent.tenant_id, agent.tools))
+        failed = [c for c in checks if not c.passed and c.severity == "error"]
         if failed:
             raise ValidationFailed(
                 "Cannot activate: " + "; ".join(c.message for c in failed), field=failed[0].id

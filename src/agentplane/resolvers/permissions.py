@@ -39,6 +39,8 @@ class Perm(StrEnum):
     USER_WRITE = "user:write"  # role assignments
     KNOWLEDGE_READ = "knowledge:read"  # knowledge bases, documents, memories
     KNOWLEDGE_WRITE = "knowledge:write"
+    TOOL_READ = "tool:read"  # the tool registry: HTTP tools, MCP servers and their tools
+    TOOL_WRITE = "tool:write"
     APPROVAL_DECIDE = "approval:decide"  # approve or reject a tool call held for approval
 
 
@@ -52,6 +54,7 @@ WRITE_PERMS = frozenset(
         Perm.PROVIDER_KEY_WRITE,
         Perm.USER_WRITE,
         Perm.KNOWLEDGE_WRITE,
+        Perm.TOOL_WRITE,
         Perm.APPROVAL_DECIDE,
     }
 )
@@ -73,6 +76,7 @@ _READ = {
     Perm.BUDGET_READ,
     Perm.USAGE_READ,
     Perm.KNOWLEDGE_READ,
+    Perm.TOOL_READ,
 }
 ROLE_DEFINITIONS: tuple[RoleDef, ...] = (
     RoleDef("platform_admin", "Everything, in every tenant", frozenset(Perm), "platform"),

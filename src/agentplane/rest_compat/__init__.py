@@ -7,12 +7,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute
 
 from agentplane.core.errors import DomainError, NotFound
-from agentplane.rest_compat import (  # the *_auth and *_iam modules add to their dialect
+from agentplane.rest_compat import (  # the *_auth, *_iam, *_mcp modules add to their dialect
     koda,
     koda_auth,  # noqa: F401
     kubiya,
     openapi,
     opencrane,
+    opencrane_mcp,  # noqa: F401
     opsclaw,
     opsclaw_iam,  # noqa: F401
 )

@@ -7,11 +7,12 @@ or tool call that was recorded is made twice.
 """
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from agentplane.models import Agent, Step, StepKind, Task
-from agentplane.resolvers import budgets, provider_keys
+from agentplane.core import observability
+from agentplane.models import Agent, Step, StepKind, StepPayload, Task
+from agentplane.resolvers import budgets, provider_keys, step_payloads
 from agentplane.resolvers.traces import Usage, append_step
 from agentplane.retrieval import knowledge
 from agentplane.runtime import approvals, catalog
@@ -22,7 +23,7 @@ from agentplane.runtime.providers.base import (
     ProviderError,
     ToolCall,
 )
-from agentplane.runtime.tools import TOOLS, agent_kbs
+from agentplane.runtime.tools import ResolvedTool, agent_kbs, resolve_tools
 from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
 
@@ -82,13 +83,32 @@ async def _retrieve_before_call(task: Task, agent: Agent, state: LoopState, fenc
         state.messages.insert(len(state.messages) - 1, _context_message(payloads))
 
 
+def _call_json(call: ToolCall) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": call.arguments}
+    if call.invalid_arguments is not None:
+        data["invalidArguments"] = call.invalid_arguments
+    return data
+
+
+def _call_of(data: dict[str, Any]) -> ToolCall:
+    return ToolCall(data["id"], data["name"], data["arguments"], data.get("invalidArguments"))
+
+
 def _wire(message: Message) -> dict[str, Any]:
     data: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.tool_calls:
-        data["toolCalls"] = [asdict(c) for c in message.tool_calls]
+        data["toolCalls"] = [_call_json(c) for c in message.tool_calls]
     if message.tool_call_id:
         data["toolCallId"] = message.tool_call_id
     return data
+
+
+async def _full_tool_payloads(steps: list[Step]) -> dict[str, dict[str, Any]]:
+    """Tool results too large to keep inline were stored apart: the model gets them whole."""
+    cut = [s.id for s in steps if s.kind in TOOL_KINDS and step_payloads.is_truncated(s.payload)]
+    if not cut:
+        return {}
+    return {row.step_id: row.payload for row in await StepPayload.filter(step_id__in=cut)}
 
 
 async def load_state(task: Task, agent: Agent) -> LoopState:
@@ -104,6 +124,7 @@ async def load_state(task: Task, agent: Agent) -> LoopState:
     steps = await Step.filter(task_id=task.id).order_by("seq")
     restarts = [i for i, s in enumerate(steps) if s.payload.get("restart")]
     run = steps[restarts[-1] + 1 if restarts else 0 :]
+    full = await _full_tool_payloads(run)
     context = [s.payload for s in run if s.payload.get("preCall")]
     if context:
         state.retrieved = True
@@ -112,37 +133,70 @@ async def load_state(task: Task, agent: Agent) -> LoopState:
         if step.payload.get("preCall"):
             continue
         if step.kind == StepKind.PROVIDER_CALL:
-            calls = [ToolCall(**c) for c in step.payload.get("toolCalls", [])]
+            calls = [_call_of(c) for c in step.payload.get("toolCalls", [])]
             response = step.payload.get("response") or ""
             state.model_calls += 1
             state.messages.append(Message("assistant", response or None, calls))
             state.pending = list(calls)
             state.final = None if calls else response
         elif step.kind in TOOL_KINDS:
-            call_id = step.payload.get("callId")
-            state.messages.append(Message("tool", step.payload.get("output"), tool_call_id=call_id))
+            payload = full.get(step.id, step.payload)
+            call_id = payload.get("callId")
+            state.messages.append(Message("tool", payload.get("output"), tool_call_id=call_id))
             state.pending = [c for c in state.pending if c.id != call_id]
     return state
 
 
-async def _run_tool(agent: Agent, task: Task, call: ToolCall, fence: int) -> str:
-    """Run one tool call and record it as a step; errors go back to the model as text."""
-    gated = await approvals.gate(agent, task, call, fence)  # may stop the run to wait
-    if isinstance(gated, str):  # refused by a human or by expiry: already recorded
-        return gated
-    call = gated  # approved, perhaps with edited arguments
-    entry = TOOLS.get(call.name) if call.name in agent.tools else None
-    if entry is None:
-        output, kind, hits = f"error: tool {call.name!r} is not enabled", StepKind.TOOL_CALL, None
+async def _run_tool(
+    agent: Agent, task: Task, call: ToolCall, fence: int, tools: dict[str, ResolvedTool]
+) -> str:
+    """Run one tool call and record it as one step, after its approval if it needs one (the
+    gate may stop the run to wait for a human); every failure (not allowed, unavailable,
+    arguments that break the tool's schema, a timeout, an HTTP or MCP error) is recorded
+    with an `errorCode` and goes back to the model as text. The only place a call runs."""
+    payload: dict[str, Any] = {"tool": call.name, "callId": call.id, "arguments": call.arguments}
+    kind, hits, error_code = StepKind.TOOL_CALL, None, None
+    started = time.monotonic()
+    tool = tools.get(call.name)
+    if call.name not in agent.tools:
+        error_code = "TOOL_NOT_ALLOWED"
+        output = (
+            f"error: tool {call.name!r} is not allowed for this agent (it may call {sorted(tools)})"
+        )
+    elif tool is None:
+        error_code = "TOOL_UNAVAILABLE"
+        output = f"error: tool {call.name!r} is not available (disabled or removed)"
     else:
-        result = await entry[1](agent, task, call.arguments)
-        output, kind, hits = result.output, result.kind, result.hits
-    payload: dict[str, Any] = {
-        "tool": call.name,
-        "callId": call.id,
-        "arguments": call.arguments,
-        "output": output,
-    }
+        gated = await approvals.gate(agent, task, call, fence, tool)
+        if isinstance(gated, str):  # refused by a human or by expiry: already recorded
+            return gated
+        call = gated  # approved, perhaps with edited arguments
+        payload["arguments"] = call.arguments
+        payload["source"] = tool.source
+        if tool.server is not None:
+            payload["server"] = tool.server
+        problems = tool.validate(call.arguments)
+        if call.invalid_arguments is not None:
+            payload["arguments"] = call.invalid_arguments
+            problems = ["the arguments are not a JSON object"]
+        if problems:
+            error_code = "TOOL_ARGUMENTS_INVALID"
+            output = f"error: invalid arguments for {call.name!r}: " + "; ".join(problems)
+        else:
+            result = await tool.execute(agent, task, call.arguments)
+            output, kind, hits, error_code = (
+                result.output,
+                result.kind,
+                result.hits,
+                result.error_code,
+            )
+    elapsed = time.monotonic() - started
+    observability.tool_called(payload.get("source", "unknown"), error_code, elapsed)
+    payload["output"] = output
+    payload["latencyMs"] = round(elapsed * 1000)
+    if error_code is not None:
+        payload["errorCode"] = error_code
+        payload["error"] = output.removeprefix("error: ")
     if hits is not None:
         payload["hits"] = hits
     await append_step(task, kind, payload, fence=fence)
@@ -178,10 +232,11 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
         return state.final
     if state.model_calls == 0 and not state.retrieved:
         await _retrieve_before_call(task, agent, state, fence)
+    resolved = await resolve_tools(agent)
     for call in state.pending:
-        result = await _run_tool(agent, task, call, fence)
+        result = await _run_tool(agent, task, call, fence, resolved)
         state.messages.append(Message("tool", result, tool_call_id=call.id))
-    tools = [TOOLS[name][0] for name in agent.tools if name in TOOLS]
+    tools = [tool.spec() for tool in resolved.values()]
     while state.model_calls < agent.max_steps:
         if await _pause_requested(task):
             raise PauseRequested
@@ -201,7 +256,7 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
         payload = {
             "prompt": [_wire(m) for m in state.messages],
             "response": completion.text,
-            "toolCalls": [asdict(c) for c in completion.tool_calls],
+            "toolCalls": [_call_json(c) for c in completion.tool_calls],
             "priced": info.priced,
         }
         await append_step(task, StepKind.PROVIDER_CALL, payload, usage, fence=fence)
@@ -210,7 +265,7 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
         if not completion.tool_calls:
             return completion.text
         state.messages.append(Message("assistant", completion.text or None, completion.tool_calls))
-        for call in completion.tool_calls:
-            result = await _run_tool(agent, task, call, fence)
+        for call in completion.tool_calls:  # in the model's order, one step each
+            result = await _run_tool(agent, task, call, fence, resolved)
             state.messages.append(Message("tool", result, tool_call_id=call.id))
     raise MaxStepsExceeded(f"no final answer within {agent.max_steps} model calls")

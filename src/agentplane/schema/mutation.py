@@ -12,6 +12,7 @@ from agentplane.schema.fleet import FleetMutation
 from agentplane.schema.iam import IamMutation
 from agentplane.schema.identity import IdentityMutation
 from agentplane.schema.knowledge import KnowledgeMutation
+from agentplane.schema.tools import ToolsMutation
 from agentplane.schema.types import AccessToken, Agent, Task, Tenant
 
 
@@ -125,7 +126,9 @@ class TaskControlPayload:
 
 
 @strawberry.type
-class Mutation(ApprovalMutation, KnowledgeMutation, IdentityMutation, IamMutation, FleetMutation):
+class Mutation(
+    ApprovalMutation, KnowledgeMutation, ToolsMutation, IdentityMutation, IamMutation, FleetMutation
+):
     @strawberry.mutation(description="Create a tenant (platform admins only).")
     async def create_tenant(
         self, info: Info[Context, None], input: CreateTenantInput

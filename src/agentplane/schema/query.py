@@ -6,13 +6,14 @@ from strawberry.types import Info
 from agentplane import models
 from agentplane.core import ids
 from agentplane.core.errors import NotFound
-from agentplane.resolvers import agents, approvals, tasks, tenants, tokens
+from agentplane.resolvers import agents, approvals, tasks, tenants, tokens, tools
 from agentplane.schema.approvals import ApprovalQuery
 from agentplane.schema.context import Context
 from agentplane.schema.fleet import FleetQuery
 from agentplane.schema.iam import IamQuery
 from agentplane.schema.identity import IdentityQuery
 from agentplane.schema.knowledge import KnowledgeQuery
+from agentplane.schema.tools import ToolsQuery
 from agentplane.schema.types import (
     AccessToken,
     Agent,
@@ -39,11 +40,15 @@ async def _node(info: Info[Context, None], id_: str) -> Any:
             return await tasks.get_step(actor, id_)
         case "ApprovalRequest":
             return await approvals.get_request(actor, id_)
+        case "Tool":
+            return await tools.get_tool(actor, id_)
+        case "McpServer":
+            return await tools.get_mcp_server(actor, id_)
     raise NotFound(f"No object with ID {id_!r}")
 
 
 @strawberry.type
-class Query(ApprovalQuery, KnowledgeQuery, IdentityQuery, IamQuery, FleetQuery):
+class Query(ApprovalQuery, KnowledgeQuery, ToolsQuery, IdentityQuery, IamQuery, FleetQuery):
     @strawberry.field
     async def viewer(self, info: Info[Context, None]) -> Viewer | None:
         actor = info.context.actor

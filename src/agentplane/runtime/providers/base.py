@@ -21,6 +21,9 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    # Set when the model sent arguments that are not a JSON object: the call is then an
+    # error the model sees (TOOL_ARGUMENTS_INVALID), and this text is what it sent.
+    invalid_arguments: str | None = None
 
 
 @dataclass

@@ -206,18 +206,16 @@ def _error_text(payload: Any) -> str:
 
 
 def _finish_tool_call(index: int, partial: _PartialToolCall) -> ToolCall:
+    # The id is needed to pair the tool result with its call; invent one if missing.
+    call_id = partial.id or f"call_{index}"
     try:
         # Tools without parameters may stream no argument text at all.
         arguments = json.loads(partial.arguments or "{}")
-    except json.JSONDecodeError as e:
-        raise ProviderError(
-            f"tool call {partial.name!r} has invalid JSON arguments: "
-            f"{partial.arguments[:_MAX_ERROR_CHARS]!r}"
-        ) from e
-    if not isinstance(arguments, dict):
-        raise ProviderError(f"tool call {partial.name!r} arguments are not a JSON object")
-    # The id is needed to pair the tool result with its call; invent one if missing.
-    return ToolCall(id=partial.id or f"call_{index}", name=partial.name, arguments=arguments)
+    except json.JSONDecodeError:
+        arguments = None
+    if not isinstance(arguments, dict):  # the agent loop answers it with an error step
+        return ToolCall(call_id, partial.name, {}, partial.arguments[: _MAX_ERROR_CHARS * 8])
+    return ToolCall(id=call_id, name=partial.name, arguments=arguments)
 
 
 def _wire_message(message: Message) -> dict[str, Any]:
@@ -228,7 +226,12 @@ def _wire_message(message: Message) -> dict[str, Any]:
                 "id": call.id,
                 "type": "function",
                 # The protocol carries arguments as a JSON-encoded string.
-                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                "function": {
+                    "name": call.name,
+                    "arguments": call.invalid_arguments
+                    if call.invalid_arguments is not None
+                    else json.dumps(call.arguments),
+                },
             }
             for call in message.tool_calls
         ]

@@ -2,7 +2,8 @@
 
 - `scripted/echo` answers with the user's query, streamed word by word.
 - `scripted/agent` plays the agent's `config.script`, one turn per call:
-  `{"tool": name, "arguments": {...}}` asks for a tool call, `{"say": text}`
+  `{"tool": name, "arguments": {...}}` asks for a tool call, `{"tools": [{"tool": name,
+  "arguments": {...}}, ...]}` for several in one turn (parallel calls), `{"say": text}`
   answers (`{query}` and `{last_tool_result}` are filled in). When the script
   runs out it answers with the last tool result, or echoes the query.
 
@@ -34,6 +35,17 @@ def _turn_no(messages: list[Message]) -> int:
     return sum(1 for m in messages[last_user + 1 :] if m.role == "assistant")
 
 
+def _calls(turn: dict[str, Any], turn_no: int) -> list[ToolCall]:
+    if "tool" in turn:
+        return [ToolCall(f"call_{turn_no}", str(turn["tool"]), dict(turn.get("arguments") or {}))]
+    items = turn["tools"] if isinstance(turn["tools"], list) else []
+    return [
+        ToolCall(f"call_{turn_no}_{i}", str(item.get("tool")), dict(item.get("arguments") or {}))
+        for i, item in enumerate(items)
+        if isinstance(item, dict)
+    ]
+
+
 class ScriptedProvider:
     def __init__(self, delay_ms: int) -> None:
         self.delay_s = delay_ms / 1000
@@ -43,15 +55,13 @@ class ScriptedProvider:
         tool_result = _last(request.messages, "tool")
         turn = self._turn(request)
         input_tokens = sum(count_tokens(m.content or "") for m in request.messages)
-        if turn is not None and "tool" in turn:
-            call = ToolCall(
-                id=f"call_{_turn_no(request.messages)}",
-                name=str(turn["tool"]),
-                arguments=dict(turn.get("arguments") or {}),
-            )
+        if turn is not None and ("tool" in turn or "tools" in turn):
+            calls = _calls(turn, _turn_no(request.messages))
             await asyncio.sleep(self.delay_s)
-            output_tokens = count_tokens(call.name) + count_tokens(json.dumps(call.arguments))
-            return Completion("", [call], input_tokens, output_tokens)
+            output_tokens = sum(
+                count_tokens(c.name) + count_tokens(json.dumps(c.arguments)) for c in calls
+            )
+            return Completion("", calls, input_tokens, output_tokens)
         if turn is not None and "say" in turn:
             text = (
                 str(turn["say"])
