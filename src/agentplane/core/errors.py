@@ -64,3 +64,15 @@ class DocumentTooLarge(DomainError):
 
 class UnsupportedContentType(DomainError):
     code = "UNSUPPORTED_CONTENT_TYPE"
+
+
+class FetchRefused(DomainError):
+    """A URL to ingest names a host the installation may not fetch from."""
+
+    code = "FETCH_REFUSED"
+
+
+class FetchFailed(DomainError):
+    """The URL to ingest could not be fetched (connection, timeout, HTTP error)."""
+
+    code = "FETCH_FAILED"

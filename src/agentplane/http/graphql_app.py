@@ -27,7 +27,12 @@ from agentplane.core.errors import DomainError
 from agentplane.core.observability import error_extensions
 from agentplane.http.accept import GRAPHQL_RESPONSE_JSON, wants_graphql_response_json
 from agentplane.http.csrf import graphql_needs_csrf
-from agentplane.resolvers.auth import authenticate, authenticate_request, bearer_from_header
+from agentplane.resolvers.auth import (
+    CSRF_HEADER,
+    authenticate,
+    authenticate_request,
+    bearer_from_header,
+)
 from agentplane.schema import build_schema, live
 from agentplane.schema.context import Context
 from agentplane.subscriptions import live_sockets
@@ -68,13 +73,25 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         await super().handle_async_results(operation_id, query, operation_name, variables)
 
 
+def _unguarded_multipart(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    return (
+        request.method == "POST"
+        and content_type.startswith("multipart/")
+        and not request.headers.get("authorization")
+        and not request.headers.get(CSRF_HEADER)
+    )
+
+
 class GraphQLApp(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, settings: Settings) -> None:
-        # Batches stay off (the schema has no batching config), multipart uploads too,
-        # so only `application/json` POSTs are read: no form a browser can forge (CSRF).
+        # Batches stay off (the schema has no batching config). Multipart (the GraphQL
+        # multipart request spec, for `Upload`) is a shape a cross-site form can send, so
+        # it is read only from a bearer caller or one echoing its session's CSRF token
+        # (`__call__` refuses the rest; `graphql_needs_csrf` checks the token's value).
         # Mutations are refused over GET.
         super().__init__(
             build_schema(settings.production),
@@ -84,7 +101,7 @@ class GraphQLApp(GraphQL[Context, None]):
             keep_alive_interval=15,
             connection_init_wait_timeout=WS_CONNECTION_INIT_TIMEOUT,
             max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
-            multipart_uploads_enabled=False,
+            multipart_uploads_enabled=True,
         )
         self.settings = settings
 
@@ -98,6 +115,12 @@ class GraphQLApp(GraphQL[Context, None]):
         request.state.graphql_response = graphql_response
         request.state.request_error = False
         try:
+            if _unguarded_multipart(request):
+                raise HTTPException(
+                    403,
+                    "Multipart requests need `Authorization: Bearer …` or the session's "
+                    "X-CSRF-Token header",
+                )
             response = await self.run(request)
         except HTTPException as exc:  # refused before execution: a GraphQL error body, not text
             response = JSONResponse(
