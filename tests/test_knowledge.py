@@ -4,7 +4,9 @@ trace explains each one; refusals leave nothing indexed; tenants never see each 
 from agentplane.core.config import Settings
 from agentplane.models import Chunk, Document, Step, StepKind, TaskStatus
 from agentplane.resolvers import knowledge, tasks
+from agentplane.retrieval import knowledge as retrieval
 from agentplane.retrieval.embedders import get_embedder, to_blob
+from agentplane.retrieval.fusion import weights_of
 from agentplane.runtime import agent_loop
 from agentplane.runtime.worker import Worker
 from tests.support.factories import make_agent, make_tenant, make_token
@@ -255,3 +257,26 @@ async def test_dense_index_sees_chunks_written_by_another_process(gql: GraphQLCl
     await Chunk.filter(id=chunk.id).delete()
     hits = (await gql.ok(RETRIEVE, op, k=[kb["id"]], q="invoices emailed as PDF"))["retrieve"]
     assert chunk.id not in {h["id"] for h in hits}
+
+
+async def test_weighted_fusion_follows_the_agent_config(gql: GraphQLClient) -> None:
+    tenant = await make_tenant("acme")
+    actor = operator_of(tenant.id)
+    kb = await knowledge.create_knowledge_base(actor, name="help")
+    for title, ctype, text in DOCS:
+        await knowledge.add_document(
+            actor, knowledge_base_id=kb.id, title=title, content_type=ctype, text=text
+        )
+    config = {"retrievalWeights": {"lexical": 1, "dense": 0, "junk": "x"}}
+
+    hits = await retrieval.retrieve(
+        [kb.id], "refund policy returns", first=3, weights=weights_of(config)
+    )
+
+    assert weights_of(config) == {"lexical": 1.0, "dense": 0.0}
+    assert weights_of({"retrievalWeights": {"dense": -1}}) is None  # unusable: plain RRF
+    for hit in hits:  # only the lexical rank counts
+        lexical = hit.retrievers.get("lexical")
+        expected = 1 / (60 + lexical["rank"]) if lexical else 0.0
+        assert abs(hit.fused_score - expected) < 1e-9
+    assert hits[0].meta["title"] == "Refunds"

@@ -45,3 +45,17 @@ def rrf(
     for rank, hit in enumerate(ordered, start=1):
         hit.fused_rank = rank
     return ordered
+
+
+def weights_of(config: Any) -> dict[str, float] | None:
+    """An agent's `config.retrievalWeights` (`{"lexical": 0.7, "dense": 0.3}`), keeping
+    only finite non-negative numbers; None (plain RRF) when absent or unusable."""
+    raw = config.get("retrievalWeights") if isinstance(config, dict) else None
+    if not isinstance(raw, dict):
+        return None
+    weights = {
+        str(name): float(w)
+        for name, w in raw.items()
+        if isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w < float("inf")
+    }
+    return weights or None

@@ -21,9 +21,12 @@ async def rankings(
     return ranked
 
 
-async def retrieve(kb_ids: list[str], query: str, first: int = 5) -> list[Hit]:
-    """The `first` best chunks of `kb_ids` for `query` (ids already tenant-checked)."""
-    ranked = rrf(await rankings(kb_ids, query))[:first]
+async def retrieve(
+    kb_ids: list[str], query: str, first: int = 5, weights: dict[str, float] | None = None
+) -> list[Hit]:
+    """The `first` best chunks of `kb_ids` for `query` (ids already tenant-checked),
+    fused by RRF (weighted when `weights` names retrievers)."""
+    ranked = rrf(await rankings(kb_ids, query), weights=weights)[:first]
     if not ranked:
         return []
     chunks = {c.id: c for c in await Chunk.filter(id__in=[h.id for h in ranked])}

@@ -14,6 +14,7 @@ from agentplane.models import Agent, Step, StepKind, Task
 from agentplane.resolvers import budgets, provider_keys
 from agentplane.resolvers.traces import Usage, append_step
 from agentplane.retrieval import knowledge
+from agentplane.retrieval.fusion import weights_of
 from agentplane.runtime import catalog
 from agentplane.runtime.providers.base import (
     CompletionRequest,
@@ -67,7 +68,12 @@ async def _retrieve_before_call(task: Task, agent: Agent, state: LoopState, fenc
         return
     config = agent.config if isinstance(agent.config, dict) else {}
     in_prompt = int(config.get("retrievalInPrompt", 3))
-    hits = await knowledge.retrieve(kb_ids, task.query, first=int(config.get("retrievalTopK", 5)))
+    hits = await knowledge.retrieve(
+        kb_ids,
+        task.query,
+        first=int(config.get("retrievalTopK", 5)),
+        weights=weights_of(config),
+    )
     payloads = []
     for hit in hits:
         payload = {
