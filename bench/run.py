@@ -444,7 +444,7 @@ def figure_retrieval(report: Report, sqlite_dir: str, chunks: int) -> None:
                     "%",
                     f"best single ({best})",
                     q[best][i] * 100,
-                    "> 1.00x" if fused == "weighted_rrf" else "",
+                    "> 1.00x" if fused == "rrf" else "",  # the product's default fusion
                 )
             )
     lat = isolated(retrieval.latency, f"sqlite://{sqlite_dir}/latency.db", chunks)
