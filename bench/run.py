@@ -10,7 +10,10 @@ in another process. Figures:
 3. end-to-end scripted tasks per second (submit to completed), SQLite and PostgreSQL,
    vs the same rows written with bare SQL;
 4. steps persisted per second through the one write path vs bare INSERT + COMMIT;
-5. subscription fan-out (`bench/fanout.py`; two API processes too with BENCH_REDIS_URL).
+5. subscription fan-out (`bench/fanout.py`; two API processes too with BENCH_REDIS_URL);
+6. retrieval quality (nDCG@10, recall@100 of lexical, dense and fused, on the Lee
+   collection) and the latency of one retrieval over 100k chunks on SQLite
+   (`bench/retrieval.py`).
 """
 
 import argparse
@@ -531,6 +534,44 @@ def figure_steps_per_second(report: Report, url: str, label: str, seconds: float
     )
 
 
+def figure_retrieval(report: Report, sqlite_dir: str, chunks: int) -> None:
+    from bench import retrieval
+
+    q = isolated(retrieval.quality, f"sqlite://{sqlite_dir}/quality.db")
+    print(f"  {q['queries']} queries over {q['documents']} documents (Lee collection)")
+    print("  retriever        nDCG@10  recall@100")
+    for name in ("lexical", "dense", "rrf", "weighted_rrf"):
+        print(f"  {name:<15} {q[name][0]:8.3f} {q[name][1]:10.3f}")
+    print(
+        f"  weighted RRF: lexical weight per fold (tuned on the other fold) {q['lexical_weights']}"
+    )
+    for metric, i in (("nDCG@10", 0), ("recall@100", 1)):
+        best = max(("lexical", "dense"), key=lambda n, i=i: q[n][i])
+        for fused in ("rrf", "weighted_rrf"):
+            report.add(
+                Figure(
+                    f"{metric} {fused}",
+                    q[fused][i] * 100,
+                    "%",
+                    f"best single ({best})",
+                    q[best][i] * 100,
+                    "> 1.00x" if fused == "rrf" else "",  # the product's default fusion
+                )
+            )
+    lat = isolated(retrieval.latency, f"sqlite://{sqlite_dir}/latency.db", chunks)
+    for p in ("p50", "p99"):
+        report.add(
+            Figure(
+                f"retrieve over {lat['chunks']:,} chunks (SQLite) {p}",
+                lat[f"{p}_ms"],
+                "ms",
+                "embedding the query alone",
+                lat[f"embed_{p}_ms"],
+                lower_is_better=True,
+            )
+        )
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -538,14 +579,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per measurement")
     parser.add_argument("--tasks", type=int, default=400, help="tasks per end-to-end run")
-    parser.add_argument("--only", default="1,2,3,4,5", help="figures to run, e.g. 1,2")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="figures to run, e.g. 1,2")
+    parser.add_argument("--chunks", type=int, default=100_000, help="chunks for figure 6")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("bench: `wrk` is not installed (Debian: apt-get install wrk)")
-    pg_url = os.environ.get("BENCH_DATABASE_URL")
-    if not pg_url or not pg_url.startswith("postgres"):
-        raise SystemExit("bench: set BENCH_DATABASE_URL=postgres://user@host:5432/db (emptied!)")
     only = set(args.only.split(","))
+    if shutil.which("wrk") is None and only & {"1"}:
+        raise SystemExit("bench: `wrk` is not installed (Debian: apt-get install wrk)")
+    pg_url = os.environ.get("BENCH_DATABASE_URL") or ""
+    if not pg_url.startswith("postgres") and only & {"1", "3", "4", "5"}:
+        raise SystemExit("bench: set BENCH_DATABASE_URL=postgres://user@host:5432/db (emptied!)")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, {load()}",
@@ -578,6 +620,9 @@ def main() -> None:
             env["AGENTPLANE_REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
         fanout = ROOT / "bench" / "fanout.py"
         subprocess.run([sys.executable, str(fanout)], cwd=ROOT, env=env, check=False)
+    if "6" in only:
+        print(f"(6) retrieval quality and latency [{load()}]", flush=True)
+        figure_retrieval(report, sqlite_dir, args.chunks)
     print(f"\nfinished [{load()}]\n")
     print(report.table())
 

@@ -4,7 +4,9 @@ trace explains each one; refusals leave nothing indexed; tenants never see each 
 from agentplane.core.config import Settings
 from agentplane.models import Chunk, Document, Step, StepKind, TaskStatus
 from agentplane.resolvers import knowledge, tasks
+from agentplane.retrieval import knowledge as retrieval
 from agentplane.retrieval.embedders import get_embedder, to_blob
+from agentplane.retrieval.fusion import weights_of
 from agentplane.runtime import agent_loop
 from agentplane.runtime.worker import Worker
 from tests.support.factories import make_agent, make_tenant, make_token
@@ -26,9 +28,10 @@ DOCS = [
     ),
 ]
 
-CREATE_KB = "mutation($n: String!) { createKnowledgeBase(name: $n) { id name } }"
-ADD_DOC = """mutation($i: AddDocumentInput!) {
-  addDocument(input: $i) { id status progress chunkCount contentType sizeBytes } }"""
+CREATE_KB = """mutation($n: String!) {
+  createKnowledgeBase(input: {name: $n}) { knowledgeBase { id name } } }"""
+ADD_DOC = """mutation($i: AddDocumentInput!) { addDocument(input: $i) {
+  document { id status progress chunkCount contentType sizeBytes } } }"""
 RETRIEVE = """query($k: [ID!]!, $q: String!) { retrieve(knowledgeBaseIds: $k, query: $q, first: 3) {
   id text fusedRank fusedScore scores { retriever rank score } details } }"""
 
@@ -36,11 +39,11 @@ RETRIEVE = """query($k: [ID!]!, $q: String!) { retrieve(knowledgeBaseIds: $k, qu
 async def test_ingest_retrieve_and_delete_over_graphql(gql: GraphQLClient) -> None:
     tenant = await make_tenant("acme")
     op = await make_token(tenant, "operator")
-    kb = (await gql.ok(CREATE_KB, op, n="help"))["createKnowledgeBase"]
+    kb = (await gql.ok(CREATE_KB, op, n="help"))["createKnowledgeBase"]["knowledgeBase"]
     docs = []
     for title, ctype, text in DOCS:
         i = {"knowledgeBaseId": kb["id"], "title": title, "contentType": ctype, "text": text}
-        docs.append((await gql.ok(ADD_DOC, op, i=i))["addDocument"])
+        docs.append((await gql.ok(ADD_DOC, op, i=i))["addDocument"]["document"])
     assert [d["status"] for d in docs] == ["ready"] * 3
     assert docs[2]["contentType"] == "text/html"
     html_chunk = await Chunk.get(document_id=docs[2]["id"])
@@ -72,11 +75,19 @@ async def test_ingest_retrieve_and_delete_over_graphql(gql: GraphQLClient) -> No
         "Shipping",
         "Security",
     ]
-    await gql.ok("mutation($id: ID!) { deleteDocument(id: $id) { id } }", op, id=docs[0]["id"])
+    await gql.ok(
+        "mutation($id: ID!) { deleteDocument(input: {id: $id}) { document { id } } }",
+        op,
+        id=docs[0]["id"],
+    )
     assert await Chunk.filter(document_id=docs[0]["id"]).count() == 0
     hits = (await gql.ok(RETRIEVE, op, k=[kb["id"]], q="refund policy"))["retrieve"]
     assert all(h["details"]["title"] != "Refunds" for h in hits)
-    await gql.ok("mutation($id: ID!) { deleteKnowledgeBase(id: $id) { id } }", op, id=kb["id"])
+    await gql.ok(
+        "mutation($id: ID!) { deleteKnowledgeBase(input: {id: $id}) { knowledgeBase { id } } }",
+        op,
+        id=kb["id"],
+    )
     assert await Chunk.filter(knowledge_base_id=kb["id"]).count() == 0
 
 
@@ -85,7 +96,7 @@ async def test_refused_documents_leave_nothing_indexed(
 ) -> None:
     tenant = await make_tenant("acme")
     op = await make_token(tenant, "operator")
-    kb = (await gql.ok(CREATE_KB, op, n="help"))["createKnowledgeBase"]
+    kb = (await gql.ok(CREATE_KB, op, n="help"))["createKnowledgeBase"]["knowledgeBase"]
     base = {"knowledgeBaseId": kb["id"], "title": "x"}
     body = await gql(ADD_DOC, op, i={**base, "contentType": "application/pdf", "text": "hi"})
     assert error_codes(body) == ["UNSUPPORTED_CONTENT_TYPE"]
@@ -101,13 +112,19 @@ async def test_cross_tenant_probes_answer_not_found(gql: GraphQLClient) -> None:
     a, b = await make_tenant("acme"), await make_tenant("bolt")
     op_a, op_b = await make_token(a, "operator"), await make_token(b, "operator")
     viewer_a = await make_token(a, "viewer")
-    kb = (await gql.ok(CREATE_KB, op_b, n="secret"))["createKnowledgeBase"]
+    kb = (await gql.ok(CREATE_KB, op_b, n="secret"))["createKnowledgeBase"]["knowledgeBase"]
     i = {"knowledgeBaseId": kb["id"], "title": "s", "contentType": "text", "text": "launch codes"}
-    doc = (await gql.ok(ADD_DOC, op_b, i=i))["addDocument"]
+    doc = (await gql.ok(ADD_DOC, op_b, i=i))["addDocument"]["document"]
     probes = [
         ("query($id: ID!) { knowledgeBase(id: $id) { id } }", {"id": kb["id"]}),
-        ("mutation($id: ID!) { deleteKnowledgeBase(id: $id) { id } }", {"id": kb["id"]}),
-        ("mutation($id: ID!) { deleteDocument(id: $id) { id } }", {"id": doc["id"]}),
+        (
+            "mutation($id: ID!) { deleteKnowledgeBase(input: {id: $id}) { knowledgeBase { id } } }",
+            {"id": kb["id"]},
+        ),
+        (
+            "mutation($id: ID!) { deleteDocument(input: {id: $id}) { document { id } } }",
+            {"id": doc["id"]},
+        ),
         (RETRIEVE, {"k": [kb["id"]], "q": "launch codes"}),
         (ADD_DOC, {"i": {**i, "text": "more"}}),
     ]
@@ -189,14 +206,14 @@ async def test_memory_ids_of_another_tenant_and_overlong_ids_answer_not_found(
     )
     memory_id = created["createMemory"]["memory"]["id"]
     by_id = [
-        "mutation($id: ID!) { archiveMemory(id: $id) { id } }",
-        "mutation($id: ID!) { approveMemory(id: $id) { id } }",
-        "mutation($id: ID!) { deleteMemory(id: $id) { id } }",
-        'mutation($id: ID!) { updateMemory(input: {id: $id, text: "x"}) { id } }',
+        "mutation($id: ID!) { archiveMemory(input: {id: $id}) { memory { id } } }",
+        "mutation($id: ID!) { approveMemory(input: {id: $id}) { memory { id } } }",
+        "mutation($id: ID!) { deleteMemory(input: {id: $id}) { memory { id } } }",
+        'mutation($id: ID!) { updateMemory(input: {id: $id, text: "x"}) { memory { id } } }',
         'query($id: ID!) { recall(query: "secret", agentId: $id) { id } }',
         "query($id: ID!) { memories(filter: {agentId: $id}) { id } }",
         "query($id: ID!) { knowledgeBase(id: $id) { id } }",
-        "mutation($id: ID!) { deleteDocument(id: $id) { id } }",
+        "mutation($id: ID!) { deleteDocument(input: {id: $id}) { document { id } } }",
     ]
     for query in by_id:
         target = agent_b.id if "agentId" in query else memory_id
@@ -208,7 +225,7 @@ async def test_memory_ids_of_another_tenant_and_overlong_ids_answer_not_found(
 async def test_dense_index_sees_chunks_written_by_another_process(gql: GraphQLClient) -> None:
     tenant = await make_tenant("acme")
     op = await make_token(tenant, "operator")
-    kb = (await gql.ok(CREATE_KB, op, n="help"))["createKnowledgeBase"]
+    kb = (await gql.ok(CREATE_KB, op, n="help"))["createKnowledgeBase"]["knowledgeBase"]
     i = {
         "knowledgeBaseId": kb["id"],
         "title": "Shipping",
@@ -240,3 +257,26 @@ async def test_dense_index_sees_chunks_written_by_another_process(gql: GraphQLCl
     await Chunk.filter(id=chunk.id).delete()
     hits = (await gql.ok(RETRIEVE, op, k=[kb["id"]], q="invoices emailed as PDF"))["retrieve"]
     assert chunk.id not in {h["id"] for h in hits}
+
+
+async def test_weighted_fusion_follows_the_agent_config(gql: GraphQLClient) -> None:
+    tenant = await make_tenant("acme")
+    actor = operator_of(tenant.id)
+    kb = await knowledge.create_knowledge_base(actor, name="help")
+    for title, ctype, text in DOCS:
+        await knowledge.add_document(
+            actor, knowledge_base_id=kb.id, title=title, content_type=ctype, text=text
+        )
+    config = {"retrievalWeights": {"lexical": 1, "dense": 0, "junk": "x"}}
+
+    hits = await retrieval.retrieve(
+        [kb.id], "refund policy returns", first=3, weights=weights_of(config)
+    )
+
+    assert weights_of(config) == {"lexical": 1.0, "dense": 0.0}
+    assert weights_of({"retrievalWeights": {"dense": -1}}) is None  # unusable: plain RRF
+    for hit in hits:  # only the lexical rank counts
+        lexical = hit.retrievers.get("lexical")
+        expected = 1 / (60 + lexical["rank"]) if lexical else 0.0
+        assert abs(hit.fused_score - expected) < 1e-9
+    assert hits[0].meta["title"] == "Refunds"

@@ -92,3 +92,13 @@ def as_domain_error(exc: BaseException) -> DomainError | None:
             )
         seen = seen.__cause__ or seen.__context__
     return None
+class FetchRefused(DomainError):
+    """A URL to ingest names a host the installation may not fetch from."""
+
+    code = "FETCH_REFUSED"
+
+
+class FetchFailed(DomainError):
+    """The URL to ingest could not be fetched (connection, timeout, HTTP error)."""
+
+    code = "FETCH_FAILED"

@@ -29,7 +29,12 @@ from agentplane.http.accept import GRAPHQL_RESPONSE_JSON, wants_graphql_response
 from agentplane.http.csrf import graphql_needs_csrf
 from agentplane.http.middleware import Buckets, current_bucket
 from agentplane.http.ws_limits import SocketLimits, SocketRefused, socket_bucket, take_operation
-from agentplane.resolvers.auth import authenticate, authenticate_request, bearer_from_header
+from agentplane.resolvers.auth import (
+    CSRF_HEADER,
+    authenticate,
+    authenticate_request,
+    bearer_from_header,
+)
 from agentplane.schema import build_schema, live
 from agentplane.schema.context import Context
 from agentplane.subscriptions import live_sockets
@@ -115,13 +120,25 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         await super().handle_async_results(operation_id, query, operation_name, variables)
 
 
+def _unguarded_multipart(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    return (
+        request.method == "POST"
+        and content_type.startswith("multipart/")
+        and not request.headers.get("authorization")
+        and not request.headers.get(CSRF_HEADER)
+    )
+
+
 class GraphQLApp(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, settings: Settings, buckets: Buckets) -> None:
-        # Batches stay off (the schema has no batching config), multipart uploads too,
-        # so only `application/json` POSTs are read: no form a browser can forge (CSRF).
+        # Batches stay off (the schema has no batching config). Multipart (the GraphQL
+        # multipart request spec, for `Upload`) is a shape a cross-site form can send, so
+        # it is read only from a bearer caller or one echoing its session's CSRF token
+        # (`__call__` refuses the rest; `graphql_needs_csrf` checks the token's value).
         # Mutations are refused over GET.
         super().__init__(
             build_schema(settings.production),
@@ -131,7 +148,7 @@ class GraphQLApp(GraphQL[Context, None]):
             keep_alive_interval=15,
             connection_init_wait_timeout=WS_CONNECTION_INIT_TIMEOUT,
             max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
-            multipart_uploads_enabled=False,
+            multipart_uploads_enabled=True,
         )
         self.settings = settings
         self.socket_limits = SocketLimits(buckets)
@@ -149,6 +166,12 @@ class GraphQLApp(GraphQL[Context, None]):
         request.state.graphql_response = graphql_response
         request.state.request_error = False
         try:
+            if _unguarded_multipart(request):
+                raise HTTPException(
+                    403,
+                    "Multipart requests need `Authorization: Bearer …` or the session's "
+                    "X-CSRF-Token header",
+                )
             response = await self.run(request)
         except HTTPException as exc:  # refused before execution: a GraphQL error body, not text
             response = JSONResponse(

@@ -65,6 +65,7 @@ class Chunk(Model):
 
     class Meta:
         table = "chunk"
+        indexes = (("knowledge_base_id", "id"),)
 
 
 class MemoryStatus(StrEnum):

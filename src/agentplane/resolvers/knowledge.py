@@ -1,13 +1,19 @@
 """Knowledge bases and documents: tenant filter, permissions, ingest, retrieval."""
 
+import ipaddress
+import mimetypes
 import os
+from urllib.parse import urlsplit
 
+import httpx
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from agentplane.core.errors import (
     Conflict,
     DocumentTooLarge,
+    FetchFailed,
+    FetchRefused,
     UnsupportedContentType,
     ValidationFailed,
 )
@@ -23,6 +29,7 @@ from agentplane.retrieval.fusion import Hit
 from agentplane.retrieval.vectors import vector_index
 
 ALIASES = {"text": "text/plain", "markdown": "text/markdown", "html": "text/html"}
+FETCH_TIMEOUT_S = 10.0
 
 
 def max_document_bytes() -> int:
@@ -84,24 +91,147 @@ async def get_document(actor: Actor | None, doc_id: str) -> Document:
     return await get_owned(actor, Document, doc_id, "Document")
 
 
+def _content_type(declared: str | None, filename: str | None = None) -> str:
+    """The declared type (aliases and parameters stripped); for a missing or generic one,
+    the type the file name's extension implies (`.md`, `.html`, `.txt`)."""
+    value = ALIASES.get(declared or "", declared or "").split(";")[0].strip().lower()
+    if value in ("", "application/octet-stream") and filename:
+        mimetypes.add_type("text/markdown", ".md")
+        value = mimetypes.guess_type(filename)[0] or value
+    if value not in ingest.CONTENT_TYPES:
+        raise UnsupportedContentType(
+            f"Content type {value or 'unknown'!r} is not supported; one of "
+            f"{list(ingest.CONTENT_TYPES)}",
+            field="contentType",
+        )
+    return value
+
+
+def _check_size(size: int, field: str) -> None:
+    if size > max_document_bytes():
+        raise DocumentTooLarge(
+            f"Document is {size} bytes; the limit is {max_document_bytes()}", field=field
+        )
+
+
+def _decode(data: bytes, field: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnsupportedContentType("Documents must be UTF-8 text", field=field) from None
+
+
 @audited("document.add")
 async def add_document(
     actor: Actor | None, *, knowledge_base_id: str, title: str, content_type: str, text: str
 ) -> Document:
     """Extract, chunk, embed, then write the document and every chunk in one
     transaction: a refused or failed document leaves nothing half-indexed."""
+    await _writable_kb(actor, knowledge_base_id)  # NOT_FOUND/FORBIDDEN before the content
+    return await _add_document(
+        actor,
+        knowledge_base_id=knowledge_base_id,
+        title=title,
+        content_type=_content_type(content_type),
+        text=text,
+        field="text",
+    )
+
+
+@audited("document.upload")
+async def upload_document(
+    actor: Actor | None,
+    *,
+    knowledge_base_id: str,
+    data: bytes,
+    filename: str | None = None,
+    content_type: str | None = None,
+    title: str | None = None,
+) -> Document:
+    """A file (GraphQL multipart or REST): its type from `content_type`, else its name."""
+    await _writable_kb(actor, knowledge_base_id)  # NOT_FOUND/FORBIDDEN before any parsing
+    kind = _content_type(content_type, filename)
+    _check_size(len(data), "file")
+    return await _add_document(
+        actor,
+        knowledge_base_id=knowledge_base_id,
+        title=title or filename or "upload",
+        content_type=kind,
+        text=_decode(data, "file"),
+        field="file",
+    )
+
+
+def fetch_allowed(host: str) -> bool:
+    """Loopback only, unless AGENTPLANE_FETCH_ALLOW_HOSTS names more hosts (comma
+    separated; `*` allows any): a server fetching URLs for its callers must not be a
+    way into the networks it can reach."""
+    allowed = {
+        h.strip().lower() for h in os.environ.get("AGENTPLANE_FETCH_ALLOW_HOSTS", "").split(",")
+    }
+    if "*" in allowed or host.lower() in allowed:
+        return True
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@audited("document.ingest_url")
+async def ingest_url(
+    actor: Actor | None, *, knowledge_base_id: str, url: str, title: str | None = None
+) -> Document:
+    """Fetch `url` (http/https, allowed hosts only, no redirects, at most the document
+    size limit) and ingest it with the response's content type."""
+    await _writable_kb(actor, knowledge_base_id)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationFailed("`url` must be an http(s) URL", field="url")
+    if not fetch_allowed(parts.hostname):
+        raise FetchRefused(
+            f"Fetching from {parts.hostname!r} is not allowed (AGENTPLANE_FETCH_ALLOW_HOSTS)",
+            field="url",
+        )
+    try:
+        async with (
+            httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, follow_redirects=False) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise FetchFailed(f"GET {url} answered {response.status_code}", field="url")
+            declared = response.headers.get("content-type")
+            body = bytearray()
+            async for piece in response.aiter_bytes():
+                body += piece
+                _check_size(len(body), "url")  # stop reading as soon as it is too large
+    except httpx.HTTPError as exc:
+        raise FetchFailed(f"GET {url} failed: {type(exc).__name__}", field="url") from None
+    kind = _content_type(declared, parts.path)
+    name = title or parts.path.rsplit("/", 1)[-1] or parts.hostname
+    return await _add_document(
+        actor,
+        knowledge_base_id=knowledge_base_id,
+        title=name[:500],
+        content_type=kind,
+        text=_decode(bytes(body), "url"),
+        field="url",
+    )
+
+
+async def _add_document(
+    actor: Actor | None,
+    *,
+    knowledge_base_id: str,
+    title: str,
+    content_type: str,
+    text: str,
+    field: str,
+) -> Document:
     kb = await _writable_kb(actor, knowledge_base_id)
-    content_type = ALIASES.get(content_type, content_type).split(";")[0].strip().lower()
-    if content_type not in ingest.CONTENT_TYPES:
-        raise UnsupportedContentType(
-            f"Content type {content_type!r} is not supported; one of {list(ingest.CONTENT_TYPES)}",
-            field="contentType",
-        )
     size = len(text.encode())
-    if size > max_document_bytes():
-        raise DocumentTooLarge(
-            f"Document is {size} bytes; the limit is {max_document_bytes()}", field="text"
-        )
+    _check_size(size, field)
     if not title.strip() or len(title) > 500:
         raise ValidationFailed("`title` must be 1-500 characters", field="title")
     pieces = ingest.chunk(ingest.extract(content_type, text))

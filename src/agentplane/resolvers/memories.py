@@ -112,16 +112,21 @@ async def update_memory(actor: Actor | None, id: str, **changes: Any) -> Memory:
 
 
 @audited("memory.approve")
-async def approve_memory(actor: Actor | None, memory_id: str) -> Memory:
-    """A pending memory goes live, superseding any active one with its conflict key."""
+async def approve_memory(actor: Actor | None, memory_id: str) -> tuple[Memory, list[Memory]]:
+    """A pending memory goes live, superseding any active one with its conflict key:
+    (the memory, the ones it superseded). Compare-and-set, so of two racing approvals
+    one wins and the other is told the memory is no longer pending."""
     row = await _writable(actor, memory_id)
-    if row.status != MemoryStatus.PENDING:
-        raise ValidationFailed(f"Memory is {row.status}, not pending", field="id")
     async with in_transaction():
+        changed = await Memory.filter(id=row.id, status=MemoryStatus.PENDING).update(
+            status=MemoryStatus.ACTIVE
+        )
+        if not changed:
+            raise ValidationFailed(f"Memory is {row.status}, not pending", field="id")
         row.status = MemoryStatus.ACTIVE
-        await row.save(update_fields=["status", "updated_at"])
-        await memory.supersede(row)
-    return row
+        superseded = await memory.supersede(row)
+    await row.refresh_from_db()
+    return row, superseded
 
 
 @audited("memory.archive")

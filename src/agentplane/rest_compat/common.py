@@ -45,6 +45,10 @@ STATUS = {
     "UNAVAILABLE": 503,
     "NOT_CONFIGURED": 503,  # e.g. provider keys on an installation without a secret key
     "UPSTREAM": 502,
+    "DOCUMENT_TOO_LARGE": 413,
+    "UNSUPPORTED_CONTENT_TYPE": 415,
+    "FETCH_REFUSED": 400,
+    "FETCH_FAILED": 502,
 }
 
 

@@ -9,14 +9,26 @@ from agentplane.retrieval.vectors import vector_index
 CANDIDATES = 100  # per retriever, before fusion
 
 
-async def retrieve(kb_ids: list[str], query: str, first: int = 5) -> list[Hit]:
-    """The `first` best chunks of `kb_ids` for `query` (ids already tenant-checked)."""
+async def rankings(
+    kb_ids: list[str], query: str, limit: int = CANDIDATES
+) -> dict[str, list[tuple[str, float]]]:
+    """Each retriever's own ranking of chunk IDs, `[(chunk_id, score)]` best first."""
     if not kb_ids or not query.strip():
-        return []
-    rankings = {"lexical": await lexical.search(kb_ids, query, CANDIDATES)}
+        return {}
+    ranked = {"lexical": await lexical.search(kb_ids, query, limit)}
     vector = (await get_embedder().embed([query]))[0]
-    rankings["dense"] = await vector_index.search(kb_ids, vector, CANDIDATES)
-    ranked = rrf(rankings)[:first]
+    ranked["dense"] = await vector_index.search(kb_ids, vector, limit)
+    return ranked
+
+
+async def retrieve(
+    kb_ids: list[str], query: str, first: int = 5, weights: dict[str, float] | None = None
+) -> list[Hit]:
+    """The `first` best chunks of `kb_ids` for `query` (ids already tenant-checked),
+    fused by RRF (weighted when `weights` names retrievers)."""
+    ranked = rrf(await rankings(kb_ids, query), weights=weights)[:first]
+    if not ranked:
+        return []
     chunks = {c.id: c for c in await Chunk.filter(id__in=[h.id for h in ranked])}
     hits = [h for h in ranked if h.id in chunks]  # a chunk deleted meanwhile is dropped
     docs = {

@@ -7,10 +7,25 @@ import re
 from tortoise.connection import get_connection
 
 WORD_RE = re.compile(r"\w+")
+# English function words. They match nearly every chunk, so with OR semantics they make
+# the engine score the whole index (FTS5 has no stop list; PostgreSQL's 'english'
+# configuration drops these itself) while adding almost nothing to the ranking.
+STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself
+    yourselves""".split()
+)
 
 
 def words(text: str) -> list[str]:
-    return list(dict.fromkeys(w.lower() for w in WORD_RE.findall(text) if len(w) > 1))[:64]
+    """The query's distinct content words, at most 64."""
+    found = (w.lower() for w in WORD_RE.findall(text) if len(w) > 1)
+    return list(dict.fromkeys(w for w in found if w not in STOP_WORDS))[:64]
 
 
 async def search(kb_ids: list[str], query: str, limit: int) -> list[tuple[str, float]]:

@@ -58,6 +58,8 @@ async def supersede(memory: Memory) -> list[Memory]:
     await Memory.filter(id__in=[m.id for m in older]).update(
         status=MemoryStatus.SUPERSEDED, superseded_by=memory.id
     )
+    for m in older:  # what the UPDATE wrote, so callers report the new state
+        m.status, m.superseded_by = MemoryStatus.SUPERSEDED, memory.id
     return older
 
 

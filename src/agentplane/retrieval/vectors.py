@@ -5,6 +5,7 @@ the seam a pgvector- or sqlite-vec-backed index could implement later."""
 from typing import Protocol
 
 import numpy as np
+from tortoise.functions import Count, Max
 
 from agentplane.models import Chunk
 from agentplane.retrieval.embedders import DIM, from_blob
@@ -34,12 +35,13 @@ class NumpyVectorIndex:
         self._cache.pop(kb_id, None)
 
     async def _matrix(self, kb_id: str) -> tuple[list[str], np.ndarray]:
-        chunks = Chunk.filter(knowledge_base_id=kb_id, embedding__isnull=False)
-        newest = await chunks.order_by("-id").limit(1).values_list("id", flat=True)
-        fingerprint: Fingerprint = (await chunks.count(), str(newest[0]) if newest else None)
+        # COUNT and MAX(id) read only the (knowledge_base_id, id) index: no blob is touched.
+        chunks = Chunk.filter(knowledge_base_id=kb_id)
+        row = await chunks.annotate(n=Count("id"), newest=Max("id")).first().values("n", "newest")
+        fingerprint: Fingerprint = (int(row["n"]), row["newest"]) if row else (0, None)
         cached = self._cache.get(kb_id)
         if cached is None or cached[0] != fingerprint:
-            rows = await chunks.values_list("id", "embedding")
+            rows = await chunks.filter(embedding__isnull=False).values_list("id", "embedding")
             ids = [r[0] for r in rows]
             matrix = (
                 np.stack([from_blob(bytes(r[1])) for r in rows])
@@ -58,7 +60,11 @@ class NumpyVectorIndex:
             if not ids or matrix.shape[1] != vector.shape[0]:
                 continue
             scores = matrix @ vector
-            top = np.argsort(-scores)[:limit]
+            # argpartition: the top `limit` in linear time, then sort only those.
+            top = np.arange(len(ids))
+            if len(ids) > limit:
+                top = np.argpartition(-scores, limit)[:limit]
+            top = top[np.argsort(-scores[top])]
             scored.extend((ids[i], float(scores[i])) for i in top)
         return sorted(scored, key=lambda s: -s[1])[:limit]
 

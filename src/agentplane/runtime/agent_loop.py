@@ -15,6 +15,7 @@ from agentplane.models import Agent, Step, StepKind, StepPayload, Task
 from agentplane.resolvers import budgets, provider_keys, step_payloads
 from agentplane.resolvers.traces import Usage, append_step
 from agentplane.retrieval import knowledge
+from agentplane.retrieval.fusion import weights_of
 from agentplane.runtime import approvals, catalog
 from agentplane.runtime.providers.base import (
     CompletionRequest,
@@ -68,7 +69,12 @@ async def _retrieve_before_call(task: Task, agent: Agent, state: LoopState, fenc
         return
     config = agent.config if isinstance(agent.config, dict) else {}
     in_prompt = int(config.get("retrievalInPrompt", 3))
-    hits = await knowledge.retrieve(kb_ids, task.query, first=int(config.get("retrievalTopK", 5)))
+    hits = await knowledge.retrieve(
+        kb_ids,
+        task.query,
+        first=int(config.get("retrievalTopK", 5)),
+        weights=weights_of(config),
+    )
     payloads = []
     for hit in hits:
         payload = {

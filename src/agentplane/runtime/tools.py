@@ -12,7 +12,7 @@ import jsonschema
 
 from agentplane.models import Agent, KnowledgeBase, StepKind, Task, Tool, ToolSource
 from agentplane.retrieval import knowledge, memory
-from agentplane.retrieval.fusion import Hit
+from agentplane.retrieval.fusion import Hit, weights_of
 from agentplane.runtime import tool_sources
 from agentplane.runtime.providers.base import ToolSpec
 
@@ -131,7 +131,9 @@ async def remember(agent: Agent, task: Task, args: dict[str, Any]) -> ToolResult
 async def retrieve(agent: Agent, task: Task, args: dict[str, Any]) -> ToolResult:
     """Hybrid retrieval over the agent's knowledge bases (`config.knowledgeBases`)."""
     query = str(args.get("query", ""))
-    hits = await knowledge.retrieve(await agent_kbs(agent), query, first=5)
+    hits = await knowledge.retrieve(
+        await agent_kbs(agent), query, first=5, weights=weights_of(agent.config)
+    )
     summary = "\n\n".join(f"[{h.meta['title']}] {h.text}" for h in hits) or "no documents matched"
     return ToolResult(StepKind.RETRIEVAL_HIT, summary, _explained(hits, True))
 

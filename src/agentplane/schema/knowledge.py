@@ -1,13 +1,16 @@
 """GraphQL for knowledge bases, documents, retrieval previews and memories."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import strawberry
+from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from agentplane import models
+from agentplane.core.errors import ValidationFailed
 from agentplane.resolvers import knowledge, memories
 from agentplane.retrieval.fusion import Hit
 from agentplane.schema.context import Context
@@ -129,16 +132,76 @@ def _mem(m: models.Memory) -> Memory:
 @strawberry.type
 class MemoryPayload:
     memory: Memory
-    superseded: list[Memory]
-    eviction_candidates: list[Memory]
+    superseded: list[Memory] = strawberry.field(
+        description="Memories this one replaced (same conflict key, now `superseded`)."
+    )
+    eviction_candidates: list[Memory] = strawberry.field(
+        description="Over the agent's soft budget (`config.maxMemories`): the least "
+        "important, oldest active memories, suggested for archiving. Nothing was refused."
+    )
+
+
+def _mem_payload(
+    m: models.Memory,
+    superseded: Sequence[models.Memory] = (),
+    evict: Sequence[models.Memory] = (),
+) -> MemoryPayload:
+    return MemoryPayload(
+        memory=_mem(m),
+        superseded=[_mem(x) for x in superseded],
+        eviction_candidates=[_mem(x) for x in evict],
+    )
+
+
+@strawberry.type
+class KnowledgeBasePayload:
+    knowledge_base: KnowledgeBase
+
+
+@strawberry.type
+class DocumentPayload:
+    document: Document
 
 
 @strawberry.input
+class CreateKnowledgeBaseInput:
+    name: str
+    description: str = ""
+    tenant: str | None = strawberry.field(default=None, description="Platform callers only.")
+
+
+@strawberry.input
+class KnowledgeBaseIdInput:
+    id: strawberry.ID
+
+
+@strawberry.input
+class DocumentIdInput:
+    id: strawberry.ID
+
+
+@strawberry.input
+class MemoryIdInput:
+    id: strawberry.ID
+
+
+@strawberry.input(description="Exactly one of `text`, `file` (GraphQL multipart) or `url`.")
 class AddDocumentInput:
     knowledge_base_id: strawberry.ID
-    title: str
-    content_type: str
-    text: str
+    title: str | None = strawberry.field(
+        default=None, description="Required with `text`; defaults to the file or URL name."
+    )
+    content_type: str | None = strawberry.field(
+        default=None,
+        description="text/plain, text/markdown or text/html (or text, markdown, html); "
+        "for a file or URL, defaults to its declared type or its name's extension.",
+    )
+    text: str | None = None
+    file: Upload | None = None
+    url: str | None = strawberry.field(
+        default=None,
+        description="Fetched once (loopback hosts only unless AGENTPLANE_FETCH_ALLOW_HOSTS).",
+    )
 
 
 @strawberry.input
@@ -217,66 +280,93 @@ class KnowledgeQuery:
 class KnowledgeMutation:
     @strawberry.mutation
     async def create_knowledge_base(
-        self,
-        info: Info[Context, None],
-        name: str,
-        description: str = "",
-        tenant: str | None = None,
-    ) -> KnowledgeBase:
-        return _kb(
-            await knowledge.create_knowledge_base(
-                info.context.actor, name=name, description=description, tenant=tenant
-            )
+        self, info: Info[Context, None], input: CreateKnowledgeBaseInput
+    ) -> KnowledgeBasePayload:
+        kb = await knowledge.create_knowledge_base(
+            info.context.actor, name=input.name, description=input.description, tenant=input.tenant
         )
+        return KnowledgeBasePayload(knowledge_base=_kb(kb))
 
-    @strawberry.mutation
+    @strawberry.mutation(description="Delete a knowledge base with its documents and chunks.")
     async def delete_knowledge_base(
-        self, info: Info[Context, None], id: strawberry.ID
-    ) -> KnowledgeBase:
-        return _kb(await knowledge.delete_knowledge_base(info.context.actor, id))
+        self, info: Info[Context, None], input: KnowledgeBaseIdInput
+    ) -> KnowledgeBasePayload:
+        kb = await knowledge.delete_knowledge_base(info.context.actor, input.id)
+        return KnowledgeBasePayload(knowledge_base=_kb(kb))
 
-    @strawberry.mutation
-    async def add_document(self, info: Info[Context, None], input: AddDocumentInput) -> Document:
-        doc = await knowledge.add_document(
-            info.context.actor,
-            knowledge_base_id=input.knowledge_base_id,
-            title=input.title,
-            content_type=input.content_type,
-            text=input.text,
+    @strawberry.mutation(
+        description="Add a document from text, an uploaded file or a URL; it is chunked, "
+        "embedded and indexed in one transaction (nothing is half-indexed on refusal)."
+    )
+    async def add_document(
+        self, info: Info[Context, None], input: AddDocumentInput
+    ) -> DocumentPayload:
+        actor = info.context.actor
+        given = [x for x in (input.text, input.file, input.url) if x is not None]
+        if len(given) != 1:
+            raise ValidationFailed("Give exactly one of `text`, `file` or `url`", field="input")
+        if input.file is not None:
+            upload: Any = input.file  # starlette's UploadFile under this ASGI app
+            doc = await knowledge.upload_document(
+                actor,
+                knowledge_base_id=input.knowledge_base_id,
+                data=await upload.read(),
+                filename=getattr(upload, "filename", None),
+                content_type=input.content_type or getattr(upload, "content_type", None),
+                title=input.title,
+            )
+        elif input.url is not None:
+            doc = await knowledge.ingest_url(
+                actor, knowledge_base_id=input.knowledge_base_id, url=input.url, title=input.title
+            )
+        else:
+            doc = await knowledge.add_document(
+                actor,
+                knowledge_base_id=input.knowledge_base_id,
+                title=input.title or "",
+                content_type=input.content_type or "text/plain",
+                text=input.text or "",
+            )
+        return DocumentPayload(document=_doc(doc))
+
+    @strawberry.mutation(description="Delete a document and its chunks.")
+    async def delete_document(
+        self, info: Info[Context, None], input: DocumentIdInput
+    ) -> DocumentPayload:
+        return DocumentPayload(
+            document=_doc(await knowledge.delete_document(info.context.actor, input.id))
         )
-        return _doc(doc)
-
-    @strawberry.mutation
-    async def delete_document(self, info: Info[Context, None], id: strawberry.ID) -> Document:
-        return _doc(await knowledge.delete_document(info.context.actor, id))
 
     @strawberry.mutation
     async def create_memory(
         self, info: Info[Context, None], input: CreateMemoryInput
     ) -> MemoryPayload:
         fields: dict[str, Any] = strawberry.asdict(input)
-        m, superseded, evict = await memories.create_memory(info.context.actor, **fields)
-        return MemoryPayload(
-            memory=_mem(m),
-            superseded=[_mem(x) for x in superseded],
-            eviction_candidates=[_mem(x) for x in evict],
-        )
+        return _mem_payload(*await memories.create_memory(info.context.actor, **fields))
 
-    @strawberry.mutation
-    async def update_memory(self, info: Info[Context, None], input: UpdateMemoryInput) -> Memory:
+    @strawberry.mutation(description="Edit a memory (a new text is embedded again).")
+    async def update_memory(
+        self, info: Info[Context, None], input: UpdateMemoryInput
+    ) -> MemoryPayload:
         changes: dict[str, Any] = {
             k: v for k, v in strawberry.asdict(input).items() if v is not None and k != "id"
         }
-        return _mem(await memories.update_memory(info.context.actor, input.id, **changes))
+        return _mem_payload(await memories.update_memory(info.context.actor, input.id, **changes))
+
+    @strawberry.mutation(
+        description="A pending memory goes live (superseding its key's older one)."
+    )
+    async def approve_memory(
+        self, info: Info[Context, None], input: MemoryIdInput
+    ) -> MemoryPayload:
+        return _mem_payload(*await memories.approve_memory(info.context.actor, input.id))
+
+    @strawberry.mutation(description="Archive a memory: kept, listed, never recalled.")
+    async def archive_memory(
+        self, info: Info[Context, None], input: MemoryIdInput
+    ) -> MemoryPayload:
+        return _mem_payload(await memories.archive_memory(info.context.actor, input.id))
 
     @strawberry.mutation
-    async def approve_memory(self, info: Info[Context, None], id: strawberry.ID) -> Memory:
-        return _mem(await memories.approve_memory(info.context.actor, id))
-
-    @strawberry.mutation
-    async def archive_memory(self, info: Info[Context, None], id: strawberry.ID) -> Memory:
-        return _mem(await memories.archive_memory(info.context.actor, id))
-
-    @strawberry.mutation
-    async def delete_memory(self, info: Info[Context, None], id: strawberry.ID) -> Memory:
-        return _mem(await memories.delete_memory(info.context.actor, id))
+    async def delete_memory(self, info: Info[Context, None], input: MemoryIdInput) -> MemoryPayload:
+        return _mem_payload(await memories.delete_memory(info.context.actor, input.id))
