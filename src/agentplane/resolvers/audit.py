@@ -132,6 +132,9 @@ def audited(action: str) -> Callable[[F], F]:
         @functools.wraps(fn)
         async def wrapper(actor: Actor | None, *args: Any, **kwargs: Any) -> Any:
             token = in_audited_call.set(True)
+            # An operator's stated reason (run control) belongs in the record, whatever the outcome.
+            reason = kwargs.get("reason")
+            why = {"reason": reason} if isinstance(reason, str) and reason else {}
             try:
                 result = await fn(actor, *args, **kwargs)
             except DomainError as exc:
@@ -142,13 +145,13 @@ def audited(action: str) -> Callable[[F], F]:
                         action,
                         resource=_named_resource(args, kwargs),
                         outcome="denied" if denied else "failure",
-                        details={"code": exc.code, "message": exc.message},
+                        details={"code": exc.code, "message": exc.message, **why},
                     )
                 raise
             finally:
                 in_audited_call.reset(token)
             resource, tenant_id = _resource_of(result)
-            await record(actor, action, resource=resource, tenant_id=tenant_id)
+            await record(actor, action, resource=resource, tenant_id=tenant_id, details=why)
             return result
 
         return cast(F, wrapper)

@@ -150,14 +150,29 @@ async def list_tasks(
     return await paginate(qs, first, after, newest_first=True)
 
 
+MAX_REASON_CHARS = 500
+
+
+def check_reason(reason: str | None) -> None:
+    """An operator's reason for a run-control action (recorded in the audit entry)."""
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        raise ValidationFailed(f"`reason` is at most {MAX_REASON_CHARS} characters", field="reason")
+
+
+def _by(verb: str, actor: Actor, reason: str | None) -> str:
+    """The status step's reason: who did it, and why when they said."""
+    return f"{verb} by {actor.subject}" + (f": {reason}" if reason else "")
+
+
 @audited("task.cancel")
-async def cancel_task(actor: Actor | None, task_id: str) -> Task:
+async def cancel_task(actor: Actor | None, task_id: str, *, reason: str | None = None) -> Task:
     """Cancel a task: at once when queued, else by telling the worker that runs it.
 
     Waits briefly for the worker to confirm, so the caller usually gets the task
     back already `cancelled`; a terminal task is returned unchanged.
     """
     actor = require(actor, Perm.TASK_WRITE)
+    check_reason(reason)
     task = await get_task(actor, task_id)
     if task.status.is_terminal:
         return task
@@ -165,7 +180,7 @@ async def cancel_task(actor: Actor | None, task_id: str) -> Task:
         task.id,
         [TaskStatus.QUEUED, TaskStatus.PAUSED],
         TaskStatus.CANCELLED,
-        reason="cancelled by " + actor.subject,
+        reason=_by("cancelled", actor, reason),
         status_reason="cancelled",
     )
     if cancelled is not None:
@@ -199,9 +214,10 @@ async def get_step(actor: Actor | None, step_id: str) -> Step:
 
 
 @audited("task.pause")
-async def pause_task(actor: Actor | None, task_id: str) -> Task:
+async def pause_task(actor: Actor | None, task_id: str, *, reason: str | None = None) -> Task:
     """Pause between steps: at once when idle, else the worker stops after the current step."""
     actor = require(actor, Perm.TASK_WRITE)
+    check_reason(reason)
     task = await get_task(actor, task_id)
     if task.status.is_terminal or task.status == TaskStatus.PAUSED:
         raise Conflict(f"Task is {task.status.value}; only an active task can be paused")
@@ -209,7 +225,7 @@ async def pause_task(actor: Actor | None, task_id: str) -> Task:
         task.id,
         (TaskStatus.QUEUED, TaskStatus.RETRYING),
         TaskStatus.PAUSED,
-        reason="paused by " + actor.subject,
+        reason=_by("paused", actor, reason),
         status_reason="paused",
     )
     if paused is not None:
@@ -219,7 +235,7 @@ async def pause_task(actor: Actor | None, task_id: str) -> Task:
 
 
 @audited("task.resume")
-async def resume_task(actor: Actor | None, task_id: str) -> Task:
+async def resume_task(actor: Actor | None, task_id: str, *, reason: str | None = None) -> Task:
     """Queue a paused task again; the next worker continues from its trace.
 
     One paused for `budget` resumes only once every ceiling it spends against has
@@ -227,6 +243,7 @@ async def resume_task(actor: Actor | None, task_id: str) -> Task:
     its tenant is suspended (TENANT_SUSPENDED).
     """
     actor = require(actor, Perm.TASK_WRITE)
+    check_reason(reason)
     task = await get_task(actor, task_id)
     await check_writable(task.tenant_id)
     if task.status == TaskStatus.PAUSED and task.status_reason == "budget":
@@ -236,7 +253,7 @@ async def resume_task(actor: Actor | None, task_id: str) -> Task:
         task.id,
         [TaskStatus.PAUSED],
         TaskStatus.QUEUED,
-        reason="resumed by " + actor.subject,
+        reason=_by("resumed", actor, reason),
         status_reason=None,
         pause_requested=False,
     )
@@ -251,9 +268,10 @@ async def resume_task(actor: Actor | None, task_id: str) -> Task:
 
 
 @audited("task.retry")
-async def retry_task(actor: Actor | None, task_id: str) -> Task:
+async def retry_task(actor: Actor | None, task_id: str, *, reason: str | None = None) -> Task:
     """Run a failed or cancelled task again from the start, as a new attempt in its trace."""
     actor = require(actor, Perm.TASK_WRITE)
+    check_reason(reason)
     task = await get_task(actor, task_id)
     await check_writable(task.tenant_id)
     await budgets.check_submit(task.tenant_id, task.agent_id, task.created_by)
@@ -261,7 +279,7 @@ async def retry_task(actor: Actor | None, task_id: str) -> Task:
         task.id,
         (TaskStatus.FAILED, TaskStatus.CANCELLED),
         TaskStatus.QUEUED,
-        reason="retry by " + actor.subject,
+        reason=_by("retry", actor, reason),
         details={"restart": True},
         error=None,
         output=None,

@@ -9,6 +9,7 @@ from agentplane.core.errors import NotFound
 from agentplane.resolvers import agents, tasks, tenants, tokens
 from agentplane.runtime import catalog
 from agentplane.schema.context import Context
+from agentplane.schema.dashboard import DashboardQuery
 from agentplane.schema.identity import IdentityQuery
 from agentplane.schema.knowledge import KnowledgeQuery
 from agentplane.schema.types import (
@@ -39,7 +40,7 @@ async def _node(info: Info[Context, None], id_: str) -> Any:
 
 
 @strawberry.type
-class Query(KnowledgeQuery, IdentityQuery):
+class Query(KnowledgeQuery, IdentityQuery, DashboardQuery):
     @strawberry.field
     async def viewer(self, info: Info[Context, None]) -> Viewer | None:
         actor = info.context.actor
