@@ -59,7 +59,8 @@ def create_app(
             if plaintext:
                 print(
                     "\n  First start: created a platform-admin token (shown only now):\n"
-                    f"\n    {plaintext}\n",
+                    f"\n    {plaintext}\n"
+                    "\n  Paste it into the dashboard at /ui (or GraphiQL's headers at /graphql).\n",
                     flush=True,
                 )
         worker = Worker(settings) if run_worker else None
