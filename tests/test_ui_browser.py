@@ -266,12 +266,15 @@ async def test_a_cancel_from_the_ui_writes_an_audit_record_with_its_reason(
 async def test_a_viewer_sees_no_action_buttons_and_a_forged_action_is_refused(
     browser: Browser, staged: Stage
 ) -> None:
-    # given a viewer on the fleet board and on a queued task's run view
+    # given a viewer on the fleet board (filtered in the URL) and on a queued task's run view
     task_id = await staged.submit()
     w = await open_page(browser, staged.base, staged.viewer)
     page = w.page
-    await page.goto(f"{staged.base}/ui/")
+    await page.goto(f"{staged.base}/ui/?status=QUEUED")
     await page.locator(f"tr[data-task='{task_id}']").wait_for()
+    assert await page.locator("select[name=status]").input_value() == "QUEUED"
+    statuses = await page.locator("[data-testid=tasks] .status").all_inner_texts()
+    assert statuses and set(statuses) == {"queued"}
     assert await page.locator("[data-testid=task-actions]").count() == 0
     await page.goto(f"{staged.base}/ui/tasks/{task_id}")
     await in_sync(page, 1)
@@ -363,6 +366,12 @@ async def test_keyboard_navigation_and_deep_links_in_the_run_view(
     # then the drawer closes and the waterfall stays
     await page.locator("[data-testid=drawer]").wait_for(state="detached")
     assert "view=waterfall" in page.url and "step=" not in page.url
+    # and the trace panel's "Copy as GraphQL" is the subscription behind it
+    trace = page.locator("section.panel", has=page.locator("[data-testid=waterfall]"))
+    await trace.get_by_role("button", name="Copy as GraphQL").click()
+    text = await page.get_by_role("dialog").locator("textarea").input_value()
+    assert "subscription RunEvents($taskId: ID!, $afterSeq: Int)" in text
+    assert f'"taskId": "{task_id}"' in text and '"afterSeq": 0' in text
 
 
 async def test_graphiql_loads_from_this_server_only(browser: Browser, staged: Stage) -> None:

@@ -1,9 +1,9 @@
 // The fleet board: counts by status, and the task list kept live through `taskUpdates`.
 // Filters live in the URL (?status=&agent=), so a view can be bookmarked and shared.
-import { useSignal } from "@preact/signals";
+import { useSignal, useSignalEffect } from "@preact/signals";
 import { useEffect, useRef } from "preact/hooks";
 import { TaskActions } from "../actions.jsx";
-import { gql, subscribe } from "../api.js";
+import { gql, link, subscribe } from "../api.js";
 import { ErrorNote, Panel, Status } from "../components.jsx";
 import { usd, when } from "../format.js";
 import { route, setQuery } from "../router.js";
@@ -97,6 +97,19 @@ export function Fleet() {
     };
   }, [status, agent]);
 
+  // After an outage, updates sent meanwhile are gone: read the list and counts again.
+  const was = useRef(link.peek());
+  const reload = useRef(null);
+  reload.current = () => {
+    load();
+    loadCounts();
+  };
+  useSignalEffect(() => {
+    const now = link.value;
+    if (now === "connected" && was.current === "reconnecting") reload.current();
+    was.current = now;
+  });
+
   const scoped = counts.value.filter((c) => !agent || c.agentId === agent);
   const total = (column) => scoped.filter((c) => column.match(c.status, c.statusReason)).reduce((n, c) => n + c.count, 0);
   const names = Object.fromEntries(agents.value.map((a) => [a.id, a.name]));
@@ -148,7 +161,11 @@ export function Fleet() {
             ))}
           </tbody>
         </table>
-        {!tasks.value.length && <p class="muted">No tasks match.</p>}
+        {!tasks.value.length && (
+          <p class="muted">
+            {status || agent ? "No tasks match these filters." : "No tasks yet: create an agent and submit a task (GraphiQL, or the README's first session); it shows up here live."}
+          </p>
+        )}
         {next.value && <button type="button" class="ghost" onClick={() => load(next.value)}>More</button>}
       </Panel>
     </div>
