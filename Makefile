@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Third-party MCP servers the tests run over stdio (pinned in mcp-servers/package-lock.json).
 NODE_STAMP := mcp-servers/node_modules/.installed
+# The dashboard's sources (its build is committed under src/agentplane/static/ui).
+UI_STAMP := ui/node_modules/.installed
 
-.PHONY: run test lint bench migrations clean
+.PHONY: run test lint bench migrations clean ui chromium screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +20,31 @@ $(NODE_STAMP): mcp-servers/package.json mcp-servers/package-lock.json
 	cd mcp-servers && npm ci --quiet --no-audit --no-fund
 	touch $(NODE_STAMP)
 
+$(UI_STAMP): ui/package.json ui/package-lock.json
+	cd ui && npm ci --quiet --no-audit --no-fund
+	touch $(UI_STAMP)
+
+ui: $(UI_STAMP)  ## rebuild the dashboard into src/agentplane/static/ui (commit the result)
+	cd ui && npm run build
+
+# The browser tests drive Debian's Chromium through Playwright's Python package (never
+# `playwright install`): installed here when missing and running as root.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "test: installing chromium (Debian package)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
+	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; \
+	  fi; \
+	  command -v chromium >/dev/null 2>&1 || { echo "test: needs chromium (Debian/Ubuntu: apt-get install chromium)"; exit 1; }; }
+
+screenshots: $(STAMP) chromium  ## the README's screenshots of the dashboard (docs/*.png)
+	$(BIN)/python -m tests.support.screenshots
+
 run: $(STAMP)  ## set up and serve on the embedded default (SQLite, in-memory broker)
 	$(BIN)/agentplane serve
 
-test: $(STAMP) $(NODE_STAMP)  ## set up and run the tests (PostgreSQL + Redis when AGENTPLANE_* URLs are set)
+test: $(STAMP) $(NODE_STAMP) $(UI_STAMP) chromium  ## set up and run the tests (PostgreSQL + Redis when AGENTPLANE_* URLs are set)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
@@ -59,4 +82,4 @@ bench: $(STAMP)  ## figures with ratios to same-run baselines (needs wrk and Pos
 	  $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) mcp-servers/node_modules bench/postgraphile/node_modules agentplane.db agentplane.db-shm agentplane.db-wal
+	rm -rf $(VENV) mcp-servers/node_modules bench/postgraphile/node_modules ui/node_modules agentplane.db agentplane.db-shm agentplane.db-wal

@@ -27,7 +27,7 @@ from tests.support.rest import settle_live_tasks
 from tests.support.server import live_server
 
 # Served at fixed paths for other protocols; not REST-compatibility routes.
-NOT_REST = {"/graphql", "/readyz", "/mcp"}  # protocol endpoints, not REST resources
+NOT_REST = {"/graphql", "/readyz", "/mcp", "/"}  # protocol endpoints, the redirect to /ui
 EXAMPLES_PER_OPERATION = 20
 EXAMPLES_WITH_REAL_IDS = 15
 

@@ -76,9 +76,12 @@ def live_server(
     with_admin_token: bool = True,
     admin_token: str | None = None,
     env: dict[str, str] | None = None,
+    port: int | None = None,
+    ready_timeout_s: float = 60,  # a fresh database migrates first; slow on a loaded machine
 ) -> Iterator[LiveServer]:
-    """Serve on a free port; `with_admin_token=False` leaves AGENTPLANE_ADMIN_TOKEN unset."""
-    port = free_port()
+    """Serve on `port` (default: a free one; a restart passes the old one);
+    `with_admin_token=False` leaves AGENTPLANE_ADMIN_TOKEN unset."""
+    port = port or free_port()
     if admin_token is None:
         admin_token = "agp_admin_" + secrets.token_urlsafe(24) if with_admin_token else ""
     env = {
@@ -86,7 +89,7 @@ def live_server(
         "AGENTPLANE_ADMIN_TOKEN": admin_token,
         **(env or {}),
     }
-    log_path = workdir / f"server-{port}.log"
+    log_path = workdir / f"server-{port}-{secrets.token_hex(3)}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "agentplane", "serve", "--port", str(port), *extra_args],
@@ -99,9 +102,7 @@ def live_server(
         f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql", admin_token, process, log_path
     )
     try:
-        # Start-up (imports, migrations of a fresh SQLite file) takes seconds; on a loaded
-        # 2-core machine it has taken over 30.
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + ready_timeout_s
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{server.log()}")

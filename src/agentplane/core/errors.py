@@ -92,6 +92,8 @@ def as_domain_error(exc: BaseException) -> DomainError | None:
             )
         seen = seen.__cause__ or seen.__context__
     return None
+
+
 class FetchRefused(DomainError):
     """A URL to ingest names a host the installation may not fetch from."""
 

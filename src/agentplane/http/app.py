@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import JSONResponse, RedirectResponse
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from agentplane.core import db, secretbox, throttle
 from agentplane.core.config import Settings
@@ -17,6 +17,7 @@ from agentplane.http.graphql_app import GraphQLApp
 from agentplane.http.http_limits import BodySizeLimit
 from agentplane.http.middleware import Buckets, RateLimitMiddleware, charge_query
 from agentplane.http.observability import RequestObservability
+from agentplane.http.ui import DashboardFiles
 from agentplane.mcp.server import PATH as MCP_PATH
 from agentplane.mcp.server import McpEndpoint
 from agentplane.resolvers.bootstrap import bootstrap_admin_token
@@ -58,7 +59,8 @@ def create_app(
             if plaintext:
                 print(
                     "\n  First start: created a platform-admin token (shown only now):\n"
-                    f"\n    {plaintext}\n",
+                    f"\n    {plaintext}\n"
+                    "\n  Paste it into the dashboard at /ui (or GraphiQL's headers at /graphql).\n",
                     flush=True,
                 )
         worker = Worker(settings) if run_worker else None
@@ -80,6 +82,8 @@ def create_app(
     graphql = GraphQLApp(settings, buckets)
     routes = [
         Route("/readyz", readyz),
+        Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
+        Mount("/ui", app=DashboardFiles(), name="ui"),  # the operator dashboard
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route(MCP_PATH, mcp, methods=["GET", "POST", "DELETE"]),

@@ -135,11 +135,14 @@ def audited(action: str) -> Callable[[F], F]:
         @functools.wraps(fn)
         async def wrapper(actor: Actor | None, *args: Any, **kwargs: Any) -> Any:
             token = in_audited_call.set(True)
+            # An operator's stated reason (run control) belongs in the record, whatever the outcome.
+            reason = kwargs.get("reason")
+            why = {"reason": reason} if isinstance(reason, str) and reason else {}
             try:
                 async with atomic():
                     result = await fn(actor, *args, **kwargs)
                     resource, tenant_id = _resource_of(result)
-                    await record(actor, action, resource=resource, tenant_id=tenant_id)
+                    await record(actor, action, resource=resource, tenant_id=tenant_id, details=why)
             except DomainError as exc:
                 if actor is not None:
                     denied = isinstance(exc, Forbidden | TenantSuspended | Unauthenticated)
@@ -148,7 +151,7 @@ def audited(action: str) -> Callable[[F], F]:
                         action,
                         resource=_named_resource(args, kwargs),
                         outcome="denied" if denied else "failure",
-                        details={"code": exc.code, "message": exc.message},
+                        details={"code": exc.code, "message": exc.message, **why},
                     )
                 raise
             finally:

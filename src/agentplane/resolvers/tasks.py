@@ -159,13 +159,27 @@ def task_filters(
     return filters
 
 
-async def cancel_task(actor: Actor | None, task_id: str) -> Task:
+MAX_REASON_CHARS = 500
+
+
+def check_reason(reason: str | None) -> None:
+    """An operator's reason for a run-control action (recorded in the audit entry)."""
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        raise ValidationFailed(f"`reason` is at most {MAX_REASON_CHARS} characters", field="reason")
+
+
+def _by(verb: str, actor: Actor, reason: str | None) -> str:
+    """The status step's reason: who did it, and why when they said."""
+    return f"{verb} by {actor.subject}" + (f": {reason}" if reason else "")
+
+
+async def cancel_task(actor: Actor | None, task_id: str, *, reason: str | None = None) -> Task:
     """Cancel a task: at once when queued, else by telling the worker that runs it.
 
     Waits briefly for the worker to confirm, so the caller usually gets the task
     back already `cancelled`; a terminal task is returned unchanged.
     """
-    task = await _request_cancel(actor, task_id)
+    task = await _request_cancel(actor, task_id, reason=reason)
     if task.status.is_terminal:
         return task
     # The request is committed and announced; subscribe, then read, so no step is missed.
@@ -182,9 +196,10 @@ async def cancel_task(actor: Actor | None, task_id: str) -> Task:
 
 
 @audited("task.cancel")
-async def _request_cancel(actor: Actor | None, task_id: str) -> Task:
+async def _request_cancel(actor: Actor | None, task_id: str, *, reason: str | None) -> Task:
     """Cancel a queued or paused task; flag a running one and tell its worker."""
     actor = require(actor, Perm.TASK_WRITE)
+    check_reason(reason)
     task = await get_task(actor, task_id)
     if task.status.is_terminal:
         return task
@@ -192,7 +207,7 @@ async def _request_cancel(actor: Actor | None, task_id: str) -> Task:
         task.id,
         [TaskStatus.QUEUED, TaskStatus.PAUSED, TaskStatus.WAITING_FOR_APPROVAL],
         TaskStatus.CANCELLED,
-        reason="cancelled by " + actor.subject,
+        reason=_by("cancelled", actor, reason),
         status_reason="cancelled",
     )
     if cancelled is not None:
@@ -217,9 +232,10 @@ async def get_step(actor: Actor | None, step_id: str) -> Step:
 
 
 @audited("task.pause")
-async def pause_task(actor: Actor | None, task_id: str) -> Task:
+async def pause_task(actor: Actor | None, task_id: str, *, reason: str | None = None) -> Task:
     """Pause between steps: at once when idle, else the worker stops after the current step."""
     actor = require(actor, Perm.TASK_WRITE)
+    check_reason(reason)
     task = await get_task(actor, task_id)
     if task.status.is_terminal or task.status in (
         TaskStatus.PAUSED,
@@ -230,7 +246,7 @@ async def pause_task(actor: Actor | None, task_id: str) -> Task:
         task.id,
         (TaskStatus.QUEUED, TaskStatus.RETRYING),
         TaskStatus.PAUSED,
-        reason="paused by " + actor.subject,
+        reason=_by("paused", actor, reason),
         status_reason="paused",
     )
     if paused is not None:
@@ -240,7 +256,7 @@ async def pause_task(actor: Actor | None, task_id: str) -> Task:
 
 
 @audited("task.resume")
-async def resume_task(actor: Actor | None, task_id: str) -> Task:
+async def resume_task(actor: Actor | None, task_id: str, *, reason: str | None = None) -> Task:
     """Queue a paused task again; the next worker continues from its trace.
 
     One paused for `budget` resumes only once every ceiling it spends against has
@@ -248,6 +264,7 @@ async def resume_task(actor: Actor | None, task_id: str) -> Task:
     its tenant is suspended (TENANT_SUSPENDED).
     """
     actor = require(actor, Perm.TASK_WRITE)
+    check_reason(reason)
     task = await get_task(actor, task_id)
     await check_writable(task.tenant_id)
     if task.status == TaskStatus.PAUSED and task.status_reason == "budget":
@@ -257,7 +274,7 @@ async def resume_task(actor: Actor | None, task_id: str) -> Task:
         task.id,
         [TaskStatus.PAUSED],
         TaskStatus.QUEUED,
-        reason="resumed by " + actor.subject,
+        reason=_by("resumed", actor, reason),
         status_reason=None,
         pause_requested=False,
     )
@@ -272,9 +289,10 @@ async def resume_task(actor: Actor | None, task_id: str) -> Task:
 
 
 @audited("task.retry")
-async def retry_task(actor: Actor | None, task_id: str) -> Task:
+async def retry_task(actor: Actor | None, task_id: str, *, reason: str | None = None) -> Task:
     """Run a failed or cancelled task again from the start, as a new attempt in its trace."""
     actor = require(actor, Perm.TASK_WRITE)
+    check_reason(reason)
     task = await get_task(actor, task_id)
     await check_writable(task.tenant_id)
     await budgets.check_submit(task.tenant_id, task.agent_id, task.created_by)
@@ -282,7 +300,7 @@ async def retry_task(actor: Actor | None, task_id: str) -> Task:
         task.id,
         (TaskStatus.FAILED, TaskStatus.CANCELLED),
         TaskStatus.QUEUED,
-        reason="retry by " + actor.subject,
+        reason=_by("retry", actor, reason),
         details={"restart": True},
         error=None,
         output=None,

@@ -1,15 +1,22 @@
 """Spend and token figures, read from priced usage records (the one source of spend)."""
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
+from typing import Any
 
-from tortoise.functions import Count, Sum
+from pypika_tortoise.terms import Function as PypikaFunction
+from tortoise.functions import Count, Function, Sum
 
 from agentplane.core.errors import NotFound, ValidationFailed
-from agentplane.models import Task, Tenant, UsageRecord
+from agentplane.models import Agent, Task, Tenant, UsageRecord
+from agentplane.models.budget import current_window
 from agentplane.resolvers.auth import Actor
-from agentplane.resolvers.permissions import Perm, check_tenant, require
+from agentplane.resolvers.permissions import Perm, check_tenant, require, scoped_to_tenant
+
+_WINDOW = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 @dataclass
@@ -150,3 +157,83 @@ async def list_usage_records(
         check_tenant(actor, found.id, f"Tenant {tenant!r}")
         qs = qs.filter(tenant_id=found.id)
     return await qs.select_related("tenant").order_by("-created_at", "-id").limit(limit)
+
+
+class SpendDimension(StrEnum):
+    AGENT = "agent"
+    MODEL = "model"
+    DAY = "day"
+
+
+@dataclass
+class SpendBucket:
+    key: str  # an agent ID, a model, or a day "YYYY-MM-DD"
+    label: str  # the agent's name, else the key
+    cost_usd: Decimal
+    input_tokens: int
+    output_tokens: int
+    calls: int
+    unpriced_calls: int
+
+
+class _DateOf(PypikaFunction):  # type: ignore[misc]
+    """SQL `DATE(x)`: the same function on SQLite (ISO text) and PostgreSQL."""
+
+    def __init__(self, term: Any, alias: str | None = None) -> None:
+        super().__init__("DATE", term, alias=alias)
+
+
+class _Day(Function):
+    database_func = _DateOf
+
+
+async def spend_breakdown(
+    actor: Actor | None,
+    by: SpendDimension,
+    tenant: str | None = None,
+    window: str | None = None,
+) -> list[SpendBucket]:
+    """A budget window's priced usage (default: this month) grouped by agent, model or
+    day (UTC), in the caller's tenant (platform callers: every tenant unless they name one)."""
+    actor = require(actor, Perm.USAGE_READ)
+    window = window or current_window()
+    if not _WINDOW.fullmatch(window):
+        raise ValidationFailed('`window` is a month, "YYYY-MM"', field="window")
+    qs = await scoped_to_tenant(actor, UsageRecord.filter(period=window), tenant)
+    column = {SpendDimension.AGENT: "agent_id", SpendDimension.MODEL: "model"}.get(by)
+    if column is None:
+        qs = qs.annotate(day=_Day("created_at"))
+        column = "day"
+    rows = (
+        await qs.group_by(column)
+        .annotate(
+            i=Sum("input_tokens"),
+            o=Sum("output_tokens"),
+            c=Sum("cost_usd"),
+            n=Count("id"),
+        )
+        .values(column, "i", "o", "c", "n")
+    )
+    unpriced_rows = (
+        await qs.filter(priced=False).group_by(column).annotate(n=Count("id")).values(column, "n")
+    )
+    unpriced = {str(r[column]): int(r["n"]) for r in unpriced_rows}
+    names: dict[str, str] = {}
+    if by == SpendDimension.AGENT:
+        agent_ids = [r[column] for r in rows]
+        names = dict(await Agent.filter(id__in=agent_ids).values_list("id", "name"))  # type: ignore[arg-type]
+    buckets = [
+        SpendBucket(
+            key=str(r[column]),
+            label=names.get(str(r[column]), str(r[column])),
+            cost_usd=Decimal(str(r["c"] or 0)),
+            input_tokens=int(r["i"] or 0),
+            output_tokens=int(r["o"] or 0),
+            calls=int(r["n"]),
+            unpriced_calls=unpriced.get(str(r[column]), 0),
+        )
+        for r in rows
+    ]
+    if by == SpendDimension.DAY:
+        return sorted(buckets, key=lambda b: b.key)
+    return sorted(buckets, key=lambda b: (-b.cost_usd, b.key))

@@ -118,6 +118,9 @@ class SubmitTaskPayload:
 @strawberry.input(description="Names a task for cancelTask, pauseTask, resumeTask, retryTask.")
 class TaskControlInput:
     id: strawberry.ID
+    reason: str | None = strawberry.field(
+        default=None, description="Why (at most 500 characters); recorded in the audit entry"
+    )
 
 
 @strawberry.type
@@ -233,26 +236,26 @@ class Mutation(
     async def cancel_task(
         self, info: Info[Context, None], input: TaskControlInput
     ) -> TaskControlPayload:
-        task = await tasks.cancel_task(info.context.actor, input.id)
+        task = await tasks.cancel_task(info.context.actor, input.id, reason=input.reason)
         return TaskControlPayload(task=task)  # type: ignore[arg-type]
 
     @strawberry.mutation(description="Pause a task between steps; its state stays in the trace.")
     async def pause_task(
         self, info: Info[Context, None], input: TaskControlInput
     ) -> TaskControlPayload:
-        task = await tasks.pause_task(info.context.actor, input.id)
+        task = await tasks.pause_task(info.context.actor, input.id, reason=input.reason)
         return TaskControlPayload(task=task)  # type: ignore[arg-type]
 
     @strawberry.mutation(description="Continue a paused task from where it stopped.")
     async def resume_task(
         self, info: Info[Context, None], input: TaskControlInput
     ) -> TaskControlPayload:
-        task = await tasks.resume_task(info.context.actor, input.id)
+        task = await tasks.resume_task(info.context.actor, input.id, reason=input.reason)
         return TaskControlPayload(task=task)  # type: ignore[arg-type]
 
     @strawberry.mutation(description="Run a failed or cancelled task again, as a new attempt.")
     async def retry_task(
         self, info: Info[Context, None], input: TaskControlInput
     ) -> TaskControlPayload:
-        task = await tasks.retry_task(info.context.actor, input.id)
+        task = await tasks.retry_task(info.context.actor, input.id, reason=input.reason)
         return TaskControlPayload(task=task)  # type: ignore[arg-type]

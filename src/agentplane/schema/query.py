@@ -9,6 +9,7 @@ from agentplane.core.errors import NotFound
 from agentplane.resolvers import agents, approvals, tasks, tenants, tokens, tools
 from agentplane.schema.approvals import ApprovalQuery
 from agentplane.schema.context import Context
+from agentplane.schema.dashboard import DashboardQuery
 from agentplane.schema.fleet import FleetQuery
 from agentplane.schema.iam import IamQuery
 from agentplane.schema.identity import IdentityQuery
@@ -48,7 +49,15 @@ async def _node(info: Info[Context, None], id_: str) -> Any:
 
 
 @strawberry.type
-class Query(ApprovalQuery, KnowledgeQuery, ToolsQuery, IdentityQuery, IamQuery, FleetQuery):
+class Query(
+    ApprovalQuery,
+    KnowledgeQuery,
+    ToolsQuery,
+    IdentityQuery,
+    IamQuery,
+    FleetQuery,
+    DashboardQuery,
+):
     @strawberry.field
     async def viewer(self, info: Info[Context, None]) -> Viewer | None:
         actor = info.context.actor

@@ -1,0 +1,11 @@
+export const usd = (value) => {
+  if (value === null || value === undefined) return "—";
+  const abs = Math.abs(value);
+  const digits = abs === 0 ? 2 : abs < 0.01 ? 6 : abs < 1 ? 4 : 2;
+  return `$${value.toFixed(digits)}`;
+};
+export const num = (value) => (value === null || value === undefined ? "—" : value.toLocaleString("en-US"));
+export const when = (iso) => (iso ? new Date(iso).toISOString().replace("T", " ").slice(0, 19) : "—");
+export const ms = (value) => (value === null || value === undefined ? "—" : value < 1000 ? `${value} ms` : `${(value / 1000).toFixed(2)} s`);
+export const statusClass = (status) => `status status-${String(status || "").toLowerCase()}`;
+export const pct = (part, whole) => (whole ? Math.min(100, (100 * part) / whole) : 0);
