@@ -10,7 +10,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0010_knowledge_memory')]
+    dependencies = [('models', '0011_tools')]
 
     initial = False
 

@@ -28,7 +28,7 @@ async def rowid_keyed_fts(apps, schema_editor) -> None:  # type: ignore[no-untyp
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0010_knowledge_memory')]
+    dependencies = [('models', '0012_approvals')]
 
     initial = False
 

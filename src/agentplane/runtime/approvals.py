@@ -14,7 +14,7 @@ from agentplane.core.errors import ValidationFailed
 from agentplane.models import Agent, ApprovalRequest, ApprovalStatus, OnExpiry, Task
 from agentplane.resolvers import approvals
 from agentplane.runtime.providers.base import ToolCall
-from agentplane.runtime.tools import TOOLS
+from agentplane.runtime.tools import ResolvedTool
 
 MAX_EXPIRY_S = 30 * 24 * 3600
 PREVIEW_CHARS = 500
@@ -71,22 +71,22 @@ def check_config(config: dict[str, Any]) -> None:
             raise ValidationFailed(f"{where}.onExpiry must be reject or fail", field="config")
 
 
-async def approval_policy(agent: Agent, tool_name: str) -> ApprovalPolicy | None:
-    """The approval rule for the agent's calls of `tool_name`, or None when they run freely.
-
-    Today the rule comes from the agent's `config.approvals.tools`; a tool registry's own
-    "requires approval" flag belongs here too."""
+def approval_policy(agent: Agent, tool: ResolvedTool) -> ApprovalPolicy | None:
+    """The approval rule for the agent's calls of `tool`, or None when they run freely: the
+    agent's own `config.approvals.tools` rule, else the registry's `requiresApproval` flag
+    (for an MCP tool, set from its `destructiveHint`), which waits until decided."""
     tools = _tool_policies(agent.config)
-    rule = tools.get(tool_name) if isinstance(tools, dict) else None
+    rule = tools.get(tool.name) if isinstance(tools, dict) else None
     if not isinstance(rule, dict):
-        return None
-    entry = TOOLS.get(tool_name)
+        if not tool.requires_approval:
+            return None
+        rule = {"risk": tool.risk}
     expires = rule.get("expiresInS")
     return ApprovalPolicy(
         risk=str(rule.get("risk", "high")),
         expires_in_s=expires if type(expires) is int else None,
         on_expiry=OnExpiry(rule.get("onExpiry", OnExpiry.REJECT.value)),
-        schema=dict(entry[0].parameters) if entry else {},
+        schema=dict(tool.input_schema),
     )
 
 
@@ -96,14 +96,16 @@ def _preview(call: ToolCall) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
-async def gate(agent: Agent, task: Task, call: ToolCall, fence: int) -> ToolCall | str:
+async def gate(
+    agent: Agent, task: Task, call: ToolCall, fence: int, tool: ResolvedTool
+) -> ToolCall | str:
     """Let a tool call through, or hold it for approval.
 
     Returns the call to run (its arguments edited by the approver, if they were), or the
     refusal the model sees as the tool's output (already recorded as the call's step).
     Raises ApprovalPending to stop the run until a decision, ApprovalExpired to fail it.
     """
-    policy = await approval_policy(agent, call.name)
+    policy = approval_policy(agent, tool)
     if policy is None:
         return call
     step_seq = await approvals.asking_step(task.id)
