@@ -9,6 +9,7 @@ from starlette.routing import BaseRoute
 from agentplane.core.errors import DomainError, NotFound
 from agentplane.rest_compat import (  # the *_auth, *_iam, *_mcp modules add to their dialect
     koda,
+    koda_approvals,  # noqa: F401
     koda_auth,  # noqa: F401
     kubiya,
     openapi,
