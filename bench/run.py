@@ -205,6 +205,7 @@ def postgraphile_process(pg_url: str) -> Iterator[str]:
             "--disable-graphiql",
         ],
         cwd=POSTGRAPHILE.parents[2],
+        env={**os.environ, "NODE_ENV": "production"},  # as deployed: no development checks
         stdout=log,
         stderr=subprocess.STDOUT,
     )
