@@ -99,7 +99,7 @@ def live_server(
         f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql", admin_token, process, log_path
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # startup takes ~40 s on a loaded 2-core VM
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{server.log()}")
