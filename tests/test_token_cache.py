@@ -178,3 +178,21 @@ async def test_a_lost_broker_message_does_not_keep_a_revoked_token_alive(
             client.close()
         # then the server refuses it on the next request all the same
         assert error_codes(post(server, viewer, AGENTS)) == ["UNAUTHENTICATED"]
+
+
+async def test_an_entry_refilled_before_the_revocation_commits_is_dead_after_it(
+    gql: GraphQLClient,
+) -> None:
+    # given a revocation under way inside its transaction (as @audited runs it)
+    from agentplane.core.post_commit import atomic
+    from agentplane.resolvers import actor_cache
+
+    acme = await make_tenant("acme")
+    viewer = Actor(kind="token", role="viewer", tenant_id=acme.id, token_id="tok_x")
+    async with atomic():
+        await actor_cache.invalidate("token", "tok_x")
+        # when another request refills the cache from the rows not yet committed
+        actor_cache.store("digest-x", viewer, None, await actor_cache.generation())
+        assert await actor_cache.lookup("digest-x") is viewer
+    # then once the revocation commits, that entry is never served
+    assert await actor_cache.lookup("digest-x") is None

@@ -4,8 +4,8 @@
 acting for a user, the user and their roles (three statements through the ORM). This
 cache keeps the resulting Actor for `TTL_S` seconds. Whatever changes what a token
 authenticates as (revocation, a role change, a tenant suspended, resumed or deleted, a
-user disabled or given an earlier `not_after`) calls `invalidate` after its commit,
-which:
+user disabled or given an earlier `not_after`) calls `invalidate`, which, when the change
+commits (and once already when it is made, inside its transaction):
 
 1. bumps the installation's *auth generation* (a counter in Redis, or in the process
    with the in-memory broker); every cache hit compares the generation it was filled
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from agentplane.core.post_commit import after_commit
 from agentplane.subscriptions.broker import Broker, get_broker
 
 if TYPE_CHECKING:
@@ -103,8 +104,17 @@ def drop(kind: str, id_: str) -> None:
 
 
 async def invalidate(kind: str, id_: str) -> None:
-    """After a commit that changes what `kind:id_`'s tokens authenticate as: no process
-    serves a cached Actor for it from now on (see the module docstring)."""
+    """For a change to what `kind:id_`'s tokens authenticate as: no process serves a cached
+    Actor for it once the change commits (see the module docstring).
+
+    Called inside a transaction (`core.post_commit.atomic`), it bumps the generation now,
+    so entries filled before are dead at once, and again after the commit, so an entry
+    another process filled from the not yet committed rows dies too."""
+    await _invalidate_now(kind, id_)
+    await after_commit(lambda: _invalidate_now(kind, id_))
+
+
+async def _invalidate_now(kind: str, id_: str) -> None:
     drop(kind, id_)
     broker = get_broker()
     try:
