@@ -77,7 +77,7 @@ def live_server(
     admin_token: str | None = None,
     env: dict[str, str] | None = None,
     port: int | None = None,
-    ready_timeout_s: float = 60,  # a fresh database migrates first; slow on a loaded machine
+    ready_timeout_s: float = 90,  # a fresh database migrates first; slow on a loaded machine
 ) -> Iterator[LiveServer]:
     """Serve on `port` (default: a free one; a restart passes the old one);
     `with_admin_token=False` leaves AGENTPLANE_ADMIN_TOKEN unset."""
