@@ -19,7 +19,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.support.browser import Watched, launch, open_page
-from tests.support.server import LiveServer, free_port, live_server
+from tests.support.server import LiveServer, free_port, live_server, live_worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -261,6 +261,83 @@ async def test_a_cancel_from_the_ui_writes_an_audit_record_with_its_reason(
     assert "runaway loop in the prompt" in await row.inner_text()
     await auditor.context.close()
     assert auditor.errors == [] and auditor.foreign == []
+
+
+async def test_an_operator_approves_a_tool_call_from_the_run_view(
+    watched: Watched, staged: Stage
+) -> None:
+    # given an agent whose calculator calls need approval, a worker (this file's server has
+    # none), and a task of it waiting for approval
+    page = watched.page
+    config = {
+        "script": [
+            {"tool": "calculator", "arguments": {"expression": "6*7"}},
+            {"say": "answer: {last_tool_result}"},
+        ],
+        "approvals": {"tools": {"calculator": {"risk": "high"}}},
+    }
+    data = await staged.gql(
+        staged.operator,
+        """mutation($c: JSON) { createAgent(input: {name: "calc", model: "scripted/agent",
+        tools: ["calculator"], config: $c}) { agent { id } } }""",
+        c=config,
+    )
+    agent_id = data["createAgent"]["agent"]["id"]
+    task_query = "query($id: ID!) { task(id: $id) { status output pendingApproval { id } } }"
+    with live_worker(staged.database_url, staged.workdir):
+        data = await staged.gql(
+            staged.operator,
+            'mutation($a: ID!) { submitTask(input: {agentId: $a, query: "6*7?"}) { task { id } } }',
+            a=agent_id,
+        )
+        task_id = data["submitTask"]["task"]["id"]
+        deadline = time.monotonic() + READY_S  # the worker process starts first
+        while (task := (await staged.gql(staged.operator, task_query, id=task_id))["task"])[
+            "status"
+        ] != "WAITING_FOR_APPROVAL":
+            assert time.monotonic() < deadline, task
+            await asyncio.sleep(0.2)
+        request_id = task["pendingApproval"]["id"]
+
+        # when the operator opens its run view, sees the request and approves it with a reason
+        await page.goto(f"{staged.base}/ui/tasks/{task_id}")
+        request = page.locator("[data-testid=approval]")
+        await request.wait_for()
+        shown = await request.inner_text()
+        assert "calculator" in shown and "high" in shown and "6*7" in shown
+        assert await page.inner_text("[data-testid=task-status]") == "waiting_for_approval"
+        await page.get_by_role("button", name="Approve", exact=True).click()
+        dialog = page.get_by_role("dialog")
+        await dialog.locator("textarea[name=reason]").fill("checked the expression")
+        await dialog.get_by_role("button", name="Approve", exact=True).click()
+
+        # then the worker runs the call and the task completes with the tool's answer (the
+        # worker is another process: on SQLite the page learns of its steps by polling)
+        status = page.locator("[data-testid=task-status]", has_text="completed")
+        await status.wait_for(timeout=30_000)
+        assert "answer: 42" in await page.inner_text("section[aria-label=Task] dl.facts")
+    data = await staged.gql(staged.operator, task_query, id=task_id)
+    assert data["task"]["status"] == "COMPLETED" and data["task"]["output"] == "answer: 42"
+    # and the decision is audited with its reason
+    data = await staged.gql(
+        staged.admin_token,
+        'query { auditEvents(first: 20, action: "approval.approve") '
+        "{ edges { node { resource outcome details } } } }",
+    )
+    records = [
+        e["node"] for e in data["auditEvents"]["edges"] if e["node"]["resource"] == request_id
+    ]
+    assert records == [
+        {
+            "resource": request_id,
+            "outcome": "success",
+            "details": {
+                "tool": "calculator",
+                "decision": "approved",
+                "reason": "checked the expression",
+            },
+        }
+    ]
 
 
 async def test_a_viewer_sees_no_action_buttons_and_a_forged_action_is_refused(

@@ -1,6 +1,7 @@
 // Operator actions on a task. Each asks for a reason, which the server records in the
-// audit entry. Approve/reject (issue "Agents that act") plug in here as two more entries
-// with their own `run`; the run view and the fleet board render whatever this list allows.
+// audit entry. Approve/reject decide the task's pending approval request, so they show only
+// where the task was read with `pendingApproval` (the run view); the run view and the fleet
+// board render whatever this list allows.
 import { useSignal } from "@preact/signals";
 import { canAct, gql, viewer } from "./api.js";
 import { ReasonDialog } from "./components.jsx";
@@ -12,8 +13,18 @@ const control = (field) => ({
   field,
 });
 
-const run = ({ query, field }) => async (taskId, reason) =>
-  (await gql(query, { input: { id: taskId, reason } }))[field].task;
+const run = ({ query, field }) => async (task, reason) =>
+  (await gql(query, { input: { id: task.id, reason } }))[field].task;
+
+export const DECIDE = `mutation DecideApproval($input: DecideApprovalInput!) {
+  decideApproval(input: $input) { approvalRequest { id status } task { id status statusReason isTerminal } }
+}`;
+
+// `args` (APPROVE only): edited arguments, or undefined to run the call as the model asked.
+const decide = (decision) => async (task, reason, args) =>
+  (await gql(DECIDE, { input: { id: task.pendingApproval.id, decision, reason, ...(args === undefined ? {} : { arguments: args }) } }))
+    .decideApproval.task;
+const deciding = (s, task) => s === "WAITING_FOR_APPROVAL" && task.pendingApproval?.status === "PENDING";
 
 const CONTROL = {
   cancel: control("cancelTask"),
@@ -23,6 +34,8 @@ const CONTROL = {
 };
 
 export const TASK_ACTIONS = [
+  { name: "approve", label: "Approve", editsArguments: true, allowed: deciding, run: decide("APPROVE") },
+  { name: "reject", label: "Reject", danger: true, allowed: deciding, run: decide("REJECT") },
   { name: "pause", label: "Pause", allowed: (s) => ["QUEUED", "RUNNING", "RETRYING"].includes(s), run: run(CONTROL.pause) },
   { name: "resume", label: "Resume", allowed: (s) => s === "PAUSED", run: run(CONTROL.resume) },
   { name: "retry", label: "Retry", allowed: (s) => s === "FAILED" || s === "CANCELLED", run: run(CONTROL.retry) },
@@ -33,7 +46,7 @@ export const TASK_ACTIONS = [
 export function TaskActions({ task, onDone, compact }) {
   const pending = useSignal(null);
   if (!canAct(viewer.value) || !task) return null;
-  const allowed = TASK_ACTIONS.filter((a) => a.allowed(task.status));
+  const allowed = TASK_ACTIONS.filter((a) => a.allowed(task.status, task));
   return (
     <span class="actions" data-testid="task-actions">
       {allowed.map((action) => (
@@ -53,7 +66,8 @@ export function TaskActions({ task, onDone, compact }) {
         <ReasonDialog
           action={pending.value}
           subject={task.id}
-          onConfirm={async (reason) => onDone?.(await pending.value.run(task.id, reason))}
+          args={pending.value.editsArguments ? task.pendingApproval.arguments : undefined}
+          onConfirm={async (reason, args) => onDone?.(await pending.value.run(task, reason, args))}
           onClose={() => (pending.value = null)}
         />
       )}

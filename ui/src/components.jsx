@@ -70,9 +70,15 @@ export function CopyDialog({ text, onClose }) {
   );
 }
 
-/** Asks for the reason every operator action must carry (it lands in the audit log). */
-export function ReasonDialog({ action, subject, onConfirm, onClose }) {
+/**
+ * Asks for the reason every operator action must carry (it lands in the audit log). With
+ * `args` (approving a tool call) it also offers them as JSON to edit; `onConfirm` gets the
+ * edited value only when it differs.
+ */
+export function ReasonDialog({ action, subject, args, onConfirm, onClose }) {
   const reason = useSignal("");
+  const original = args === undefined ? "" : JSON.stringify(args, null, 2);
+  const json = useSignal(original);
   const busy = useSignal(false);
   const error = useSignal("");
   const submit = async (event) => {
@@ -81,10 +87,19 @@ export function ReasonDialog({ action, subject, onConfirm, onClose }) {
       error.value = "Say why: the reason goes into the audit log.";
       return;
     }
+    let edited;
+    if (args !== undefined && json.value.trim() !== original.trim()) {
+      try {
+        edited = JSON.parse(json.value);
+      } catch (err) {
+        error.value = `The arguments are not valid JSON: ${err.message}`;
+        return;
+      }
+    }
     busy.value = true;
     error.value = "";
     try {
-      await onConfirm(reason.value.trim());
+      await onConfirm(reason.value.trim(), edited);
       onClose();
     } catch (err) {
       error.value = err.message;
@@ -105,6 +120,12 @@ export function ReasonDialog({ action, subject, onConfirm, onClose }) {
             autoFocus
           />
         </label>
+        {args !== undefined && (
+          <label>
+            Arguments (JSON; edit to run the call with others)
+            <textarea name="arguments" class="code" rows={6} value={json.value} onInput={(e) => (json.value = e.currentTarget.value)} />
+          </label>
+        )}
         {error.value && <p class="error" role="alert">{error.value}</p>}
         <div class="row">
           <button type="submit" class={action.danger ? "danger" : ""} disabled={busy.value}>

@@ -20,19 +20,19 @@ export const UPDATES = `subscription FleetUpdates($agentId: ID) {
   taskUpdates(agentId: $agentId) { id status statusReason createdAt updatedAt costUsd query agent { id name } }
 }`;
 
-// The board's columns: each is a predicate over (status, reason). Statuses added later
-// (e.g. waiting for approval) still show, under their own name.
+// The board's columns: each is a predicate over (status, reason). A status added later
+// still shows, under its own name.
 const COLUMNS = [
   { key: "running", label: "Running", match: (s) => s === "RUNNING" || s === "RETRYING" },
   { key: "queued", label: "Queued", match: (s) => s === "QUEUED" },
-  { key: "approval", label: "Waiting for approval", match: (s) => s.startsWith("WAITING") || s.includes("APPROVAL") },
+  { key: "approval", label: "Waiting for approval", match: (s) => s === "WAITING_FOR_APPROVAL" },
   { key: "budget", label: "Paused by budget", match: (s, r) => s === "PAUSED" && r === "budget" },
   { key: "paused", label: "Paused", match: (s, r) => s === "PAUSED" && r !== "budget" },
   { key: "failed", label: "Failed", match: (s) => s === "FAILED" },
   { key: "completed", label: "Completed", match: (s) => s === "COMPLETED" },
   { key: "cancelled", label: "Cancelled", match: (s) => s === "CANCELLED" },
 ];
-const FILTER_STATUS = ["QUEUED", "RUNNING", "PAUSED", "RETRYING", "COMPLETED", "FAILED", "CANCELLED"];
+const FILTER_STATUS = ["QUEUED", "RUNNING", "WAITING_FOR_APPROVAL", "PAUSED", "RETRYING", "COMPLETED", "FAILED", "CANCELLED"];
 const PAGE = 50;
 
 export function Fleet() {

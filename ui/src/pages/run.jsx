@@ -13,6 +13,7 @@ export const TASK_QUERY = `query RunTask($id: ID!) {
     id status statusReason isTerminal query output error attempt costUsd
     createdAt startedAt finishedAt workerId
     agent { id name model }
+    pendingApproval { id status tool arguments risk preview expiresAt }
   }
 }`;
 export const BUDGET_QUERY = `query TenantBudget {
@@ -206,6 +207,7 @@ export function RunView({ id }) {
           <p class="muted">Loading…</p>
         )}
       </Panel>
+      {t?.status === "WAITING_FOR_APPROVAL" && t.pendingApproval && <ApprovalPanel request={t.pendingApproval} />}
       <Panel title="Cost and budget" op={{ query: BUDGET_QUERY, variables: {} }}>
         <div class="cost-line" data-testid="cost">
           <span>This run: <strong>{usd(runCost)}</strong></span>
@@ -238,6 +240,22 @@ export function RunView({ id }) {
       </Panel>
       {step && <StepDrawer step={step} full={full} taskId={id} onClose={() => select(null)} />}
     </div>
+  );
+}
+
+/** The tool call the task waits on; Approve / Reject are among the task's actions above. */
+function ApprovalPanel({ request: r }) {
+  return (
+    <Panel title="Waiting for approval">
+      <dl class="facts" data-testid="approval">
+        <dt>Tool</dt><dd><code>{r.tool}</code></dd>
+        <dt>Risk</dt><dd><span class={`risk risk-${r.risk}`}>{r.risk}</span></dd>
+        <dt>Call</dt><dd class="wrap">{r.preview}</dd>
+        <dt>Arguments</dt><dd><pre class="code">{JSON.stringify(r.arguments, null, 2)}</pre></dd>
+        <dt>Expires</dt><dd>{r.expiresAt ? when(r.expiresAt) : "when decided (no expiry)"}</dd>
+        <dt>Request</dt><dd><code>{r.id}</code></dd>
+      </dl>
+    </Panel>
   );
 }
 
