@@ -50,6 +50,7 @@ SAME_AS = {
     "usage.list_usage_records": "budgets.list_usage",
     "usage.task_usage": "usage.tasks_usage",
     "traces.list_steps": "steps.load_steps",
+    "tools.all_mcp_servers": "tools.list_mcp_servers",
 }
 
 
