@@ -12,7 +12,7 @@ from sse_starlette.sse import ServerSentEvent
 from starlette.responses import Response
 
 from agentplane.core.errors import CsrfRejected, DomainError
-from agentplane.models import Agent, AgentState, Step, Task
+from agentplane.models import Agent, AgentState, Step, Task, TaskStatus
 from agentplane.resolvers import agents, tasks, traces
 from agentplane.resolvers.auth import KODA_SESSION_COOKIE
 from agentplane.resolvers.health import readiness
@@ -136,16 +136,7 @@ AGENT_DETAIL = record(
 AGENT_LIST = record({"agents": array(AGENT), "total": INT, "limit": INT, "offset": INT})
 TASK_STATUS = {
     "type": "string",
-    "enum": [
-        "queued",
-        "running",
-        "paused",
-        "waiting_for_approval",
-        "retrying",
-        "completed",
-        "failed",
-        "cancelled",
-    ],
+    "enum": [s.value for s in TaskStatus],
 }
 TASK = record(
     {

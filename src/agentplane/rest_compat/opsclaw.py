@@ -226,16 +226,7 @@ RUN = record(
         "agentId": STR,
         "status": {
             "type": "string",
-            "enum": [
-                "queued",
-                "running",
-                "paused",
-                "waiting_for_approval",
-                "retrying",
-                "completed",
-                "failed",
-                "cancelled",
-            ],
+            "enum": [s.value for s in TaskStatus],
         },
         "input": STR,
         "output": nullable(STR),
