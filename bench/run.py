@@ -414,13 +414,21 @@ def figure_page_of_50(report: Report, pg_url: str, seconds: int) -> None:
 
 
 def figure_warm_vs_cold(report: Report) -> None:
+    from agentplane.resolvers.auth import Actor
     from agentplane.schema import schema
     from agentplane.schema.context import Context
+
+    caller = Actor(kind="token", role="viewer", tenant_id=None)  # `models` needs a caller
+
+    def context() -> Context:
+        ctx = Context(request=None)
+        ctx.set_actor(caller)
+        return ctx
 
     async def run(query_for: Any, n: int) -> float:
         start = time.perf_counter()
         for i in range(n):
-            result = await schema.execute(query_for(i), context_value=Context(request=None))
+            result = await schema.execute(query_for(i), context_value=context())
             assert not result.errors, result.errors
         return (time.perf_counter() - start) / n * 1e6
 
