@@ -16,7 +16,7 @@ import jsonschema
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from agentplane.core import secretbox
+from agentplane.core import egress, secretbox
 from agentplane.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from agentplane.core.ids import MAX_LEN as MAX_ID_LEN
 from agentplane.models import McpServer, McpServerStatus, McpTransport, Tool, ToolSource
@@ -64,6 +64,7 @@ def _check_url(url: str, field: str = "url") -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2000:
         raise ValidationFailed(f"`{field}` must be an http(s) URL", field=field)
+    egress.check_static(url)
 
 
 def _check_schema(schema: Any) -> dict[str, Any]:

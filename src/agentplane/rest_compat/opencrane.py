@@ -46,6 +46,7 @@ _CODES = {
     "TENANT_SUSPENDED": "tenant_suspended",
     "NOT_CONFIGURED": "not_configured",
     "UNAVAILABLE": "unavailable",
+    "EGRESS_REFUSED": "egress_refused",
 }
 
 

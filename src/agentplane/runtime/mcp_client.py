@@ -24,9 +24,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
+from agentplane.core import egress
+
 MCP_TIMEOUT = "MCP_TIMEOUT"
 MCP_UNAVAILABLE = "MCP_UNAVAILABLE"
 MCP_PROTOCOL = "MCP_PROTOCOL"
+EGRESS_REFUSED = egress.EgressRefused.code
 
 _CONNECTION_CLOSED = -32000  # JSON-RPC code the SDK uses when the transport ends mid-request
 
@@ -71,7 +74,8 @@ class McpCallResult:
 
 
 class McpError(Exception):
-    """A call that could not complete: `.code` is MCP_TIMEOUT, MCP_UNAVAILABLE or MCP_PROTOCOL."""
+    """A call that could not complete: `.code` is MCP_TIMEOUT, MCP_UNAVAILABLE, MCP_PROTOCOL
+    or EGRESS_REFUSED."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -112,6 +116,10 @@ async def _session(
             )
             read, write = await stack.enter_async_context(stdio_client(params))
         else:
+            try:
+                await egress.check(target.url)
+            except egress.EgressRefused as exc:
+                raise McpError(EGRESS_REFUSED, exc.message) from None
             client = await stack.enter_async_context(
                 create_mcp_http_client(headers=target.headers or None)
             )

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from agentplane.core import secretbox
+from agentplane.core import egress, secretbox
 from agentplane.core.errors import NotConfigured
 from agentplane.models import McpServer, McpTransport, Tool
 from agentplane.runtime import mcp_client
@@ -77,6 +77,10 @@ async def call_http(tool: Tool, arguments: dict[str, Any]) -> SourceResult:
         request["params"] = {k: _query_value(v) for k, v in rest.items()}
     else:
         request["json"] = rest
+    try:
+        await egress.check(url)
+    except egress.EgressRefused as exc:
+        return SourceResult(f"error: {exc.message}", exc.code)
     try:
         async with (
             httpx.AsyncClient(timeout=tool.timeout_s, follow_redirects=False) as client,
