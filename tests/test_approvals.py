@@ -374,6 +374,34 @@ async def test_a_cancel_asked_before_the_worker_parks_the_task_is_not_lost(
     assert flow(await trace(task.id))[-2:] == ["waiting_for_approval", "cancelled"]
 
 
+@pytest.mark.parametrize("head_start", range(0, 60, 6))
+async def test_a_cancel_racing_the_park_always_ends_cancelled(
+    services: Settings, head_start: int
+) -> None:
+    # given a running task whose worker is about to park it for an approval
+    tenant = await make_tenant("acme")
+    agent = await gated_agent(tenant)
+    await tasks.submit_task(operator(tenant), agent_id=agent.id, query="q")
+    task = await Worker(services).claim()
+    assert task is not None
+    request = await approvals.open_request(
+        task, step_seq=0, call_id="c1", tool="calculator", arguments={"expression": "1"},
+        schema={}, risk="high", preview="p", expires_in_s=None,
+        on_expiry=approvals.OnExpiry.REJECT, fence=task.attempt,
+    )  # fmt: skip
+
+    async def park_later() -> None:
+        for _ in range(head_start):  # lets the cancel get this far before parking
+            await asyncio.sleep(0)
+        await approvals.park(task, request)
+
+    # when an operator cancels while the worker parks (interleaved at varying points)
+    cancelled, _ = await asyncio.gather(tasks.cancel_task(operator(tenant), task.id), park_later())
+    # then the task ends cancelled, whoever came first, and its question is withdrawn
+    assert cancelled.status == TaskStatus.CANCELLED
+    assert (await ApprovalRequest.get(id=request.id)).status == ApprovalStatus.CANCELLED
+
+
 async def test_a_worker_that_lost_the_task_cannot_open_a_request(services: Settings) -> None:
     tenant = await make_tenant("acme")
     agent = await gated_agent(tenant)

@@ -4,6 +4,7 @@ from typing import Any
 from agentplane.core import ids
 from agentplane.core.errors import Conflict, NotFound, ValidationFailed
 from agentplane.models import AgentState, Step, Task, TaskStatus
+from agentplane.models.task import TERMINAL_STATUSES
 from agentplane.resolvers import approvals, budgets, traces
 from agentplane.resolvers.agents import get_agent
 from agentplane.resolvers.audit import audited
@@ -203,6 +204,13 @@ async def _request_cancel(actor: Actor | None, task_id: str, *, reason: str | No
     task = await get_task(actor, task_id)
     if task.status.is_terminal:
         return task
+    # The flag first, then the move: a worker that parks the task for an approval (or claims
+    # it) after the flag reads it in the same statement and cancels; one that parked it
+    # before leaves it `waiting_for_approval`, which the move below takes. Either order
+    # ends cancelled; the other order of these two writes let a cancel fall between them.
+    await (
+        Task.filter(id=task.id).exclude(status__in=TERMINAL_STATUSES).update(cancel_requested=True)
+    )
     cancelled = await traces.transition(
         task.id,
         [TaskStatus.QUEUED, TaskStatus.PAUSED, TaskStatus.WAITING_FOR_APPROVAL],
@@ -213,9 +221,8 @@ async def _request_cancel(actor: Actor | None, task_id: str, *, reason: str | No
     if cancelled is not None:
         await approvals.cancel_for_task(task.id, actor)  # its question will not be answered
         return cancelled
-    await Task.filter(id=task.id).update(cancel_requested=True)
     await get_broker().publish(events.CONTROL_CHANNEL, {"cancel": task.id})
-    return task
+    return await Task.get(id=task.id)
 
 
 async def get_step(actor: Actor | None, step_id: str) -> Step:
