@@ -51,6 +51,8 @@ SAME_AS = {
     "usage.task_usage": "usage.tasks_usage",
     "traces.list_steps": "steps.load_steps",
     "tools.all_mcp_servers": "tools.list_mcp_servers",
+    # a synchronous REST call's "waits for approval X" error; GraphQL reads Task.pendingApproval
+    "approvals.approval_required": "approvals.load_pending",
 }
 
 

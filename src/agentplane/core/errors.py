@@ -94,6 +94,13 @@ def as_domain_error(exc: BaseException) -> DomainError | None:
     return None
 
 
+class ApprovalRequired(DomainError):
+    """A synchronous call's run waits for a human to decide a tool call: the caller cannot
+    decide inside its own request, so it hears at once which approval to decide."""
+
+    code = "APPROVAL_REQUIRED"
+
+
 class FetchRefused(DomainError):
     """A URL to ingest names a host the installation may not fetch from."""
 

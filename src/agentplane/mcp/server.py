@@ -22,8 +22,8 @@ from starlette.types import Receive, Scope, Send
 
 from agentplane.core.config import Settings
 from agentplane.core.errors import DomainError, Unauthenticated
-from agentplane.models import AgentState
-from agentplane.resolvers import agents, tasks
+from agentplane.models import AgentState, TaskStatus
+from agentplane.resolvers import agents, approvals, tasks
 from agentplane.resolvers.auth import Actor, authenticate, bearer_from_header
 from agentplane.subscriptions import streams
 
@@ -67,8 +67,10 @@ def _tool(agent: Any) -> types.Tool:
     )
 
 
-def _error(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
+def _error(message: str, meta: dict[str, Any] | None = None) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(text=message)], structured_content=meta, is_error=True
+    )
 
 
 def build_server(settings: Settings) -> Server[Any]:
@@ -102,6 +104,12 @@ def build_server(settings: Settings) -> Server[Any]:
         if task.status.value == "completed":
             return types.CallToolResult(
                 content=[types.TextContent(text=task.output or "")], structured_content=meta
+            )
+        if task.status == TaskStatus.WAITING_FOR_APPROVAL:
+            waiting = await approvals.approval_required(actor, task)
+            return _error(
+                f"{waiting.code}: {waiting.message}",
+                {**meta, "approvalId": waiting.details["approvalId"]},
             )
         if not task.status.is_terminal:
             await tasks.cancel_task(actor, task.id)

@@ -15,7 +15,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from agentplane.core import observability, request_context
-from agentplane.core.errors import Conflict, DomainError, ValidationFailed
+from agentplane.core.errors import ApprovalRequired, Conflict, DomainError, ValidationFailed
 from agentplane.core.ids import MAX_LEN as MAX_ID_LEN
 from agentplane.models import (
     ApprovalRequest,
@@ -343,6 +343,18 @@ async def load_pending(actor: Actor | None, task_ids: list[str]) -> list[Approva
         qs = qs.filter(tenant_id=actor.tenant_id)
     found = {r.task_id: r for r in await qs.order_by("id")}
     return [found.get(task_id) for task_id in task_ids]
+
+
+async def approval_required(actor: Actor | None, task: Task) -> ApprovalRequired:
+    """What a synchronous caller answers when its run parked for a decision."""
+    [request] = await load_pending(actor, [task.id])
+    what = f"approval {request.id} of {request.tool}" if request else "a decision"
+    return ApprovalRequired(
+        f"Run {task.id} waits for {what}: decide it (decideApproval, or REST "
+        "/api/control-plane/approvals/{id}/approve or /reject), then read the run",
+        taskId=task.id,
+        approvalId=request.id if request else None,
+    )
 
 
 async def load_tasks(actor: Actor | None, ids: list[str]) -> list[Task | None]:

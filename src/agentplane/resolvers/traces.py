@@ -58,6 +58,11 @@ class Written:
                 await broker.publish(
                     events.task_output_channel(self.task.id), {"task_id": self.task.id, "end": True}
                 )
+            elif self.task.status == TaskStatus.WAITING_FOR_APPROVAL:  # ends synchronous ones
+                await broker.publish(
+                    events.task_output_channel(self.task.id),
+                    {"task_id": self.task.id, "parked": True},
+                )
 
 
 class LeaseLost(Exception):

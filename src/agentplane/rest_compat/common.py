@@ -49,6 +49,7 @@ STATUS = {
     "UNSUPPORTED_CONTENT_TYPE": 415,
     "FETCH_REFUSED": 400,
     "EGRESS_REFUSED": 400,
+    "APPROVAL_REQUIRED": 409,  # a synchronous run waits for a human's decision
     "FETCH_FAILED": 502,
 }
 

@@ -15,7 +15,7 @@ STATUS_TEXT = {
     401: "Missing or invalid credentials",
     403: "Authenticated but not allowed",
     404: "No such object (or not visible to the caller)",
-    409: "Conflict with an existing object",
+    409: "Conflict with an existing object, or (a synchronous run) waiting for an approval",
     422: "Validation failed",
     429: "Rate limited",
     500: "Internal server error",

@@ -22,7 +22,7 @@ from agentplane import __version__
 from agentplane.core import ids
 from agentplane.core.errors import DomainError, ValidationFailed
 from agentplane.models import Agent, Task, TaskStatus
-from agentplane.resolvers import agents, server, tasks, usage
+from agentplane.resolvers import agents, approvals, server, tasks, usage
 from agentplane.rest_compat.common import (
     BOOL,
     DATETIME,
@@ -59,6 +59,7 @@ _TYPES = {
     "CONFLICT": ("conflict", "invalid_request_error"),
     "RATE_LIMITED": ("rate_limited", "rate_limit_error"),
     "UPSTREAM": ("run_failed", "server_error"),
+    "APPROVAL_REQUIRED": ("approval_required", "invalid_request_error"),
     "UNAVAILABLE": ("unavailable", "server_error"),
     "METHOD_NOT_ALLOWED": ("method_not_allowed", "invalid_request_error"),
 }
@@ -304,7 +305,8 @@ async def run_agent(call: Call) -> Response:
     description=(
         "Answers when the run ends. A `conversationId` from an earlier answer continues "
         "that conversation: its completed exchanges (up to 50) reach the model before "
-        "`message`. Without one, a new conversation starts (its id is the run's)."
+        "`message`. Without one, a new conversation starts (its id is the run's). A run "
+        "that waits for a human's approval answers 409 `approval_required` at once."
     ),
     ok=Resp(
         record(
@@ -325,7 +327,7 @@ async def run_agent(call: Call) -> Response:
         },
         required=("message",),
     ),
-    errors=(502,),
+    errors=(409, 502),
 )
 async def chat(call: Call) -> Response:
     agent = await agents.find_agent(call.actor, call.path["id"])
@@ -353,8 +355,11 @@ async def chat(call: Call) -> Response:
 
 
 async def _finished(call: Call, task: Task) -> Task:
-    """Wait for a synchronous run; a run that fails or overruns is a 502."""
+    """Wait for a synchronous run; a run that fails or overruns is a 502, one that waits
+    for an approval a 409 naming it."""
     task = await streams.run_to_end(call.actor, task, call.settings.task_timeout_s + 5)
+    if task.status == TaskStatus.WAITING_FOR_APPROVAL:
+        raise await approvals.approval_required(call.actor, task)
     if not task.status.is_terminal:
         await tasks.cancel_task(call.actor, task.id)
         raise UpstreamFailed("The run did not finish in time and was cancelled")
@@ -446,15 +451,16 @@ async def _live_text(call: Call, task: Task, output: Subscription) -> AsyncItera
         except SubscriberTooSlow:
             break
         if message is None:
-            if (await tasks.get_task(call.actor, task.id)).status.is_terminal:
+            status = (await tasks.get_task(call.actor, task.id)).status
+            if status.is_terminal or status == TaskStatus.WAITING_FOR_APPROVAL:
                 return
             continue
-        if message.get("end"):
+        if message.get("end") or message.get("parked"):
             return
         yield message["text"]
     # Fell behind, or out of time: follow the durable trace to the end instead.
     end = await streams.run_to_end(call.actor, task, max(deadline - time.monotonic(), 0))
-    if not end.status.is_terminal:
+    if not end.status.is_terminal and end.status != TaskStatus.WAITING_FOR_APPROVAL:
         await tasks.cancel_task(call.actor, task.id)
 
 
@@ -469,7 +475,8 @@ async def _live_text(call: Call, task: Task, output: Subscription) -> AsyncItera
         "prompt and tools (`model` is echoed, not used); the user and assistant messages "
         "before it reach the model as the conversation so far. `stream: true` answers "
         "`chat.completion.chunk` events ending in `[DONE]`; `stream_options.include_usage` "
-        "adds a final usage chunk."
+        "adds a final usage chunk. A run that waits for a human's approval answers 409 "
+        "`approval_required` (streaming: an error event), naming the approval to decide."
     ),
     ok=Resp(
         COMPLETION,
@@ -485,7 +492,7 @@ async def _live_text(call: Call, task: Task, output: Subscription) -> AsyncItera
         ),
     ),
     body=COMPLETION_REQUEST,
-    errors=(502,),
+    errors=(409, 502),
 )
 async def chat_completions(call: Call) -> Response:
     body = call.body
@@ -577,6 +584,10 @@ async def chat_completions(call: Call) -> Response:
         finally:
             await listening.aclose()
         final = await tasks.get_task(call.actor, task.id)
+        if final.status == TaskStatus.WAITING_FOR_APPROVAL:
+            waiting = await approvals.approval_required(call.actor, final)
+            yield sse_event({"error": error_object(waiting)})
+            return
         if final.status != TaskStatus.COMPLETED:
             message = f"The run {final.status.value}: {final.error or 'no output'}"
             yield sse_event({"error": error_object(UpstreamFailed(message))})

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from agentplane.core.errors import SlowConsumer, ValidationFailed
-from agentplane.models import Step, StepKind, Task
+from agentplane.models import Step, StepKind, Task, TaskStatus
 from agentplane.resolvers import traces
 from agentplane.resolvers.agents import get_agent
 from agentplane.resolvers.auth import Actor
@@ -23,6 +23,7 @@ from agentplane.subscriptions.broker import SubscriberTooSlow, get_broker
 # (e.g. Redis restarted) so a stream never hangs on a finished task.
 IDLE_RECHECK_S = 5.0
 BACKLOG_PAGE = 500
+WAITING = TaskStatus.WAITING_FOR_APPROVAL
 
 
 def ends_task(step: Step) -> bool:
@@ -109,18 +110,26 @@ async def task_output(actor: Actor | None, task_id: str) -> AsyncIterator[str]:
                     return
             elif message.get("end"):
                 return
-            else:
+            elif "text" in message:  # not the notice that the run waits for an approval
                 yield message["text"]
 
 
-async def run_to_end(actor: Actor | None, task: Task, timeout_s: float) -> Task:
-    """Follow the task's trace until it ends or `timeout_s` passes; the task as it is then.
+def parks_task(step: Step) -> bool:
+    return step.kind == StepKind.STATUS_CHANGE and step.payload.get("to") == "waiting_for_approval"
 
-    For callers that answer with the result of a run (REST `run`, MCP tool calls)."""
+
+async def run_to_end(actor: Actor | None, task: Task, timeout_s: float) -> Task:
+    """Follow the task's trace until it ends, waits for an approval, or `timeout_s` passes;
+    the task as it is then.
+
+    For callers that answer with the result of a run (REST `run`, MCP tool calls): one
+    that waits for a human would wait past any client's patience, so they stop there."""
     try:
         async with asyncio.timeout(timeout_s):
-            async for _ in task_events(actor, task.id, 0):
-                pass
+            async for step in task_events(actor, task.id, 0):
+                # A replayed park may be over already (decided meanwhile): read the row.
+                if parks_task(step) and (await Task.get(id=task.id)).status == WAITING:
+                    break
     except TimeoutError:
         pass
     return await get_task(actor, task.id)
