@@ -115,11 +115,12 @@ async def test_a_crashing_server_is_unavailable() -> None:
 async def test_garbage_on_stdout_is_a_protocol_error_at_once() -> None:
     started = time.monotonic()
     with pytest.raises(McpError) as caught:
-        await call_tool(fixture("garbage"), "add", {"a": 1, "b": 2}, timeout=10)
+        await call_tool(fixture("garbage"), "add", {"a": 1, "b": 2}, timeout=60)
 
     assert caught.value.code == MCP_PROTOCOL
     assert "non-JSON-RPC" in caught.value.message
-    assert time.monotonic() - started < 5
+    # long before the timeout (the margin absorbs a slow child start on a loaded machine)
+    assert time.monotonic() - started < 20
 
 
 async def test_a_missing_command_is_unavailable() -> None:
