@@ -217,6 +217,7 @@ async def _request_cancel(actor: Actor | None, task_id: str, *, reason: str | No
         TaskStatus.CANCELLED,
         reason=_by("cancelled", actor, reason),
         status_reason="cancelled",
+        cancel_requested=False,  # done: nothing is left to tell a worker
     )
     if cancelled is not None:
         await approvals.cancel_for_task(task.id, actor)  # its question will not be answered
