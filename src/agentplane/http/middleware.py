@@ -56,6 +56,11 @@ class Bucket:
 current_bucket: contextvars.ContextVar[Bucket | None] = contextvars.ContextVar(
     "agentplane_rate_limit_bucket", default=None
 )
+# Set by the HTTP fast path when it charged a query's cost and then handed the request
+# to the general path: the cost is not charged twice.
+precharged: contextvars.ContextVar[RateLimitStatus | None] = contextvars.ContextVar(
+    "agentplane_precharged", default=None
+)
 LIMITED_PREFIXES = ("/graphql", "/api/", "/v1/")
 
 
@@ -199,6 +204,10 @@ async def charge_query(actor: Actor | None, cost: QueryCost) -> RateLimitStatus:
     """GraphQL's cost charged to the caller's bucket, as GitHub does: the request itself
     was counted once by the middleware, the rest of the query's cost is taken here, and a
     query that costs more than is left is refused with RATE_LIMITED before it runs."""
+    already = precharged.get()
+    if already is not None:
+        precharged.set(None)
+        return already
     bucket = current_bucket.get()
     if bucket is None:
         return RateLimitStatus(cost=cost.cost, node_count=cost.node_count)

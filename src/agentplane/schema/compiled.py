@@ -40,10 +40,12 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     get_operation_ast,
+    specified_rules,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
+from strawberry.utils.operation import get_first_operation
 
 from agentplane.core import observability as obs
 from agentplane.core.errors import DomainError
@@ -52,10 +54,15 @@ from agentplane.resolvers import agents as agent_resolvers
 from agentplane.resolvers import json_pages
 from agentplane.resolvers import tasks as task_resolvers
 from agentplane.resolvers.pagination import encode_cursor
+from agentplane.schema.hardening import MAX_TOKENS, parse_cached, validate_cached
 from agentplane.schema.types import Connection
 
 BACKREF = "strawberry-definition"
 log = logging.getLogger(__name__)
+
+
+COMPILED_HIT = obs.COMPILED_QUERIES.labels("hit")
+COMPILED_FALLBACK = obs.COMPILED_QUERIES.labels("fallback")
 
 
 class NotCompilable(Exception):
@@ -434,6 +441,40 @@ def plan_for(
         return None
 
 
+@dataclass(frozen=True)
+class ReadyPlan:
+    """A query text that parsed, validated and compiled: what the HTTP fast path needs."""
+
+    plan: Plan
+    operation_name: str | None  # as Strawberry names it: given, else the first operation's
+    fragments: Fragments
+
+
+@functools.lru_cache(maxsize=512)
+def ready_plan(
+    schema: GraphQLSchema, query: str, operation_name: str | None, production: bool
+) -> ReadyPlan | None:
+    """The plan for a document text, through the same parse and validation caches as
+    the general path (schema/hardening.py); None for anything the plan does not answer
+    (a syntax or validation error, an unknown operation, an uncovered selection)."""
+    try:
+        document = parse_cached(query, MAX_TOKENS)
+    except GraphQLError:
+        return None
+    if validate_cached(schema, document, tuple(specified_rules), production):
+        return None
+    if operation_name is None:  # Strawberry's ExecutionContext.operation_name
+        first = get_first_operation(document)
+        operation_name = first.name.value if first is not None and first.name else None
+    plan = plan_for(schema, document, operation_name)
+    if plan is None:
+        return None
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    return ReadyPlan(plan, operation_name, fragments)
+
+
 async def _complete(
     plans: list[FieldPlan], objects: list[Any], context: Any
 ) -> list[dict[str, Any]]:
@@ -523,14 +564,22 @@ def _leaf(serialize: Callable[[Any], Any], value: Any, non_null: bool) -> Any:
     return serialize(value)
 
 
-async def execute_plan(
-    schema: GraphQLSchema, plan: Plan, context: Any, variables: dict[str, Any] | None
-) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+def coerce_variables(
+    schema: GraphQLSchema, plan: Plan, variables: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The operation's variables as execution sees them; None when they do not coerce
+    (the general path reports that)."""
     coerced = get_variable_values(
         schema, plan.operation.variable_definitions or (), variables or {}
     )
-    if isinstance(coerced, list):  # variable errors: the general path reports them
-        raise Fallback
+    return None if isinstance(coerced, list) else coerced
+
+
+async def execute_plan(
+    schema: GraphQLSchema, plan: Plan, context: Any, coerced: dict[str, Any]
+) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+    """Run `plan` with coerced variables: (data, errors of root fields' domain errors).
+    Raises (Fallback or anything unexpected) when the general path must answer."""
     data: dict[str, Any] = {}
     errors: list[GraphQLError] = []
     for root in plan.roots:
@@ -571,13 +620,14 @@ class CompiledQueries(SchemaExtension):
             plan = plan_for(ec.schema._schema, document, ec.operation_name)
             if plan is not None:
                 try:
-                    data, errors = await execute_plan(
-                        ec.schema._schema, plan, ec.context, ec.variables
-                    )
+                    coerced = coerce_variables(ec.schema._schema, plan, ec.variables)
+                    if coerced is None:
+                        raise Fallback
+                    data, errors = await execute_plan(ec.schema._schema, plan, ec.context, coerced)
                 except Exception:  # other errors are left to the general path
                     log.debug("compiled plan fell back", exc_info=True)
-                    obs.COMPILED_QUERIES.labels("fallback").inc()
+                    COMPILED_FALLBACK.inc()
                 else:
-                    obs.COMPILED_QUERIES.labels("hit").inc()
+                    COMPILED_HIT.inc()
                     ec.result = GraphQLExecutionResult(data=data, errors=errors or None)  # type: ignore[assignment]
         yield
