@@ -89,7 +89,7 @@ def main() -> None:
         # the innermost match wins (a tie goes to the more specific part, listed first)
         deepest = max(PARTS, key=lambda part: _end(stack, PARTS[part]))
         counts[deepest if PARTS[deepest] in stack else "other"] += samples
-    print(f"py-spy: {total} samples of the API process under wrk (page of 50)")
+    print(f"py-spy: {total} samples of the API process under wrk (page of 50); raw: {out}")
     for part in [*PARTS, "other"]:
         print(f"  {counts[part] / total:6.1%}  {part}")
 
