@@ -24,6 +24,7 @@ import orjson
 import strawberry
 from starlette.requests import Request
 
+from agentplane.core import observability as obs
 from agentplane.core.config import Settings
 from agentplane.core.errors import DomainError
 from agentplane.http.middleware import precharged
@@ -33,6 +34,8 @@ from agentplane.schema.context import Context
 from agentplane.schema.errors import log_errors, render_error
 from agentplane.schema.telemetry import operation_finished, operation_started
 
+ANSWERED = obs.FAST_PATH.labels("answered")
+HANDED_OVER = obs.FAST_PATH.labels("general")
 BODY_KEYS = frozenset({"query", "operationName", "variables"})
 # The credential the fast path checked, for the general path when it falls through.
 FAST_PATH_AUTH = "fast_path_auth"
@@ -52,6 +55,11 @@ class FastPath:
 
     async def answer(self, request: Request) -> dict[str, Any] | None:
         """The response body of a compiled query; None: the general path answers."""
+        body = await self._answer(request)
+        (HANDED_OVER if body is None else ANSWERED).inc()
+        return body
+
+    async def _answer(self, request: Request) -> dict[str, Any] | None:
         headers = request.headers
         accept = (headers.get("accept") or "").lower()
         if (
