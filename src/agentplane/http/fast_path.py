@@ -21,8 +21,8 @@ and a cost already charged (`middleware.precharged`).
 from typing import Any
 
 import orjson
-import strawberry
 from starlette.requests import Request
+from strawberry.schema import BaseSchema
 
 from agentplane.core import observability as obs
 from agentplane.core.config import Settings
@@ -48,8 +48,8 @@ def _json_content(content_type: str | None) -> bool:
 
 
 class FastPath:
-    def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
-        self.schema = schema._schema
+    def __init__(self, schema: BaseSchema, settings: Settings) -> None:
+        self.schema = schema._schema  # type: ignore[attr-defined]
         self.production = settings.production
         self.admin_token = settings.admin_token
 
@@ -102,7 +102,7 @@ class FastPath:
         setattr(request.state, FAST_PATH_AUTH, (context.actor, None))
         # Falling through after this leaves the span unended: it is never exported.
         started = operation_started()
-        estimate, limit_errors = cost.estimate(
+        estimate, limit_errors = ready.fixed_cost or cost.estimate(
             self.schema, ready.plan.operation, ready.fragments, variables
         )
         if limit_errors:

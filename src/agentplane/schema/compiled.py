@@ -43,7 +43,7 @@ from graphql import (
     specified_rules,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.operation import get_first_operation
 
@@ -54,6 +54,7 @@ from agentplane.resolvers import agents as agent_resolvers
 from agentplane.resolvers import json_pages
 from agentplane.resolvers import tasks as task_resolvers
 from agentplane.resolvers.pagination import encode_cursor
+from agentplane.schema import cost
 from agentplane.schema.hardening import MAX_TOKENS, parse_cached, validate_cached
 from agentplane.schema.types import Connection
 
@@ -448,6 +449,8 @@ class ReadyPlan:
     plan: Plan
     operation_name: str | None  # as Strawberry names it: given, else the first operation's
     fragments: Fragments
+    # Without variables, the cost and its errors are the document's: estimated once.
+    fixed_cost: tuple[cost.QueryCost, list[GraphQLError]] | None
 
 
 @functools.lru_cache(maxsize=512)
@@ -472,7 +475,12 @@ def ready_plan(
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    return ReadyPlan(plan, operation_name, fragments)
+    fixed_cost = (
+        None
+        if plan.operation.variable_definitions
+        else cost.estimate(schema, plan.operation, fragments, None)
+    )
+    return ReadyPlan(plan, operation_name, fragments, fixed_cost)
 
 
 async def _complete(
@@ -566,7 +574,7 @@ def _leaf(serialize: Callable[[Any], Any], value: Any, non_null: bool) -> Any:
 
 def coerce_variables(
     schema: GraphQLSchema, plan: Plan, variables: dict[str, Any] | None
-) -> dict[str, Any] | None:
+) -> VariableValues | None:
     """The operation's variables as execution sees them; None when they do not coerce
     (the general path reports that)."""
     coerced = get_variable_values(
@@ -576,7 +584,7 @@ def coerce_variables(
 
 
 async def execute_plan(
-    schema: GraphQLSchema, plan: Plan, context: Any, coerced: dict[str, Any]
+    schema: GraphQLSchema, plan: Plan, context: Any, coerced: VariableValues
 ) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
     """Run `plan` with coerced variables: (data, errors of root fields' domain errors).
     Raises (Fallback or anything unexpected) when the general path must answer."""

@@ -18,6 +18,12 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     _tracer = None
 
 
+# Labelled children by their labels (bounded: operation names are capped by
+# `operation_label`): `labels()` takes a lock and builds its key on every call.
+_counters: dict[tuple[str, str, str], Any] = {}
+_timers: dict[tuple[str, str], Any] = {}
+
+
 def operation_started() -> tuple[float, Any]:
     """The start of one operation: its clock and its span (None without OpenTelemetry)."""
     span = _tracer.start_span("graphql.operation") if _tracer is not None else None
@@ -36,9 +42,18 @@ def operation_finished(
     Shared by this extension and the HTTP fast path (http/fast_path.py)."""
     start, span = started
     name = obs.operation_label(operation_name)
-    obs.GRAPHQL_OPERATIONS.labels(kind, name, "error" if failed else "ok").inc()
+    outcome = "error" if failed else "ok"
+    counter = _counters.get((kind, name, outcome))
+    if counter is None:
+        counter = _counters[(kind, name, outcome)] = obs.GRAPHQL_OPERATIONS.labels(
+            kind, name, outcome
+        )
+    counter.inc()
     if not subscription:
-        obs.GRAPHQL_LATENCY.labels(kind, name).observe(time.perf_counter() - start)
+        timer = _timers.get((kind, name))
+        if timer is None:
+            timer = _timers[(kind, name)] = obs.GRAPHQL_LATENCY.labels(kind, name)
+        timer.observe(time.perf_counter() - start)
     else:
         obs.SUBSCRIPTIONS_ACTIVE.dec()
     if span is not None:
