@@ -68,6 +68,16 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
     ),
 ]
 
+# A root list of plain objects (no database): the model catalog.
+MODEL_QUERIES: list[tuple[str, dict[str, Any]]] = [
+    (
+        "{ models { __typename id label provider inputUsdPerMillionTokens"
+        " outputUsdPerMillionTokens } }",
+        {},
+    ),
+    ("query M($e: Boolean!) { catalog: models(enabledOnly: $e) { id } }", {"e": True}),
+]
+
 
 def hits(outcome: str) -> float:
     return REGISTRY.get_sample_value("agentplane_graphql_compiled_total", {"outcome": outcome}) or 0
@@ -110,6 +120,7 @@ async def test_compiled_answers_equal_graphql_core(services: object) -> None:
         *QUERIES,
         (f'{{ task(id: "{tasks[0].id}") {{ {TASK_FIELDS} agent {{ id }} }} }}', {}),
         (f'{{ agent(id: "{tasks[1].agent_id}") {{ {AGENT_FIELDS} }} }}', {}),
+        *MODEL_QUERIES,
     ]
     per_query = []
     for query, variables in queries:
@@ -122,7 +133,7 @@ async def test_compiled_answers_equal_graphql_core(services: object) -> None:
         per_query.append(sql_renders() - statements)
     # on PostgreSQL the connections were rendered by the database; single objects not
     postgres = get_connection("default").capabilities.dialect == "postgres"
-    assert per_query == ([1, 1, 1, 1, 0, 0] if postgres else [0] * 6)
+    assert per_query == ([1, 1, 1, 1, 0, 0, 0, 0] if postgres else [0] * 8)
 
 
 def sql_renders() -> int:
@@ -146,6 +157,9 @@ async def test_same_authorisation_on_the_compiled_path(services: object) -> None
     anonymous = await run(compiled_schema, QUERIES[0][0], None)  # type: ignore[arg-type]
     assert anonymous[1][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert anonymous == await run(general_schema, QUERIES[0][0], None)  # type: ignore[arg-type]
+    models = await run(compiled_schema, MODEL_QUERIES[0][0], None)  # type: ignore[arg-type]
+    assert models[1][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert models == await run(general_schema, MODEL_QUERIES[0][0], None)  # type: ignore[arg-type]
 
 
 async def test_uncovered_operations_take_the_general_path(services: object) -> None:
@@ -275,6 +289,7 @@ async def test_the_http_fast_path_answers_as_the_general_path(
         *QUERIES,
         (f'{{ task(id: "{tasks[0].id}") {{ {TASK_FIELDS} agent {{ id }} }} }}', {}),
         (f'{{ agent(id: "{tasks[1].agent_id}") {{ {AGENT_FIELDS} }} }}', {}),
+        *MODEL_QUERIES,
     ]
     for accept in (None, "application/json", NEW, f"{NEW}, application/json"):
         for query, variables in queries:

@@ -54,7 +54,7 @@ from agentplane.resolvers import agents as agent_resolvers
 from agentplane.resolvers import json_pages
 from agentplane.resolvers import tasks as task_resolvers
 from agentplane.resolvers.pagination import encode_cursor
-from agentplane.schema import cost
+from agentplane.schema import cost, query
 from agentplane.schema.hardening import MAX_TOKENS, parse_cached, validate_cached
 from agentplane.schema.types import Connection
 
@@ -105,6 +105,10 @@ async def _agent(context: Any, args: dict[str, Any]) -> Any:
     return await agent_resolvers.get_agent(_context_actor(context), args["id"])
 
 
+async def _models(context: Any, args: dict[str, Any]) -> Any:
+    return query.model_infos(_context_actor(context), args["enabledOnly"])
+
+
 RootResolver = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 # Root fields the plan may start from: the same resolvers the schema's fields call.
 ROOTS: dict[str, RootResolver] = {
@@ -112,6 +116,7 @@ ROOTS: dict[str, RootResolver] = {
     "agents": _agents,
     "task": _task,
     "agent": _agent,
+    "models": _models,
 }
 # Relations resolved by async field resolvers: (parent type, field) -> (loader, key attribute).
 RELATIONS: dict[tuple[str, str], tuple[str, str]] = {
@@ -140,6 +145,8 @@ class RootPlan:
     field_def: Any
     node: FieldNode
     non_null: bool
+    is_list: bool
+    item_non_null: bool
     children: list[FieldPlan] = field(default_factory=list)
     sql: "SqlConnection | None" = None  # PostgreSQL renders it (json_pages)
 
@@ -409,9 +416,9 @@ def _compile(
         field_def = root_type.fields.get(name)
         if resolve is None or field_def is None or node.selection_set is None:
             raise NotCompilable(f"root field {name}")
-        named, non_null, is_list, _ = _unwrap(field_def.type)
-        if is_list or not isinstance(named, GraphQLObjectType):
-            raise NotCompilable("root lists")
+        named, non_null, is_list, item_non_null = _unwrap(field_def.type)
+        if not isinstance(named, GraphQLObjectType):
+            raise NotCompilable("root of an abstract type")
         roots.append(
             RootPlan(
                 key=(node.alias or node.name).value,
@@ -419,6 +426,8 @@ def _compile(
                 field_def=field_def,
                 node=node,
                 non_null=non_null,
+                is_list=is_list,
+                item_non_null=item_non_null,
                 children=_compile_object(named, node.selection_set, fragments),
                 sql=_sql_connection(name, named, node, fragments),
             )
@@ -614,7 +623,15 @@ async def execute_plan(
                 raise Fallback
             data[root.key] = None
             continue
-        data[root.key] = (await _complete(root.children, [value], context))[0]
+        if not root.is_list:
+            data[root.key] = (await _complete(root.children, [value], context))[0]
+            continue
+        if root.item_non_null and any(v is None for v in value):
+            raise Fallback
+        completed = iter(
+            await _complete(root.children, [v for v in value if v is not None], context)
+        )
+        data[root.key] = [None if v is None else next(completed) for v in value]
     return data, errors
 
 
