@@ -135,18 +135,18 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         current_bucket.set(bucket)
-        headers = _headers(bucket)
         if not allowed:
             retry_after = seconds_to_reset(bucket)
-            await _too_many(scope, send, headers, retry_after)
+            await _too_many(scope, send, _headers(bucket), retry_after)
             return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                if b"x-ratelimit-limit" not in present:  # a handler's own limit wins
+                headers = message.get("headers", [])
+                # a handler's own limit wins
+                if not any(k.lower() == b"x-ratelimit-limit" for k, _ in headers):
                     # read now: a GraphQL query may have charged its cost meanwhile
-                    message["headers"] = [*message.get("headers", []), *_headers(bucket)]
+                    message["headers"] = [*headers, *_headers(bucket)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
