@@ -16,7 +16,7 @@ from agentplane.http.graphql_app import GraphQLApp
 from agentplane.models import AccessToken as AccessTokenModel
 from agentplane.models import Step, StepKind, Task, TaskStatus, Tenant
 from agentplane.resolvers import json_pages
-from agentplane.resolvers.auth import Actor, hash_token
+from agentplane.resolvers.auth import SESSION_COOKIE, Actor, hash_token
 from agentplane.schema import schema as compiled_schema
 from agentplane.schema.context import Context
 from agentplane.schema.errors import ErrorCodes
@@ -243,8 +243,11 @@ async def send(
     *,
     fast: bool,
     authorization: str | None = None,
+    cookie: str | None = None,
 ) -> Answer:
     headers = {"content-type": "application/json", "x-request-id": "req_compare"}
+    if cookie is not None:
+        headers["cookie"] = cookie
     if token is not None or authorization is not None:
         headers["authorization"] = authorization or f"Bearer {token}"
     if accept is not None:
@@ -388,6 +391,22 @@ async def test_every_error_is_the_same_on_both_paths(
             None,
             {"authorization": "Basic eDp5"},
             "UNAUTHENTICATED",
+            False,
+        ),
+        (
+            "no credential",
+            {"query": page, "variables": {"n": 2}},
+            None,
+            {},
+            "UNAUTHENTICATED",
+            False,
+        ),
+        (
+            "a session cookie, no CSRF token",
+            {"query": page, "variables": {"n": 2}},
+            None,
+            {"cookie": f"{SESSION_COOKIE}=nope"},
+            None,
             False,
         ),
         (
