@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import strawberry
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
@@ -17,6 +18,7 @@ from agentplane.models import AccessToken as AccessTokenModel
 from agentplane.models import Step, StepKind, Task, TaskStatus, Tenant
 from agentplane.resolvers import json_pages
 from agentplane.resolvers.auth import SESSION_COOKIE, Actor, hash_token
+from agentplane.schema import compiled
 from agentplane.schema import schema as compiled_schema
 from agentplane.schema.context import Context
 from agentplane.schema.errors import ErrorCodes
@@ -507,3 +509,33 @@ async def test_every_error_is_the_same_on_both_paths(
                 errors = orjson.loads(answer.body)["errors"]
                 assert errors[0]["extensions"]["code"] == code, (what, errors)
                 assert errors[0]["extensions"]["requestId"] == "req_compare", what
+
+
+async def test_a_plan_that_fails_on_the_fast_path_is_answered_by_the_general_path(
+    app: Starlette, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a compiled query whose plan fails once, unexpectedly, after the cost was charged
+    _, tasks = await seed()
+    token = await make_token(
+        await Tenant.get(id=(await Task.get(id=tasks[0].id)).tenant_id), "viewer"
+    )
+    body = {"query": QUERIES[0][0]}
+    view = graphql_view(app)
+    expected = await send(client, view, body, token, fast=False)
+    original = compiled.execute_plan
+    calls: list[int] = []
+
+    async def fails_once(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("lost the connection")
+        return await original(*args)
+
+    monkeypatch.setattr(compiled, "execute_plan", fails_once)
+    fallbacks = hits("fallback")
+    # when it is sent
+    answer = await send(client, view, body, token, fast=True)
+    # then Strawberry's view answered it, from the plan (run once more), as it always does
+    assert not answer.fast and len(calls) == 2
+    answer.same_as(expected)
+    assert hits("fallback") == fallbacks  # counted where the general path falls back only

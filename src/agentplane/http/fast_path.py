@@ -42,9 +42,9 @@ FAST_PATH_AUTH = "fast_path_auth"
 
 
 def _json_content(content_type: str | None) -> bool:
-    return bool(content_type) and (
-        content_type.partition(";")[0].strip().lower() == "application/json"  # type: ignore[union-attr]
-    )
+    if not content_type:
+        return False
+    return content_type.partition(";")[0].strip().lower() == "application/json"
 
 
 class FastPath:
@@ -113,9 +113,10 @@ class FastPath:
             return None
         try:
             result, errors = await compiled.execute_plan(self.schema, ready.plan, context, coerced)
-        except Exception:  # the general path answers, without charging again
+        except Exception:
+            # The general path answers, without charging again; its own plan run counts
+            # the fallback (compiled.CompiledQueries), so it is not counted here.
             precharged.set(context.rate_limit)
-            compiled.COMPILED_FALLBACK.inc()
             return None
         compiled.COMPILED_HIT.inc()
         if errors:
