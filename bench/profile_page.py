@@ -32,6 +32,9 @@ PARTS = {
     "Starlette + middleware": "(starlette/",
     "uvicorn / HTTP parsing": "(uvicorn/",
     "JSON encoding (orjson)": "encode_json",
+    "HTTP fast path (http/fast_path.py)": "agentplane/http/fast_path.py",
+    "rate limit (limits, middleware)": "(limits/",
+    "metrics (prometheus_client)": "(prometheus_client/",
     "metrics, request id, access log": "agentplane/http/observability.py",
     "cost estimate and charge": "agentplane/schema/cost.py",
     "asyncio event loop": "(asyncio/",
@@ -89,7 +92,7 @@ def main() -> None:
         # the innermost match wins (a tie goes to the more specific part, listed first)
         deepest = max(PARTS, key=lambda part: _end(stack, PARTS[part]))
         counts[deepest if PARTS[deepest] in stack else "other"] += samples
-    print(f"py-spy: {total} samples of the API process under wrk (page of 50)")
+    print(f"py-spy: {total} samples of the API process under wrk (page of 50); raw: {out}")
     for part in [*PARTS, "other"]:
         print(f"  {counts[part] / total:6.1%}  {part}")
 

@@ -122,7 +122,8 @@ def uvicorn_process(factory: str, env: dict[str, str]) -> Iterator[str]:
             "warning",
         ],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        # this checkout's code, not an installed copy's (a worktree beside an editable install)
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", **env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

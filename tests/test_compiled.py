@@ -1,15 +1,24 @@
 """Compiled plans answer exactly what graphql-core answers, with the same authorisation."""
 
+import itertools
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import orjson
+import pytest
 import strawberry
 from prometheus_client import REGISTRY
+from starlette.applications import Starlette
+from starlette.routing import Route
 from tortoise.connection import get_connection
 
-from agentplane.models import Step, StepKind, Task, TaskStatus
+from agentplane.http.graphql_app import GraphQLApp
+from agentplane.models import AccessToken as AccessTokenModel
+from agentplane.models import Step, StepKind, Task, TaskStatus, Tenant
 from agentplane.resolvers import json_pages
-from agentplane.resolvers.auth import Actor
+from agentplane.resolvers.auth import SESSION_COOKIE, Actor, hash_token
+from agentplane.schema import compiled
 from agentplane.schema import schema as compiled_schema
 from agentplane.schema.context import Context
 from agentplane.schema.errors import ErrorCodes
@@ -22,7 +31,7 @@ from agentplane.schema.types import AccessToken, Agent
 from agentplane.schema.types import Step as StepType
 from agentplane.schema.types import Task as TaskType
 from agentplane.schema.types import Tenant as TenantType
-from tests.support.factories import make_agent, make_tenant
+from tests.support.factories import make_agent, make_tenant, make_token
 
 general_schema = strawberry.Schema(
     query=Query,
@@ -59,6 +68,16 @@ QUERIES: list[tuple[str, dict[str, Any]]] = [
         " fragment T on Task { id agent { ...A } } fragment A on Agent { name model }",
         {},
     ),
+]
+
+# A root list of plain objects (no database): the model catalog.
+MODEL_QUERIES: list[tuple[str, dict[str, Any]]] = [
+    (
+        "{ models { __typename id label provider inputUsdPerMillionTokens"
+        " outputUsdPerMillionTokens } }",
+        {},
+    ),
+    ("query M($e: Boolean!) { catalog: models(enabledOnly: $e) { id } }", {"e": True}),
 ]
 
 
@@ -103,6 +122,7 @@ async def test_compiled_answers_equal_graphql_core(services: object) -> None:
         *QUERIES,
         (f'{{ task(id: "{tasks[0].id}") {{ {TASK_FIELDS} agent {{ id }} }} }}', {}),
         (f'{{ agent(id: "{tasks[1].agent_id}") {{ {AGENT_FIELDS} }} }}', {}),
+        *MODEL_QUERIES,
     ]
     per_query = []
     for query, variables in queries:
@@ -115,7 +135,7 @@ async def test_compiled_answers_equal_graphql_core(services: object) -> None:
         per_query.append(sql_renders() - statements)
     # on PostgreSQL the connections were rendered by the database; single objects not
     postgres = get_connection("default").capabilities.dialect == "postgres"
-    assert per_query == ([1, 1, 1, 1, 0, 0] if postgres else [0] * 6)
+    assert per_query == ([1, 1, 1, 1, 0, 0, 0, 0] if postgres else [0] * 8)
 
 
 def sql_renders() -> int:
@@ -139,6 +159,9 @@ async def test_same_authorisation_on_the_compiled_path(services: object) -> None
     anonymous = await run(compiled_schema, QUERIES[0][0], None)  # type: ignore[arg-type]
     assert anonymous[1][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert anonymous == await run(general_schema, QUERIES[0][0], None)  # type: ignore[arg-type]
+    models = await run(compiled_schema, MODEL_QUERIES[0][0], None)  # type: ignore[arg-type]
+    assert models[1][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert models == await run(general_schema, MODEL_QUERIES[0][0], None)  # type: ignore[arg-type]
 
 
 async def test_uncovered_operations_take_the_general_path(services: object) -> None:
@@ -181,3 +204,338 @@ async def test_pages_cursors_and_argument_errors_agree(services: object) -> None
         assert compiled == await run(general_schema, page, caller, **variables), variables
     errors = [(await run(compiled_schema, page, actor, **v))[1] for _, v in cases[-3:]]
     assert [e[0]["extensions"]["code"] for e in errors] == ["VALIDATION"] * 3
+
+
+# ------------------------------------------------ over HTTP: the fast path and the general path
+
+NEW = "application/graphql-response+json"
+REVOKE = "mutation($id: ID!) { revokeAccessToken(input: {id: $id}) { token { revokedAt } } }"
+# Headers whose values both paths must give alike (the rate-limit counts move by request).
+SAME_HEADERS = ("content-type", "content-length", "x-request-id", "x-ratelimit-limit")
+
+
+def graphql_view(app: Starlette) -> GraphQLApp:
+    return next(r.endpoint for r in app.routes if isinstance(r, Route) and r.path == "/graphql")
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    fast: bool  # answered before Strawberry's view
+
+    def same_as(self, other: "Answer") -> None:
+        assert (self.status, self.body) == (other.status, other.body)
+        assert self.headers.keys() == other.headers.keys()
+        for name in SAME_HEADERS:
+            assert self.headers.get(name) == other.headers.get(name), name
+
+
+async def send(
+    client: httpx.AsyncClient,
+    view: GraphQLApp,
+    body: object,
+    token: str | None,
+    accept: str | None = None,
+    *,
+    fast: bool,
+    authorization: str | None = None,
+    cookie: str | None = None,
+) -> Answer:
+    headers = {"content-type": "application/json", "x-request-id": "req_compare"}
+    if cookie is not None:
+        headers["cookie"] = cookie
+    if token is not None or authorization is not None:
+        headers["authorization"] = authorization or f"Bearer {token}"
+    if accept is not None:
+        headers["accept"] = accept
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    fast_path = view.fast_path
+    answered = sample("agentplane_graphql_fast_path_total", outcome="answered")
+    if not fast:
+        view.fast_path = None
+    try:
+        response = await client.post("/graphql", content=content, headers=headers)
+    finally:
+        view.fast_path = fast_path
+    took = sample("agentplane_graphql_fast_path_total", outcome="answered") - answered
+    return Answer(response.status_code, dict(response.headers), response.content, took == 1)
+
+
+async def compare(
+    client: httpx.AsyncClient,
+    app: Starlette,
+    body: object,
+    token: str | None,
+    accept: str | None = None,
+    **kwargs: Any,
+) -> Answer:
+    """The same request on both paths: the same status, headers and body bytes."""
+    view = graphql_view(app)
+    fast = await send(client, view, body, token, accept, fast=True, **kwargs)
+    general = await send(client, view, body, token, accept, fast=False, **kwargs)
+    assert not general.fast
+    fast.same_as(general)
+    return fast
+
+
+async def test_the_http_fast_path_answers_as_the_general_path(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    _, tasks = await seed()
+    tenant_id = (await Task.get(id=tasks[0].id)).tenant_id
+    token = await make_token(await Tenant.get(id=tenant_id), "viewer")
+    queries = [
+        *QUERIES,
+        (f'{{ task(id: "{tasks[0].id}") {{ {TASK_FIELDS} agent {{ id }} }} }}', {}),
+        (f'{{ agent(id: "{tasks[1].agent_id}") {{ {AGENT_FIELDS} }} }}', {}),
+        *MODEL_QUERIES,
+    ]
+    for accept in (None, "application/json", NEW, f"{NEW}, application/json"):
+        for query, variables in queries:
+            # given a compiled query, when it is sent over HTTP
+            body = {"query": query, "variables": variables or None}
+            answer = await compare(client, app, body, token, accept)
+            # then the fast path answered it, exactly as Strawberry's view does
+            assert answer.fast, query
+            assert answer.status == 200 and b'"errors"' not in answer.body
+    # operationName naming the one operation, variables given as null
+    named = {"query": QUERIES[3][0], "operationName": "F", "variables": None}
+    assert (await compare(client, app, named, token)).fast
+
+
+async def test_operation_metrics_are_the_same_on_both_paths(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    acme = await make_tenant("acme")
+    token = await make_token(acme, "viewer")
+    view = graphql_view(app)
+    body = {"query": "query Metered { tasks(first: 2) { edges { node { id } } } }"}
+    for fast in (True, False):
+        ops = sample(
+            "agentplane_graphql_operations_total", type="query", operation="Metered", outcome="ok"
+        )
+        latency = sample(
+            "agentplane_graphql_operation_duration_seconds_count", type="query", operation="Metered"
+        )
+        http = sample(
+            "agentplane_http_requests_total", route="/graphql", method="POST", status="200"
+        )
+        answer = await send(client, view, body, token, fast=fast)
+        assert answer.fast is fast
+        assert (
+            sample(
+                "agentplane_graphql_operations_total",
+                type="query",
+                operation="Metered",
+                outcome="ok",
+            )
+            == ops + 1
+        )
+        assert (
+            sample(
+                "agentplane_graphql_operation_duration_seconds_count",
+                type="query",
+                operation="Metered",
+            )
+            == latency + 1
+        )
+        assert (
+            sample("agentplane_http_requests_total", route="/graphql", method="POST", status="200")
+            == http + 1
+        )
+    # and each path counts the request once against the caller's bucket
+    left = [
+        int((await send(client, view, body, token, fast=fast)).headers["x-ratelimit-remaining"])
+        for fast in (False, True, False, True)
+    ]
+    assert [a - b for a, b in itertools.pairwise(left)] == [1, 1, 1]
+
+
+async def test_every_error_is_the_same_on_both_paths(
+    app: Starlette, client: httpx.AsyncClient
+) -> None:
+    _, tasks = await seed()
+    acme = await Tenant.get(id=(await Task.get(id=tasks[0].id)).tenant_id)
+    viewer = await make_token(acme, "viewer")
+    admin = await make_token(acme, "tenant_admin")
+    outsider = await make_token(await make_tenant("other"), "viewer")
+    revoked = await make_token(acme, "viewer")
+    page = "query P($n: Int!) { tasks(first: $n) { edges { node { id status } } } }"
+    assert (await compare(client, app, {"query": page, "variables": {"n": 2}}, revoked)).fast
+    revoked_row = await AccessTokenModel.get(token_hash=hash_token(revoked))
+    await send(
+        client,
+        graphql_view(app),
+        {"query": REVOKE, "variables": {"id": revoked_row.id}},
+        admin,
+        fast=True,
+    )
+    task_query = f'{{ task(id: "{tasks[0].id}") {{ id status }} }}'
+    cases: list[tuple[str, object, str | None, dict[str, Any], str | None, bool]] = [
+        # (what, body, token, send kwargs, expected code, answered by the fast path)
+        (
+            "bad token",
+            {"query": page, "variables": {"n": 2}},
+            "apt_nope",
+            {},
+            "UNAUTHENTICATED",
+            False,
+        ),
+        (
+            "not a bearer",
+            {"query": page, "variables": {"n": 2}},
+            None,
+            {"authorization": "Basic eDp5"},
+            "UNAUTHENTICATED",
+            False,
+        ),
+        (
+            "no credential",
+            {"query": page, "variables": {"n": 2}},
+            None,
+            {},
+            "UNAUTHENTICATED",
+            False,
+        ),
+        (
+            "a session cookie, no CSRF token",
+            {"query": page, "variables": {"n": 2}},
+            None,
+            {"cookie": f"{SESSION_COOKIE}=nope"},
+            None,
+            False,
+        ),
+        (
+            "revoked token",
+            {"query": page, "variables": {"n": 2}},
+            revoked,
+            {},
+            "UNAUTHENTICATED",
+            False,
+        ),
+        ("other tenant", {"query": task_query}, outsider, {}, "NOT_FOUND", True),
+        (
+            "bad variables",
+            {"query": page, "variables": {"n": "two"}},
+            viewer,
+            {},
+            "GRAPHQL_VALIDATION_FAILED",
+            False,
+        ),
+        ("missing variable", {"query": page}, viewer, {}, "MISSING_PAGINATION_BOUNDARIES", False),
+        ("negative first", {"query": page, "variables": {"n": -1}}, viewer, {}, "VALIDATION", True),
+        (
+            "over-limit first",
+            {"query": page, "variables": {"n": 500}},
+            viewer,
+            {},
+            "EXCESSIVE_PAGINATION",
+            False,
+        ),
+        (
+            "no first",
+            {"query": "{ tasks { edges { node { id } } } }"},
+            viewer,
+            {},
+            "MISSING_PAGINATION_BOUNDARIES",
+            False,
+        ),
+        (
+            "wrong operationName",
+            {"query": page, "operationName": "Nope", "variables": {"n": 2}},
+            viewer,
+            {},
+            None,
+            False,
+        ),
+        (
+            "persisted query",
+            {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "ab"}}},
+            viewer,
+            {},
+            "BAD_REQUEST",
+            False,
+        ),
+        (
+            "persisted query with its text",
+            {
+                "query": page,
+                "variables": {"n": 1},
+                "extensions": {"persistedQuery": {"version": 1, "sha256Hash": "ab"}},
+            },
+            viewer,
+            {},
+            None,
+            False,
+        ),
+        (
+            "unknown field",
+            {"query": "{ tasks(first: 1) { edges { node { nope } } } }"},
+            viewer,
+            {},
+            "GRAPHQL_VALIDATION_FAILED",
+            False,
+        ),
+        (
+            "syntax error",
+            {"query": "{ tasks(first: 1) {"},
+            viewer,
+            {},
+            "GRAPHQL_PARSE_FAILED",
+            False,
+        ),
+        ("not JSON", b"{nope", viewer, {}, "BAD_REQUEST", False),
+        ("a batch", [{"query": page, "variables": {"n": 1}}], viewer, {}, None, False),
+        (
+            "variables not an object",
+            {"query": page, "variables": [1]},
+            viewer,
+            {},
+            "BAD_REQUEST",
+            False,
+        ),
+    ]
+    for accept in ("application/json", NEW):
+        for what, body, token, kwargs, code, fast in cases:
+            answer = await compare(client, app, body, token, accept, **kwargs)
+            assert answer.fast is fast, what
+            if code is not None:
+                errors = orjson.loads(answer.body)["errors"]
+                assert errors[0]["extensions"]["code"] == code, (what, errors)
+                assert errors[0]["extensions"]["requestId"] == "req_compare", what
+
+
+async def test_a_plan_that_fails_on_the_fast_path_is_answered_by_the_general_path(
+    app: Starlette, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a compiled query whose plan fails once, unexpectedly, after the cost was charged
+    _, tasks = await seed()
+    token = await make_token(
+        await Tenant.get(id=(await Task.get(id=tasks[0].id)).tenant_id), "viewer"
+    )
+    body = {"query": QUERIES[0][0]}
+    view = graphql_view(app)
+    expected = await send(client, view, body, token, fast=False)
+    original = compiled.execute_plan
+    calls: list[int] = []
+
+    async def fails_once(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("lost the connection")
+        return await original(*args)
+
+    monkeypatch.setattr(compiled, "execute_plan", fails_once)
+    fallbacks = hits("fallback")
+    # when it is sent
+    answer = await send(client, view, body, token, fast=True)
+    # then Strawberry's view answered it, from the plan (run once more), as it always does
+    assert not answer.fast and len(calls) == 2
+    answer.same_as(expected)
+    assert hits("fallback") == fallbacks  # counted where the general path falls back only

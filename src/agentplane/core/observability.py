@@ -38,6 +38,11 @@ COMPILED_QUERIES = Counter(
     "Queries answered from a compiled plan (hit) or handed back to graphql-core (fallback)",
     ["outcome"],
 )
+FAST_PATH = Counter(
+    "agentplane_graphql_fast_path_total",
+    "HTTP GraphQL requests answered before Strawberry's view (answered) or handed to it",
+    ["outcome"],
+)
 WEBSOCKETS_ACTIVE = Gauge("agentplane_websockets_active", "Open websocket connections")
 SUBSCRIPTIONS_ACTIVE = Gauge("agentplane_subscriptions_active", "Running GraphQL subscriptions")
 QUEUE_DEPTH = Gauge("agentplane_queue_depth", "Tasks waiting in the queue (at scrape time)")

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import GraphQL
@@ -27,6 +27,7 @@ from agentplane.core.errors import DomainError
 from agentplane.core.observability import error_extensions
 from agentplane.http.accept import GRAPHQL_RESPONSE_JSON, wants_graphql_response_json
 from agentplane.http.csrf import graphql_needs_csrf
+from agentplane.http.fast_path import FAST_PATH_AUTH, FastPath
 from agentplane.http.middleware import Buckets, current_bucket
 from agentplane.http.ws_limits import SocketLimits, SocketRefused, socket_bucket, take_operation
 from agentplane.resolvers.auth import (
@@ -152,6 +153,8 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.settings = settings
         self.socket_limits = SocketLimits(buckets)
+        # None: every request takes Strawberry's view (tests compare both paths)
+        self.fast_path: FastPath | None = FastPath(self.schema, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -172,7 +175,11 @@ class GraphQLApp(GraphQL[Context, None]):
                     "Multipart requests need `Authorization: Bearer …` or the session's "
                     "X-CSRF-Token header",
                 )
-            response = await self.run(request)
+            body = await self.fast_path.answer(request) if self.fast_path else None
+            if body is not None:
+                response = Response(orjson.dumps(body), media_type="application/json")
+            else:
+                response = await self.run(request)
         except HTTPException as exc:  # refused before execution: a GraphQL error body, not text
             response = JSONResponse(
                 {
@@ -228,7 +235,14 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         context = Context(request=request, response=response)
-        if isinstance(request, Request):  # HTTP: a bearer token, or a session cookie + CSRF
+        checked = getattr(request.state, FAST_PATH_AUTH, None)
+        if checked is not None:  # the fast path authenticated this request, then fell through
+            actor, error = checked
+            if error is not None:
+                context.auth_error = error
+            else:
+                context.set_actor(actor)
+        elif isinstance(request, Request):  # HTTP: a bearer token, or a session cookie + CSRF
             try:
                 context.set_actor(
                     await authenticate_request(

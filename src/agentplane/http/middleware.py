@@ -56,6 +56,11 @@ class Bucket:
 current_bucket: contextvars.ContextVar[Bucket | None] = contextvars.ContextVar(
     "agentplane_rate_limit_bucket", default=None
 )
+# Set by the HTTP fast path when it charged a query's cost and then handed the request
+# to the general path: the cost is not charged twice.
+precharged: contextvars.ContextVar[RateLimitStatus | None] = contextvars.ContextVar(
+    "agentplane_precharged", default=None
+)
 LIMITED_PREFIXES = ("/graphql", "/api/", "/v1/")
 
 
@@ -130,18 +135,18 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         current_bucket.set(bucket)
-        headers = _headers(bucket)
         if not allowed:
             retry_after = seconds_to_reset(bucket)
-            await _too_many(scope, send, headers, retry_after)
+            await _too_many(scope, send, _headers(bucket), retry_after)
             return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                if b"x-ratelimit-limit" not in present:  # a handler's own limit wins
+                headers = message.get("headers", [])
+                # a handler's own limit wins
+                if not any(k.lower() == b"x-ratelimit-limit" for k, _ in headers):
                     # read now: a GraphQL query may have charged its cost meanwhile
-                    message["headers"] = [*message.get("headers", []), *_headers(bucket)]
+                    message["headers"] = [*headers, *_headers(bucket)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -199,6 +204,10 @@ async def charge_query(actor: Actor | None, cost: QueryCost) -> RateLimitStatus:
     """GraphQL's cost charged to the caller's bucket, as GitHub does: the request itself
     was counted once by the middleware, the rest of the query's cost is taken here, and a
     query that costs more than is left is refused with RATE_LIMITED before it runs."""
+    already = precharged.get()
+    if already is not None:
+        precharged.set(None)
+        return already
     bucket = current_bucket.get()
     if bucket is None:
         return RateLimitStatus(cost=cost.cost, node_count=cost.node_count)

@@ -2,11 +2,37 @@
 
 import logging
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentplane.core import request_context
 from agentplane.core.observability import HTTP_LATENCY, HTTP_REQUESTS, WEBSOCKETS_ACTIVE
+
+# Labelled metric children by (route, method[, status]): `labels()` takes a lock and
+# builds its key on every call, which a request need not pay once the series exists.
+_counters: dict[tuple[str, str, int], Any] = {}
+_timers: dict[tuple[str, str], Any] = {}
+
+
+def _record(template: str, method: str, status: int, elapsed: float) -> None:
+    counter = _counters.get((template, method, status))
+    if counter is None:
+        counter = _counters[(template, method, status)] = HTTP_REQUESTS.labels(
+            template, method, str(status)
+        )
+    timer = _timers.get((template, method))
+    if timer is None:
+        timer = _timers[(template, method)] = HTTP_LATENCY.labels(template, method)
+    counter.inc()
+    timer.observe(elapsed)
+
+
+def _incoming_id(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            return str(value.decode("latin-1"))
+    return ""
 
 
 class RequestObservability:
@@ -19,8 +45,7 @@ class RequestObservability:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = request_context.new_request_id(incoming)
+        request_id = request_context.new_request_id(_incoming_id(scope))
         token = request_context.set_request_id(request_id)
         if scope["type"] == "websocket":
             WEBSOCKETS_ACTIVE.inc()
@@ -31,15 +56,13 @@ class RequestObservability:
                 request_context.reset_request_id(token)
         status = 500
         start = time.perf_counter()
+        id_header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), id_header]
             await send(message)
 
         try:
@@ -49,8 +72,7 @@ class RequestObservability:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
-            HTTP_REQUESTS.labels(template, method, str(status)).inc()
-            HTTP_LATENCY.labels(template, method).observe(elapsed)
+            _record(template, method, status, elapsed)
             if self.access.isEnabledFor(logging.INFO):
                 self.access.info(
                     "request",

@@ -40,10 +40,12 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     get_operation_ast,
+    specified_rules,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from strawberry.extensions import SchemaExtension
+from strawberry.utils.operation import get_first_operation
 
 from agentplane.core import observability as obs
 from agentplane.core.errors import DomainError
@@ -52,10 +54,16 @@ from agentplane.resolvers import agents as agent_resolvers
 from agentplane.resolvers import json_pages
 from agentplane.resolvers import tasks as task_resolvers
 from agentplane.resolvers.pagination import encode_cursor
+from agentplane.schema import cost, query
+from agentplane.schema.hardening import MAX_TOKENS, parse_cached, validate_cached
 from agentplane.schema.types import Connection
 
 BACKREF = "strawberry-definition"
 log = logging.getLogger(__name__)
+
+
+COMPILED_HIT = obs.COMPILED_QUERIES.labels("hit")
+COMPILED_FALLBACK = obs.COMPILED_QUERIES.labels("fallback")
 
 
 class NotCompilable(Exception):
@@ -97,6 +105,10 @@ async def _agent(context: Any, args: dict[str, Any]) -> Any:
     return await agent_resolvers.get_agent(_context_actor(context), args["id"])
 
 
+async def _models(context: Any, args: dict[str, Any]) -> Any:
+    return query.model_infos(_context_actor(context), args["enabledOnly"])
+
+
 RootResolver = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 # Root fields the plan may start from: the same resolvers the schema's fields call.
 ROOTS: dict[str, RootResolver] = {
@@ -104,6 +116,7 @@ ROOTS: dict[str, RootResolver] = {
     "agents": _agents,
     "task": _task,
     "agent": _agent,
+    "models": _models,
 }
 # Relations resolved by async field resolvers: (parent type, field) -> (loader, key attribute).
 RELATIONS: dict[tuple[str, str], tuple[str, str]] = {
@@ -132,6 +145,8 @@ class RootPlan:
     field_def: Any
     node: FieldNode
     non_null: bool
+    is_list: bool
+    item_non_null: bool
     children: list[FieldPlan] = field(default_factory=list)
     sql: "SqlConnection | None" = None  # PostgreSQL renders it (json_pages)
 
@@ -401,9 +416,9 @@ def _compile(
         field_def = root_type.fields.get(name)
         if resolve is None or field_def is None or node.selection_set is None:
             raise NotCompilable(f"root field {name}")
-        named, non_null, is_list, _ = _unwrap(field_def.type)
-        if is_list or not isinstance(named, GraphQLObjectType):
-            raise NotCompilable("root lists")
+        named, non_null, is_list, item_non_null = _unwrap(field_def.type)
+        if not isinstance(named, GraphQLObjectType):
+            raise NotCompilable("root of an abstract type")
         roots.append(
             RootPlan(
                 key=(node.alias or node.name).value,
@@ -411,6 +426,8 @@ def _compile(
                 field_def=field_def,
                 node=node,
                 non_null=non_null,
+                is_list=is_list,
+                item_non_null=item_non_null,
                 children=_compile_object(named, node.selection_set, fragments),
                 sql=_sql_connection(name, named, node, fragments),
             )
@@ -432,6 +449,47 @@ def plan_for(
         return _compile(schema, operation, fragments)
     except NotCompilable:
         return None
+
+
+@dataclass(frozen=True)
+class ReadyPlan:
+    """A query text that parsed, validated and compiled: what the HTTP fast path needs."""
+
+    plan: Plan
+    operation_name: str | None  # as Strawberry names it: given, else the first operation's
+    fragments: Fragments
+    # Without variables, the cost and its errors are the document's: estimated once.
+    fixed_cost: tuple[cost.QueryCost, list[GraphQLError]] | None
+
+
+@functools.lru_cache(maxsize=512)
+def ready_plan(
+    schema: GraphQLSchema, query: str, operation_name: str | None, production: bool
+) -> ReadyPlan | None:
+    """The plan for a document text, through the same parse and validation caches as
+    the general path (schema/hardening.py); None for anything the plan does not answer
+    (a syntax or validation error, an unknown operation, an uncovered selection)."""
+    try:
+        document = parse_cached(query, MAX_TOKENS)
+    except GraphQLError:
+        return None
+    if validate_cached(schema, document, tuple(specified_rules), production):
+        return None
+    if operation_name is None:  # Strawberry's ExecutionContext.operation_name
+        first = get_first_operation(document)
+        operation_name = first.name.value if first is not None and first.name else None
+    plan = plan_for(schema, document, operation_name)
+    if plan is None:
+        return None
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    fixed_cost = (
+        None
+        if plan.operation.variable_definitions
+        else cost.estimate(schema, plan.operation, fragments, None)
+    )
+    return ReadyPlan(plan, operation_name, fragments, fixed_cost)
 
 
 async def _complete(
@@ -523,14 +581,22 @@ def _leaf(serialize: Callable[[Any], Any], value: Any, non_null: bool) -> Any:
     return serialize(value)
 
 
-async def execute_plan(
-    schema: GraphQLSchema, plan: Plan, context: Any, variables: dict[str, Any] | None
-) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+def coerce_variables(
+    schema: GraphQLSchema, plan: Plan, variables: dict[str, Any] | None
+) -> VariableValues | None:
+    """The operation's variables as execution sees them; None when they do not coerce
+    (the general path reports that)."""
     coerced = get_variable_values(
         schema, plan.operation.variable_definitions or (), variables or {}
     )
-    if isinstance(coerced, list):  # variable errors: the general path reports them
-        raise Fallback
+    return None if isinstance(coerced, list) else coerced
+
+
+async def execute_plan(
+    schema: GraphQLSchema, plan: Plan, context: Any, coerced: VariableValues
+) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+    """Run `plan` with coerced variables: (data, errors of root fields' domain errors).
+    Raises (Fallback or anything unexpected) when the general path must answer."""
     data: dict[str, Any] = {}
     errors: list[GraphQLError] = []
     for root in plan.roots:
@@ -557,7 +623,15 @@ async def execute_plan(
                 raise Fallback
             data[root.key] = None
             continue
-        data[root.key] = (await _complete(root.children, [value], context))[0]
+        if not root.is_list:
+            data[root.key] = (await _complete(root.children, [value], context))[0]
+            continue
+        if root.item_non_null and any(v is None for v in value):
+            raise Fallback
+        completed = iter(
+            await _complete(root.children, [v for v in value if v is not None], context)
+        )
+        data[root.key] = [None if v is None else next(completed) for v in value]
     return data, errors
 
 
@@ -571,13 +645,14 @@ class CompiledQueries(SchemaExtension):
             plan = plan_for(ec.schema._schema, document, ec.operation_name)
             if plan is not None:
                 try:
-                    data, errors = await execute_plan(
-                        ec.schema._schema, plan, ec.context, ec.variables
-                    )
+                    coerced = coerce_variables(ec.schema._schema, plan, ec.variables)
+                    if coerced is None:
+                        raise Fallback
+                    data, errors = await execute_plan(ec.schema._schema, plan, ec.context, coerced)
                 except Exception:  # other errors are left to the general path
                     log.debug("compiled plan fell back", exc_info=True)
-                    obs.COMPILED_QUERIES.labels("fallback").inc()
+                    COMPILED_FALLBACK.inc()
                 else:
-                    obs.COMPILED_QUERIES.labels("hit").inc()
+                    COMPILED_HIT.inc()
                     ec.result = GraphQLExecutionResult(data=data, errors=errors or None)  # type: ignore[assignment]
         yield

@@ -1,6 +1,7 @@
 """Per-request GraphQL context: the caller and the request's DataLoaders."""
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -30,33 +31,45 @@ class Context:
     auth_error: DomainError | None = None
     connection_params: dict[str, Any] | None = None  # set by the websocket protocols
     rate_limit: RateLimitStatus | None = None  # this operation's cost, once charged
-    agent_loader: DataLoader[str, Agent | None] = field(init=False)
-    tenant_loader: DataLoader[str, Tenant | None] = field(init=False)
-    steps_loader: DataLoader[steps.StepsKey, list[Step]] = field(init=False)
-    full_payload_loader: DataLoader[str, Any] = field(init=False)
-    agent_tasks_loader: DataLoader[task_pages.AgentTasksKey, Page[Task]] = field(init=False)
-    user_roles_loader: DataLoader[str, list[RoleAssignment]] = field(init=False)
-    task_usage_loader: DataLoader[Task, usage.TaskUsage] = field(init=False)
-    task_loader: DataLoader[str, Task | None] = field(init=False)
-    pending_approval_loader: DataLoader[str, ApprovalRequest | None] = field(init=False)
 
-    def __post_init__(self) -> None:
-        # Loaders call resolvers, so batching never bypasses the tenant filter.
-        self.agent_loader = DataLoader(lambda ids: agents.load_agents(self.actor, list(ids)))
-        self.tenant_loader = DataLoader(lambda ids: tenants.load_tenants(self.actor, list(ids)))
-        self.steps_loader = DataLoader(lambda keys: steps.load_steps(self.actor, list(keys)))
-        self.agent_tasks_loader = DataLoader(
-            lambda keys: task_pages.load_agent_task_pages(self.actor, list(keys))
-        )
-        self.full_payload_loader = DataLoader(
-            lambda ids: step_payloads.load_full_payloads(self.actor, list(ids))
-        )
-        self.user_roles_loader = DataLoader(self._load_user_roles)
-        self.task_usage_loader = DataLoader(self._load_task_usage, cache_key_fn=lambda t: t.id)
-        self.task_loader = DataLoader(lambda ids: approvals.load_tasks(self.actor, list(ids)))
-        self.pending_approval_loader = DataLoader(
-            lambda ids: approvals.load_pending(self.actor, list(ids))
-        )
+    # The request's DataLoaders, each made on first use: most requests need none or one
+    # (a compiled page rendered by the database needs none). Loaders call resolvers, so
+    # batching never bypasses the tenant filter.
+    @functools.cached_property
+    def agent_loader(self) -> DataLoader[str, Agent | None]:
+        return DataLoader(lambda ids: agents.load_agents(self.actor, list(ids)))
+
+    @functools.cached_property
+    def tenant_loader(self) -> DataLoader[str, Tenant | None]:
+        return DataLoader(lambda ids: tenants.load_tenants(self.actor, list(ids)))
+
+    @functools.cached_property
+    def steps_loader(self) -> DataLoader[steps.StepsKey, list[Step]]:
+        return DataLoader(lambda keys: steps.load_steps(self.actor, list(keys)))
+
+    @functools.cached_property
+    def agent_tasks_loader(self) -> DataLoader[task_pages.AgentTasksKey, Page[Task]]:
+        return DataLoader(lambda keys: task_pages.load_agent_task_pages(self.actor, list(keys)))
+
+    @functools.cached_property
+    def full_payload_loader(self) -> DataLoader[str, Any]:
+        return DataLoader(lambda ids: step_payloads.load_full_payloads(self.actor, list(ids)))
+
+    @functools.cached_property
+    def user_roles_loader(self) -> DataLoader[str, list[RoleAssignment]]:
+        return DataLoader(self._load_user_roles)
+
+    @functools.cached_property
+    def task_usage_loader(self) -> DataLoader[Task, usage.TaskUsage]:
+        return DataLoader(self._load_task_usage, cache_key_fn=lambda t: t.id)
+
+    @functools.cached_property
+    def task_loader(self) -> DataLoader[str, Task | None]:
+        return DataLoader(lambda ids: approvals.load_tasks(self.actor, list(ids)))
+
+    @functools.cached_property
+    def pending_approval_loader(self) -> DataLoader[str, ApprovalRequest | None]:
+        return DataLoader(lambda ids: approvals.load_pending(self.actor, list(ids)))
 
     async def _load_user_roles(self, user_ids: list[str]) -> list[list[RoleAssignment]]:
         found = await users.role_assignments(self.actor, list(user_ids))

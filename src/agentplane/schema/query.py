@@ -7,6 +7,7 @@ from agentplane import models
 from agentplane.core import ids
 from agentplane.core.errors import NotFound
 from agentplane.resolvers import agents, approvals, tasks, tenants, tokens, tools
+from agentplane.resolvers.auth import Actor
 from agentplane.schema.approvals import ApprovalQuery
 from agentplane.schema.context import Context
 from agentplane.schema.dashboard import DashboardQuery
@@ -144,16 +145,21 @@ class Query(
             bool, strawberry.argument(description="Only the models a provider here serves")
         ] = False,
     ) -> list[ModelInfo]:
-        return [
-            ModelInfo(
-                id=m.id,
-                provider=m.provider,
-                label=m.label,
-                input_usd_per_million_tokens=_float(m.input_usd_per_mtok),
-                output_usd_per_million_tokens=_float(m.output_usd_per_mtok),
-            )
-            for m in agents.list_models(info.context.actor, enabled_only)
-        ]
+        return model_infos(info.context.actor, enabled_only)
+
+
+def model_infos(actor: Actor | None, enabled_only: bool) -> list[ModelInfo]:
+    """`Query.models` (the compiled plans call it too)."""
+    return [
+        ModelInfo(
+            id=m.id,
+            provider=m.provider,
+            label=m.label,
+            input_usd_per_million_tokens=_float(m.input_usd_per_mtok),
+            output_usd_per_million_tokens=_float(m.output_usd_per_mtok),
+        )
+        for m in agents.list_models(actor, enabled_only)
+    ]
 
 
 def _float(value: Any) -> float | None:
