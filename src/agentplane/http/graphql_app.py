@@ -1,6 +1,6 @@
 """The GraphQL endpoint (HTTP and both websocket protocols) with bearer-token auth."""
 
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -8,13 +8,17 @@ from typing import Any
 import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -28,6 +32,7 @@ from agentplane.core.observability import error_extensions
 from agentplane.http.accept import GRAPHQL_RESPONSE_JSON, wants_graphql_response_json
 from agentplane.http.csrf import graphql_needs_csrf
 from agentplane.http.middleware import Buckets, current_bucket
+from agentplane.http.sse import EVENT_STREAM, LiveEventStream
 from agentplane.http.ws_limits import SocketLimits, SocketRefused, socket_bucket, take_operation
 from agentplane.resolvers.auth import (
     CSRF_HEADER,
@@ -143,7 +148,12 @@ class GraphQLApp(GraphQL[Context, None]):
         super().__init__(
             build_schema(settings.production),
             graphql_ide=None if settings.production else "graphiql",
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            # GraphQL over SSE too (`Accept: text/event-stream`; http/sse.py)
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+            ),
             keep_alive=True,
             keep_alive_interval=15,
             connection_init_wait_timeout=WS_CONNECTION_INIT_TIMEOUT,
@@ -207,6 +217,22 @@ class GraphQLApp(GraphQL[Context, None]):
             body.pop("data", None)
         return body
 
+    async def create_streaming_response(
+        self,
+        request: Request | WebSocket,
+        stream: Callable[[], AsyncIterator[str]],
+        sub_response: Response,
+        headers: Mapping[str, str],
+    ) -> Response:
+        if headers.get("Content-Type") != EVENT_STREAM:
+            return await super().create_streaming_response(request, stream, sub_response, headers)
+        return LiveEventStream(
+            stream(),
+            actor=request.state.graphql_context._actor,
+            headers={**sub_response.headers, **headers},
+            status_code=sub_response.status_code or 200,
+        )
+
     def encode_json(self, data: object) -> str:
         # A str, not bytes: strawberry sends bytes as binary websocket frames, which
         # browser graphql-ws clients cannot parse.
@@ -241,6 +267,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 )
             except DomainError as exc:
                 context.auth_error = exc
+            request.state.graphql_context = context  # an SSE response registers its actor
         else:
             await self._actor_from(request.headers.get("authorization"), context)
         return context
