@@ -232,7 +232,8 @@ def report(label: str, ours: Run, raw: Run, target_p99: float) -> None:
 async def main(args: argparse.Namespace, workdir: Path) -> None:
     database_url = os.environ.get("AGENTPLANE_DATABASE_URL", "")
     redis_url = os.environ.get("AGENTPLANE_REDIS_URL")
-    env = {"AGENTPLANE_SCRIPTED_DELAY_MS": "150"}
+    # The rate limit runs, with a limit the bench cannot reach (minting tokens, connecting).
+    env = {"AGENTPLANE_SCRIPTED_DELAY_MS": "150", "AGENTPLANE_RATE_LIMIT_PER_MIN": str(10**9)}
 
     over = "GraphQL over SSE" if SSE else "websockets"
     print(
