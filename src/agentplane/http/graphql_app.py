@@ -1,4 +1,4 @@
-"""The GraphQL endpoint (HTTP and both websocket protocols) with bearer-token auth."""
+"""The GraphQL endpoint (HTTP, SSE and both websocket protocols) with bearer-token auth."""
 
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import timedelta
