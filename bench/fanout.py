@@ -1,4 +1,5 @@
-"""Subscription fan-out: N websocket subscribers watch one live task.
+"""Subscription fan-out: N websocket (or, with --sse, GraphQL-over-SSE) subscribers
+watch one live task.
 
 Prints publish-to-client latency p50/p99 (a step's createdAt on the server to the
 moment its frame's bytes are read by a client, see ws_probe.py) and the API
@@ -9,7 +10,10 @@ asyncio tasks and Redis channels return to their baseline after connect/disconne
 cycles. The CPU figure includes running the task (one process runs its worker too)
 and holds steady on a busy machine, where the latencies do not.
 
-    python bench/fanout.py [--subscribers 1000] [--events 20]
+    python bench/fanout.py [--subscribers 1000] [--events 20] [--sse]
+
+With --sse the subscribers are SSE responses (sse_probe.py) instead of websockets;
+the raw baseline stays the websocket broadcast, and the idle-cost figures are skipped.
 
 With AGENTPLANE_REDIS_URL and a PostgreSQL AGENTPLANE_DATABASE_URL set it also runs
 the two-API-process profile (subscribers split across both, a separate worker).
@@ -29,9 +33,12 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sse_probe
 import ws_probe
 from procs import Server, cpu_seconds, migrate, rss_kb, start_server, start_worker
 from ws_probe import Probe
+
+SSE = False  # --sse: subscribe over GraphQL over SSE
 
 EVENTS = """subscription($id: ID!, $after: Int) {
   taskEvents(taskId: $id, afterSeq: $after) { seq kind createdAt payload } }"""
@@ -49,8 +56,15 @@ async def gql(server: Server, query: str, **variables: object) -> dict:
     return body["data"]
 
 
-async def prepare_paused_task(server: Server, steps: int) -> str:
-    """A task of `steps` tool calls, paused before it starts so all can subscribe first."""
+# The server lets a credential hold at most this many sockets (http/ws_limits.py).
+SOCKETS_PER_TOKEN = 10
+
+
+async def prepare_paused_task(
+    server: Server, steps: int, subscribers: int
+) -> tuple[str, list[str]]:
+    """A task of `steps` tool calls, paused before it starts so all can subscribe first,
+    and viewer tokens of its tenant for `subscribers` subscribers."""
     name = f"fan{time.monotonic_ns()}"
     await gql(
         server,
@@ -74,10 +88,25 @@ async def prepare_paused_task(server: Server, steps: int) -> str:
     )
     task = submitted["submitTask"]["task"]["id"]
     await gql(server, "mutation($t: ID!) { pauseTask(input: {id: $t}) { task { id } } }", t=task)
-    return str(task)
+    tokens = []
+    for _ in range(-(-subscribers // SOCKETS_PER_TOKEN)):
+        minted = await gql(
+            server,
+            'mutation($t: String!) { createAccessToken(input: {name: "fan", tenant: $t,'
+            ' role: "viewer"}) { plainTextToken } }',
+            t=name,
+        )
+        tokens.append(minted["createAccessToken"]["plainTextToken"])
+    return str(task), tokens
 
 
-async def open_subscriber(url: str, token: str, task_id: str) -> Probe:
+async def open_subscriber(url: str, token: str, task_id: str) -> Probe | sse_probe.SseProbe:
+    if SSE:
+        variables = {"id": task_id, "after": 1}
+        sse = await sse_probe.subscribe(url.replace("ws://", "http://"), token, EVENTS, variables)
+        await sse.until(1)  # the replayed step 2: tailing live from here
+        assert sse.messages()[0][1]["type"] == "next", sse.messages()
+        return sse
     probe = await ws_probe.connect(url, "graphql-transport-ws")
     probe.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
     await probe.until(1)
@@ -91,7 +120,9 @@ async def open_subscriber(url: str, token: str, task_id: str) -> Probe:
     return probe
 
 
-def latencies_of(probes: list[Probe], start: int, since: float) -> list[float]:
+def latencies_of(
+    probes: list[Probe] | list[sse_probe.SseProbe], start: int, since: float
+) -> list[float]:
     """Arrival minus the step's createdAt, for every step created after `since`."""
     latencies = []
     for probe in probes:
@@ -118,10 +149,12 @@ class Run:
 
 
 async def agentplane_fanout(servers: list[Server], subscribers: int, steps: int) -> Run:
-    task_id = await prepare_paused_task(servers[0], steps)
+    task_id, tokens = await prepare_paused_task(servers[0], steps, subscribers)
     probes = await asyncio.gather(
         *(
-            open_subscriber(servers[i % len(servers)].ws_url, servers[0].token, task_id)
+            open_subscriber(
+                servers[i % len(servers)].ws_url, tokens[i // SOCKETS_PER_TOKEN], task_id
+            )
             for i in range(subscribers)
         )
     )
@@ -132,9 +165,10 @@ async def agentplane_fanout(servers: list[Server], subscribers: int, steps: int)
     )
     await asyncio.wait_for(asyncio.gather(*(p.finished for p in probes)), 120)
     cpu = sum(cpu_seconds(s.pid) for s in servers) - cpu
-    frames = sum(len(p.received) - 2 for p in probes)
+    before = 1 if SSE else 2  # (the ack and) the replayed step
+    frames = sum(len(p.received) - before for p in probes)
     await asyncio.gather(*(p.close() for p in probes))
-    return Run(latencies_of(probes, 2, since), cpu / frames * 1e6)
+    return Run(latencies_of(probes, before, since), cpu / frames * 1e6)
 
 
 async def raw_fanout(server: Server, subscribers: int, steps: int) -> Run:
@@ -157,14 +191,17 @@ async def idle_cost(
     server: Server, subscribers: int
 ) -> tuple[float, dict[str, float], dict[str, float]]:
     """RSS per idle subscription, and server gauges before/after connect-disconnect cycles."""
-    task_id = await prepare_paused_task(server, 4)
+    task_id, tokens = await prepare_paused_task(server, 4, subscribers)
     # Warm up: the first socket starts per-process listeners (revocations) that stay.
-    await (await open_subscriber(server.ws_url, server.token, task_id)).close()
+    await (await open_subscriber(server.ws_url, tokens[0], task_id)).close()
     await asyncio.sleep(0.5)
     baseline = server.gauges()
     before = rss_kb(server.pid)
     sockets = await asyncio.gather(
-        *(open_subscriber(server.ws_url, server.token, task_id) for _ in range(subscribers))
+        *(
+            open_subscriber(server.ws_url, tokens[i // SOCKETS_PER_TOKEN], task_id)
+            for i in range(subscribers)
+        )
     )
     await asyncio.sleep(1)
     per_subscription = (rss_kb(server.pid) - before) / subscribers
@@ -172,8 +209,8 @@ async def idle_cost(
     for _ in range(3):
         sockets = await asyncio.gather(
             *(
-                open_subscriber(server.ws_url, server.token, task_id)
-                for _ in range(subscribers // 4)
+                open_subscriber(server.ws_url, tokens[i // SOCKETS_PER_TOKEN], task_id)
+                for i in range(subscribers // 4)
             )
         )
         await asyncio.gather(*(ws.close() for ws in sockets))
@@ -195,9 +232,13 @@ def report(label: str, ours: Run, raw: Run, target_p99: float) -> None:
 async def main(args: argparse.Namespace, workdir: Path) -> None:
     database_url = os.environ.get("AGENTPLANE_DATABASE_URL", "")
     redis_url = os.environ.get("AGENTPLANE_REDIS_URL")
-    env = {"AGENTPLANE_SCRIPTED_DELAY_MS": "150"}
+    # The rate limit runs, with a limit the bench cannot reach (minting tokens, connecting).
+    env = {"AGENTPLANE_SCRIPTED_DELAY_MS": "150", "AGENTPLANE_RATE_LIMIT_PER_MIN": str(10**9)}
 
-    print(f"subscription fan-out, {args.subscribers} subscribers, {args.events} live events")
+    over = "GraphQL over SSE" if SSE else "websockets"
+    print(
+        f"subscription fan-out, {args.subscribers} subscribers ({over}), {args.events} live events"
+    )
     with ExitStack() as stack:
         raw = stack.enter_context(start_server(workdir, "raw", env))
         raw_run = await raw_fanout(raw, args.subscribers, args.events)
@@ -206,11 +247,13 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
             start_server(workdir, single_url, {**env, "AGENTPLANE_REDIS_URL": ""})
         )
         # Idle cost first, on a fresh process: RSS never shrinks back after a burst.
-        per_sub, before, after = await idle_cost(one, args.subscribers)
+        if not SSE:
+            per_sub, before, after = await idle_cost(one, args.subscribers)
         ours = await agentplane_fanout([one], args.subscribers, args.events)
         report("1 API process, memory broker", ours, raw_run, 100)
-        print(f"  RSS per idle subscription: {per_sub:.1f} KB (target <= 50 KB)")
-        print(f"  after connect/disconnect cycles: {describe(before, after)}")
+        if not SSE:
+            print(f"  RSS per idle subscription: {per_sub:.1f} KB (target <= 50 KB)")
+            print(f"  after connect/disconnect cycles: {describe(before, after)}")
 
     if database_url.startswith("postgres") and redis_url:
         migrate(database_url)
@@ -240,6 +283,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--events", type=int, default=20)
+    parser.add_argument("--sse", action="store_true", help="subscribe over GraphQL over SSE")
     workdir = Path(os.environ.get("BENCH_WORKDIR", "/tmp/agentplane-bench"))
     workdir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(main(parser.parse_args(), workdir))
+    arguments = parser.parse_args()
+    SSE = arguments.sse
+    asyncio.run(main(arguments, workdir))

@@ -1,6 +1,6 @@
-"""The GraphQL endpoint (HTTP and both websocket protocols) with bearer-token auth."""
+"""The GraphQL endpoint (HTTP, SSE and both websocket protocols) with bearer-token auth."""
 
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -29,6 +33,7 @@ from agentplane.http.accept import GRAPHQL_RESPONSE_JSON, wants_graphql_response
 from agentplane.http.csrf import graphql_needs_csrf
 from agentplane.http.fast_path import FAST_PATH_AUTH, FastPath
 from agentplane.http.middleware import Buckets, current_bucket
+from agentplane.http.sse import EVENT_STREAM, LiveEventStream
 from agentplane.http.ws_limits import SocketLimits, SocketRefused, socket_bucket, take_operation
 from agentplane.resolvers.auth import (
     CSRF_HEADER,
@@ -144,7 +149,12 @@ class GraphQLApp(GraphQL[Context, None]):
         super().__init__(
             build_schema(settings.production),
             graphql_ide=None if settings.production else "graphiql",
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            # GraphQL over SSE too (`Accept: text/event-stream`; http/sse.py)
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+            ),
             keep_alive=True,
             keep_alive_interval=15,
             connection_init_wait_timeout=WS_CONNECTION_INIT_TIMEOUT,
@@ -214,6 +224,22 @@ class GraphQLApp(GraphQL[Context, None]):
             body.pop("data", None)
         return body
 
+    async def create_streaming_response(
+        self,
+        request: Request | WebSocket,
+        stream: Callable[[], AsyncIterator[str]],
+        sub_response: Response,
+        headers: Mapping[str, str],
+    ) -> Response:
+        if headers.get("Content-Type") != EVENT_STREAM:
+            return await super().create_streaming_response(request, stream, sub_response, headers)
+        return LiveEventStream(
+            stream(),
+            actor=request.state.graphql_context._actor,
+            headers={**sub_response.headers, **headers},
+            status_code=sub_response.status_code or 200,
+        )
+
     def encode_json(self, data: object) -> str:
         # A str, not bytes: strawberry sends bytes as binary websocket frames, which
         # browser graphql-ws clients cannot parse.
@@ -255,6 +281,7 @@ class GraphQLApp(GraphQL[Context, None]):
                 )
             except DomainError as exc:
                 context.auth_error = exc
+            request.state.graphql_context = context  # an SSE response registers its actor
         else:
             await self._actor_from(request.headers.get("authorization"), context)
         return context

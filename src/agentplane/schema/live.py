@@ -1,20 +1,24 @@
-"""Multiplexed `taskEvents` delivery: one execution and one serialisation per event.
+"""Multiplexed `taskEvents` and `taskUpdates` delivery: one execution and one
+serialisation per event.
 
 Stock subscription handling runs every event through the whole result pipeline once
 per subscriber (execute, post-process, build and serialise the message), which made a
 wide fan-out cost seconds. As Hasura does it, a step is instead executed and
 serialised once per process for each distinct operation (its document and the
 variables its selections use), and every websocket subscribed with that operation
-gets the same payload text inside its own protocol frame, written by the task's live
-feed (subscriptions/feeds.py).
+gets the same payload text inside its own frame (a websocket protocol's message, or an
+SSE event), written by the live feed (subscriptions/feeds.py).
 
-Authorisation is unaffected: a subscriber is checked when it subscribes, and Step
-selections read nothing of the caller. A result with errors is not shared: the step
-goes through the stock pipeline, so errors are rendered exactly as anywhere else.
+Authorisation is unaffected: a subscriber is checked when it subscribes. A selection
+that reaches a field whose resolver reads the caller (its `info`: loaders, the actor)
+is shared only between subscribers with the same actor, rendered by one of them as
+the stock path would; any other selection renders the same for every subscriber the
+feed serves. A result with errors is not shared: the event goes through the stock
+pipeline, so errors are rendered exactly as anywhere else.
 """
 
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Hashable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -24,16 +28,18 @@ from graphql import (
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
+    GraphQLSchema,
     OperationDefinitionNode,
+    TypeInfo,
+    TypeInfoVisitor,
     VariableNode,
+    get_named_type,
     visit,
 )
 from graphql.language import Visitor
 from strawberry.types import Info
 
-from agentplane.models import Step
-
-SHARED_ROOT_FIELDS = frozenset({"taskEvents"})
+SHARED_ROOT_FIELDS = frozenset({"taskEvents", "taskUpdates"})
 _MAX_PAYLOADS = 4096
 
 
@@ -43,6 +49,7 @@ class Socket:
 
     send_text: Callable[[str], Coroutine[Any, Any, None]]
     frame_prefix: str  # e.g. '{"id":"1","type":"next","payload":'
+    frame_suffix: str = "}"
 
 
 # Set in each subscription's own task: the socket by our protocol handlers
@@ -58,13 +65,21 @@ def bind_socket(
     _socket.set(Socket(send_text, orjson.dumps(message).decode()[:-1] + ',"payload":'))
 
 
+def bind_sse(send_text: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+    """An SSE response (GraphQL over SSE, distinct connections): a `next` event each."""
+    _socket.set(Socket(send_text, "event: next\r\ndata: ", "\r\n\r\n"))
+
+
 def bind_executor(executor: Any) -> None:
     _executor.set(executor)
 
 
-# (step id, id(operation), used variables) -> (operation, payload). The operation is
-# kept so that its id cannot be reused by another document while the entry lives.
-_payloads: OrderedDict[tuple[str, int, bytes], tuple[OperationDefinitionNode, str]] = OrderedDict()
+# (event key, id(operation), used variables, actor or ANY) -> (operation, payload). The
+# operation is kept so that its id cannot be reused by another document while the entry
+# lives.
+_payloads: OrderedDict[tuple[Hashable, int, bytes, Hashable], tuple[OperationDefinitionNode, str]]
+_payloads = OrderedDict()
+ANY = "any caller"  # the actor part of the key of a selection that reads nothing of it
 
 
 class _VariableCollector(Visitor):
@@ -99,16 +114,62 @@ def _selection_variables(
     return sorted(collector.names)
 
 
+class _CallerReads(Visitor):
+    """Finds a field whose resolver takes `info` (and so may read the caller), or one
+    with permission classes or field extensions; unknown fields count as such too."""
+
+    def __init__(self, type_info: TypeInfo) -> None:
+        super().__init__()
+        self.type_info = type_info
+        self.found = False
+
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        field = self.type_info.get_field_def()
+        definition = field.extensions.get("strawberry-definition") if field else None
+        resolver = getattr(definition, "base_resolver", None)
+        if (
+            field is None
+            or (resolver is not None and resolver.info_parameter is not None)
+            or getattr(definition, "permission_classes", None)
+            or getattr(definition, "extensions", None)
+        ):
+            self.found = True
+
+
+def _reads_caller(
+    schema: GraphQLSchema,
+    root: FieldNode,
+    root_type: Any,
+    fragments: Iterable[FragmentDefinitionNode],
+) -> bool:
+    checks: list[tuple[Any, Any]] = [(root.selection_set, get_named_type(root_type))]
+    checks += [(fragment, None) for fragment in fragments]
+    for node, initial in checks:
+        if node is None:
+            continue
+        type_info = TypeInfo(schema, initial)
+        reads = _CallerReads(type_info)
+        visit(node, TypeInfoVisitor(type_info, reads))
+        if reads.found:
+            return True
+    return False
+
+
 class LiveFrames:
     """One subscription's socket, as a live feed's sink (subscriptions/feeds.py)."""
 
     def __init__(
-        self, socket: Socket, executor: Any, operation: OperationDefinitionNode, used: bytes
+        self,
+        socket: Socket,
+        executor: Any,
+        operation: OperationDefinitionNode,
+        used: bytes,
+        caller: Hashable,
     ) -> None:
         self.socket = socket
         self.executor = executor
         self.operation = operation
-        self.key = (id(operation), used)  # `used`: the values of the variables it uses
+        self.key = (id(operation), used, caller)  # `used`: the values of the variables it uses
 
     @classmethod
     def of(cls, info: Info[Any, Any]) -> "LiveFrames | None":
@@ -117,27 +178,37 @@ class LiveFrames:
         if socket is None or executor is None:
             return None
         operation = info.operation
-        names = _selection_variables(operation, info._raw_info.fragments.values())
+        raw = info._raw_info
+        fragments = raw.fragments.values()
+        names = _selection_variables(operation, fragments)
         if names is None:
             return None
         values = info.variable_values
         used = orjson.dumps({n: values.get(n) for n in names}, option=orjson.OPT_SORT_KEYS)
-        return cls(socket, executor, operation, used)
+        root = operation.selection_set.selections[0]
+        assert isinstance(root, FieldNode)
+        reads = _reads_caller(raw.schema, root, raw.return_type, fragments)
+        return cls(socket, executor, operation, used, info.context.actor if reads else ANY)
+
+    def _frame(self, payload: str) -> str:
+        return self.socket.frame_prefix + payload + self.socket.frame_suffix
 
     async def send(self, payload: str) -> None:
-        await self.socket.send_text(self.socket.frame_prefix + payload + "}")
+        await self.socket.send_text(self._frame(payload))
 
     def send_now(self, payload: str) -> bool:
-        return _complete_now(self.socket.send_text(self.socket.frame_prefix + payload + "}"))
+        return _complete_now(self.socket.send_text(self._frame(payload)))
 
-    async def payload(self, step: Step) -> str | None:
-        """The step's `{"data": …}` as JSON text, or None when its result had errors."""
-        key = (step.id, *self.key)
+    async def payload(self, event: Hashable, value: Any) -> str | None:
+        """The event's `{"data": …}` as JSON text, or None when its result had errors.
+
+        `event` names the event (a step's id, a task update's number), `value` is it."""
+        key = (event, *self.key)
         cached = _payloads.get(key)
         if cached is not None and cached[0] is self.operation:
             _payloads.move_to_end(key)
             return cached[1]
-        result: Any = self.executor.build_per_event_executor(step).execute_operation(False)
+        result: Any = self.executor.build_per_event_executor(value).execute_operation(False)
         if self.executor.is_awaitable(result):
             result = await result
         assert isinstance(result, ExecutionResult)

@@ -1,3 +1,4 @@
+import contextlib
 from collections.abc import AsyncGenerator
 
 import strawberry
@@ -32,8 +33,12 @@ class Subscription(ApprovalSubscription, IdentitySubscription):
     async def task_updates(
         self, info: Info[Context, None], agent_id: strawberry.ID | None = None
     ) -> AsyncGenerator[Task, None]:
-        async for task in streams.task_updates(info.context.actor, agent_id):
-            yield task  # type: ignore[misc]
+        # Through the tenant's live feed: written to our socket or SSE response while the
+        # selection renders there, else yielded to the stock pipeline.
+        updates = feeds.follow_updates(info.context.actor, agent_id, LiveFrames.of(info))
+        async with contextlib.aclosing(updates):  # leaves the feed when the client does
+            async for task in updates:
+                yield task  # type: ignore[misc]
 
     @strawberry.subscription(description="Best-effort live text of the task's model calls.")
     async def task_output(

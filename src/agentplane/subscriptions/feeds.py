@@ -1,5 +1,6 @@
-"""Live task feeds: one per watched task per process, writing each live step to every
-local websocket that follows the task, in one pass.
+"""Live feeds: one per watched task (`taskEvents`) or tenant (`taskUpdates`) per
+process, writing each live event to every local subscriber (a websocket or an SSE
+response) in one pass.
 
 A task-per-subscriber design wakes a coroutine per socket per event; at a thousand
 subscribers that alone costs more than the socket writes. A feed instead holds the
@@ -13,14 +14,21 @@ The others never wait for it.
 A subscriber replays the trace after its cursor from the database itself, then joins
 the feed at a point where nothing can fall between the two (see `follow`). The feed
 reads a gap back from the database, so a lost publish never loses a step.
+
+Task updates have no cursor and no replay (as on the stock path, a subscriber gets what
+is published once it has subscribed): a tenant's feed hands each update to the members
+whose agent filter it matches. A member whose selection cannot be rendered here gets
+the updates as objects, which its own subscription renders (the stock pipeline), from
+that update on: no update falls between the two.
 """
 
 import asyncio
 import enum
+import itertools
 import logging
 from collections import deque
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import AsyncGenerator, Callable, Hashable
+from typing import Any, Protocol
 
 from agentplane.core.errors import SlowConsumer
 from agentplane.models import Step, Task
@@ -29,7 +37,12 @@ from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.tasks import get_task
 from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import QUEUE_SIZE, get_broker
-from agentplane.subscriptions.streams import BACKLOG_PAGE, IDLE_RECHECK_S, ends_task
+from agentplane.subscriptions.streams import (
+    BACKLOG_PAGE,
+    IDLE_RECHECK_S,
+    ends_task,
+    updates_scope,
+)
 
 log = logging.getLogger(__name__)
 # A slow subscriber's backlog is bounded in frames (QUEUE_SIZE) and in bytes: a few
@@ -40,8 +53,9 @@ MAX_BACKLOG_BYTES = 4 * 1024 * 1024
 class Sink(Protocol):
     """One subscriber's socket, as a feed writes to it."""
 
-    async def payload(self, step: Step) -> str | None:
-        """The step rendered for this subscriber; None if it must take the stock path."""
+    async def payload(self, event: Hashable, value: Any) -> str | None:
+        """The event rendered for this subscriber; None if it must take the stock path.
+        `event` names the event process-wide (renders are shared by it)."""
 
     async def send(self, payload: str) -> None:
         """Write, waiting for the socket if need be (this subscriber's own task)."""
@@ -52,7 +66,8 @@ class Sink(Protocol):
 
 class Outcome(enum.Enum):
     ENDED = "ended"  # the task's terminal step is the last one handed over
-    STOCK = "stock"  # carry on from `written` on the stock per-subscriber path
+    STOCK = "stock"  # carry on from `written` on the stock per-subscriber path (or, for
+    # task updates, with the objects the feed queues from then on)
     SLOW = "slow"  # the backlog overflowed
 
 
@@ -172,7 +187,7 @@ class _Feed:
                 if ends:  # its cursor was beyond the end
                     member.stop(Outcome.ENDED)
                 continue
-            payload = await member.sink.payload(step)
+            payload = await member.sink.payload(("step", step.id), step)
             if payload is None:
                 member.stop(Outcome.STOCK)
                 continue
@@ -222,7 +237,7 @@ async def follow(
             # Replay from the database; this subscriber alone waits for its socket.
             backlog = await traces.steps_after(task.id, last, BACKLOG_PAGE)
             for step in backlog:
-                payload = await sink.payload(step)
+                payload = await sink.payload(("step", step.id), step)
                 if payload is None:
                     return last
                 await sink.send(payload)
@@ -255,5 +270,132 @@ async def follow(
         feed.leave()
 
 
+class _UpdateMember(_Member):
+    """A `taskUpdates` subscriber: frames while its selection renders here (`sink`), then
+    (or from the start, without a sink) the updates themselves, for its own pipeline."""
+
+    def __init__(self, sink: Sink | None, agent_id: str | None) -> None:
+        super().__init__(sink, 0)  # type: ignore[arg-type]
+        self.agent_id = agent_id
+        self.objects: deque[Task] | None = None if sink is not None else deque()
+        if sink is None:
+            self.outcome = Outcome.STOCK
+
+    def fail(self) -> None:
+        self.outcome = Outcome.SLOW
+        self.wake.set()
+
+    def give(self, task: Task) -> None:
+        assert self.objects is not None
+        if len(self.objects) >= QUEUE_SIZE:
+            self.outcome = Outcome.SLOW
+        else:
+            self.objects.append(task)
+        self.wake.set()
+
+    async def next_object(self) -> Task:
+        assert self.objects is not None
+        while not self.objects or self.outcome is Outcome.SLOW:
+            if self.outcome is Outcome.SLOW:
+                raise SlowConsumer("Subscriber fell behind; subscribe again")
+            await self.wake.wait()
+            self.wake.clear()
+        return self.objects.popleft()
+
+
+_update_numbers = itertools.count(1)  # names each update for shared renders
+
+
+class _UpdatesFeed:
+    """A tenant's task updates, for every local `taskUpdates` subscriber."""
+
+    def __init__(self, tenant_id: str) -> None:
+        self.tenant_id = tenant_id
+        self.members: set[_UpdateMember] = set()
+        self.users = 0
+        self.ready = asyncio.Event()
+        self._runner = asyncio.create_task(self._run(), name=f"updates-{tenant_id}")
+
+    @property
+    def failed(self) -> bool:
+        return self._runner.done()
+
+    async def _run(self) -> None:
+        try:
+            async with get_broker().subscribe(events.tenant_tasks_channel(self.tenant_id)) as sub:
+                self.ready.set()
+                async for message in sub:
+                    await self._send(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the feed fell behind its broker queue: updates were lost
+            log.exception("task updates feed of %s failed", self.tenant_id)
+        finally:
+            if _update_feeds.get(self.tenant_id) is self:
+                del _update_feeds[self.tenant_id]
+            for member in self.members:  # told to subscribe again, as a slow consumer is
+                member.fail()
+            self.ready.set()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        task = events.task_from_event(message)
+        number = ("update", next(_update_numbers))
+        n = number[1]
+        for member in list(self.members):
+            if member.agent_id is not None and message["agent_id"] != member.agent_id:
+                continue
+            if member.outcome is Outcome.STOCK and member.objects is not None:
+                member.give(task)
+                continue
+            if member.outcome is not None:
+                continue
+            payload = await member.sink.payload(number, task)
+            if payload is None:  # its own pipeline renders this update and the next ones
+                member.objects = deque()
+                member.stop(Outcome.STOCK)
+                member.give(task)
+            else:
+                member.take(n, payload)
+
+    def leave(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self._runner.cancel()
+            if _update_feeds.get(self.tenant_id) is self:
+                del _update_feeds[self.tenant_id]
+
+
+_update_feeds: dict[str, _UpdatesFeed] = {}
+
+
+async def follow_updates(
+    actor: Actor | None, agent_id: str | None, sink: Sink | None
+) -> AsyncGenerator[Task, None]:
+    """The caller's tenant's task updates (of one agent if `agent_id`): written to `sink`
+    while it can render them, the rest yielded for the subscription's own pipeline."""
+    tenant_id = await updates_scope(actor, agent_id)  # authorises
+    feed = _update_feeds.get(tenant_id)
+    if feed is None:
+        feed = _update_feeds[tenant_id] = _UpdatesFeed(tenant_id)
+    feed.users += 1
+    member = _UpdateMember(sink, agent_id)
+    try:
+        await feed.ready.wait()  # subscribed: every later publish reaches the feed
+        if feed.failed:
+            raise SlowConsumer("Subscriber fell behind; subscribe again")
+        feed.members.add(member)
+        if member.objects is None:
+            if await member.run() is Outcome.SLOW:
+                raise SlowConsumer("Subscriber fell behind; subscribe again")
+            if member.objects is None:
+                return  # its socket is gone
+        while True:
+            yield await member.next_object()
+    finally:
+        member.fail()  # a cancelled subscriber gets nothing more
+        feed.members.discard(member)
+        feed.leave()
+
+
 def live_feeds() -> int:
-    return len(_feeds)
+    return len(_feeds) + len(_update_feeds)

@@ -79,22 +79,17 @@ async def _replay_then_tail(task: Task, last: int) -> AsyncIterator[Step]:
                     return
 
 
-async def task_updates(actor: Actor | None, agent_id: str | None) -> AsyncIterator[Task]:
-    """Status changes of the caller's tenant's tasks, optionally of one agent only.
+async def updates_scope(actor: Actor | None, agent_id: str | None) -> str:
+    """The tenant whose task updates the caller may watch: its own, or the named agent's.
 
     Platform-scoped callers belong to no tenant, so they name the agent to watch.
     """
     actor = require(actor, Perm.TASK_READ)
     if agent_id is not None:
-        tenant_id = (await get_agent(actor, agent_id)).tenant_id
-    elif actor.tenant_id is not None:
-        tenant_id = actor.tenant_id
-    else:
-        raise ValidationFailed("Platform-scoped callers must pass `agentId`", field="agentId")
-    async with get_broker().subscribe(events.tenant_tasks_channel(tenant_id)) as sub:
-        async for message in sub:
-            if agent_id is None or message["agent_id"] == agent_id:
-                yield events.task_from_event(message)
+        return (await get_agent(actor, agent_id)).tenant_id
+    if actor.tenant_id is not None:
+        return actor.tenant_id
+    raise ValidationFailed("Platform-scoped callers must pass `agentId`", field="agentId")
 
 
 async def task_output(actor: Actor | None, task_id: str) -> AsyncIterator[str]:
