@@ -122,7 +122,8 @@ def uvicorn_process(factory: str, env: dict[str, str]) -> Iterator[str]:
             "warning",
         ],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        # This checkout's code first: the venv's editable install may point at another one.
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", **env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
