@@ -392,13 +392,14 @@ async def reserve(task: Task, amount: Decimal) -> Reservation | None:
     keys = task_keys(task.tenant_id, task.agent_id, task.created_by)
     window = current_window()
     units = to_units(amount)
+    # Read outside the transaction: with no budget in scope (the common case) there is
+    # nothing to lock, and BEGIN/COMMIT would be two round trips for nothing. A budget
+    # created meanwhile is no different from one created just after this call.
+    ids = await Budget.filter(scope_key__in=keys).order_by("id").values_list("id", flat=True)
+    if not ids:
+        return None
     try:
         async with in_transaction() as conn:
-            ids = (
-                await Budget.filter(scope_key__in=keys).order_by("id").values_list("id", flat=True)
-            )
-            if not ids:
-                return None
             # A new month: start the window afresh (idempotent; one process wins).
             await (
                 Budget.filter(id__in=list(ids))
