@@ -434,24 +434,36 @@ async def create_task(
 
     `task_id` lets a caller listen on the task's channels before the task exists."""
     written = Written()
-    async with in_transaction():
-        task = await Task.create(
-            id=task_id or new_task_id(),
-            tenant_id=tenant_id,
-            agent_id=agent_id,
-            query=query,
-            metadata=metadata,
-            created_by=created_by,
-            history=history or [],
-            conversation_id=conversation_id,
-            last_seq=1,  # its first step's, inserted next
+    task = Task(
+        id=task_id or new_task_id(),
+        tenant_id=tenant_id,
+        agent_id=agent_id,
+        query=query,
+        metadata=metadata,
+        created_by=created_by,
+        history=history or [],
+        conversation_id=conversation_id,
+        last_seq=1,  # its first step's, inserted with it
+    )
+    first = {"from": None, "to": "queued"}
+    conn = get_connection("default")  # the caller's transaction, if it has one
+    if _one_statement(conn):
+        step = _new_step(task.id, 1, StepKind.STATUS_CHANGE, first, None)
+        executor = conn.executor_class(model=Task, db=conn)
+        fields = Task._meta.fields_map
+        values = [fields[f].to_db_value(getattr(task, f), task) for f in executor.regular_columns]
+        await conn.execute_query(
+            f"WITH t AS ({executor.insert_query} RETURNING id, last_seq),"
+            f" s AS ({_step_insert(len(values) + 1)}) SELECT id FROM t",
+            [*values, *_step_params(step)],
         )
-        written.steps.append(
-            await _insert_step(
-                task.id, 1, StepKind.STATUS_CHANGE, {"from": None, "to": "queued"}, None
-            )
-        )
-        written.task = task
+        task._saved_in_db = True
+    else:
+        async with in_transaction():
+            await task.save(force_create=True)
+            step = await _insert_step(task.id, 1, StepKind.STATUS_CHANGE, first, None)
+    written.steps.append(step)
+    written.task = task
     await written.publish()
     return task
 
