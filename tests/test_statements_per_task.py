@@ -23,15 +23,16 @@ SUBMIT = 'mutation($a: ID!) { submitTask(input: {agentId: $a, query: "2 + 2"}) {
 # Per phase: what it reads and writes (BEGIN/COMMIT are not statements here).
 # submit: agent, tenant phase, budgets, task insert (seq 1 with it), step insert, audit;
 # claim: the candidates (with their agents' limits, saturated agents left out), then the
-# compare-and-set update (seq and row returned) and its step; run: agent, pause flag
-# of the claimed row and trace of a fresh run not read, tenant phase, budgets, the
-# provider step's seq (and cost), step, usage record, then the completion's CAS update
-# (seq and row returned) and its step. On PostgreSQL a write's statements are one
-# (data-modifying CTEs, no transaction): the claim's CAS with its step, the provider
-# step with its seq and usage, the completion with its step.
+# compare-and-set update (seq and row returned) and its step; run: agent, the tenant's
+# phase with its budgets (the pause flag is the claimed row's, and a fresh run's trace is
+# not read), the provider step's seq (and cost), step, usage record, then the
+# completion's CAS update (seq and row returned) and its step. On PostgreSQL a write's
+# statements are one (data-modifying CTEs, no transaction of its own): the task with its
+# first step, the claim's CAS with its step, the provider step with its seq and usage,
+# the completion with its step.
 EXPECTED = {
-    "sqlite": {"submit": 6, "claim": 3, "run": 8},
-    "postgres": {"submit": 6, "claim": 2, "run": 5},
+    "sqlite": {"submit": 6, "claim": 3, "run": 7},
+    "postgres": {"submit": 5, "claim": 2, "run": 4},
 }
 
 
