@@ -248,11 +248,14 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
         result = await _run_tool(agent, task, call, fence, resolved)
         state.messages.append(Message("tool", result, tool_call_id=call.id))
     tools = [tool.spec() for tool in resolved.values()]
-    checked = False  # the claimed row says whether a pause was asked before the claim
+    first = True
     while state.model_calls < agent.max_steps:
-        if task.pause_requested if not checked else await _pause_requested(task):
+        # Before the first call the claimed row says whether a pause was asked (it was
+        # read by the claim's statement); before later ones, the database.
+        paused = task.pause_requested if first else await _pause_requested(task)
+        first = False
+        if paused:
             raise PauseRequested
-        checked = True
         request = CompletionRequest(info.name, list(state.messages), tools, agent.config)
         hold = await budgets.reserve_call(task, info, request)  # may pause the run (RunPaused)
         started = time.monotonic()

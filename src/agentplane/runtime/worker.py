@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,11 +99,7 @@ class Worker:
                     try:
                         await self.reap()
                         while (free := self.settings.worker_concurrency - len(self.running)) > 0:
-                            claimed = await self.claim_up_to(free)
-                            for task in claimed:
-                                self.claims[task.id] = task.attempt
-                                self.running[task.id] = asyncio.create_task(self._run(task))
-                            if len(claimed) < free:
+                            if len(await self.claim_up_to(free, self._start)) < free:
                                 break
                     except Exception:  # database unavailable: keep polling, do not die
                         log.exception("claiming tasks failed; retrying")
@@ -182,8 +179,14 @@ class Worker:
         claimed = await self.claim_up_to(1)
         return claimed[0] if claimed else None
 
-    async def claim_up_to(self, n: int) -> list[Task]:
+    def _start(self, task: Task) -> None:
+        self.claims[task.id] = task.attempt
+        self.running[task.id] = asyncio.create_task(self._run(task))
+
+    async def claim_up_to(self, n: int, start: Callable[[Task], None] | None = None) -> list[Task]:
         """Claim up to `n` of the oldest claimable tasks; fewer when the queue runs out.
+        `start` runs each one as soon as it is claimed (so an error claiming the next
+        leaves none claimed and not running).
 
         Losing a race for a candidate means another worker took it, so each
         round makes progress; the loop ends when the queue is empty or `n` are claimed.
@@ -212,6 +215,8 @@ class Worker:
                 if task is not None:
                     log.info("claimed %s (attempt %d)", task.id, task.attempt)
                     claimed.append(task)
+                    if start is not None:
+                        start(task)
                     if len(claimed) == n:
                         break
             if len(found) < limit:
