@@ -101,8 +101,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Served(str):
+    """A served process's base URL, with its pid (for its CPU time)."""
+
+    pid: int
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def uvicorn_process(factory: str, env: dict[str, str]) -> Iterator[str]:
+def uvicorn_process(factory: str, env: dict[str, str]) -> Iterator[Served]:
     """A uvicorn server process (no access log) for `module:factory`; yields its base URL."""
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="bench-server-", suffix=".log", delete=False)
@@ -127,7 +139,8 @@ def uvicorn_process(factory: str, env: dict[str, str]) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = Served(f"http://127.0.0.1:{port}")
+    base.pid = process.pid
     try:
         deadline = time.monotonic() + 90  # a loaded machine starts slowly
         while True:
@@ -487,7 +500,12 @@ def figure_tasks_per_second(report: Report, url: str, label: str, n: int) -> Non
     }
     with uvicorn_process("bench.app_factory:api_with_worker", env) as app:
         print(f"  [{load()}] submitting {n} tasks on {label}", flush=True)
+        cpu = cpu_seconds(app.pid)
         rate = asyncio.run(_submit_and_wait(app, url, seed, n, wait_all_terminal))
+        cpu = cpu_seconds(app.pid) - cpu
+    # Steadier than tasks/s on a shared machine: what one task costs the server process
+    # (API and in-process worker), whatever else runs beside it.
+    print(f"  server CPU per task ({label}): {cpu / n * 1000:.2f} ms [{load()}]", flush=True)
     report.add(
         Figure(
             f"end-to-end scripted tasks ({label})",

@@ -10,6 +10,8 @@ from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.migrations.executor import MigrationExecutor
 
+POOL_MAX = 20  # PostgreSQL pool size unless the URL names one (worker runs + API requests)
+
 APPS = {
     "models": {
         "models": ["agentplane.models"],
@@ -38,6 +40,10 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     if database_url.startswith("postgres://"):
         connection = expand_db_url(database_url)
         connection["credentials"]["connection_class"] = NoResetConnection
+        # Tortoise's default pool holds at most 5 connections: the worker's concurrent
+        # runs and the API's requests then queue for one, each write waiting out others'
+        # commits. A URL's own `?maxsize=` wins; connections open only under load.
+        connection["credentials"].setdefault("maxsize", POOL_MAX)
     return {"connections": {"default": connection}, "apps": APPS, "use_tz": True}
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
+from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -384,21 +385,40 @@ class Hold:
     reservation: Reservation | None
 
 
-async def reserve(task: Task, amount: Decimal) -> Reservation | None:
-    """Hold `amount` against every budget that applies to the task, all or nothing.
+async def _phase_and_budgets(task: Task) -> tuple[str | None, list[str]]:
+    """The task's tenant phase and the IDs of the budgets it spends in (in ID order), in
+    one statement: the agent loop reads both before every provider call."""
+    keys = task_keys(task.tenant_id, task.agent_id, task.created_by)
+    conn = get_connection("default")
+    sql = (
+        "SELECT tenant.phase, budget.id FROM tenant LEFT JOIN budget ON budget.scope_key IN"
+        f" ({', '.join('?' for _ in keys)}) WHERE tenant.id = ? ORDER BY budget.id"
+    )
+    rows = await conn.execute_query_dict(db.placeholders(conn, sql), [*keys, task.tenant_id])
+    if not rows:
+        return None, []
+    return rows[0]["phase"], [str(r["id"]) for r in rows if r["id"] is not None]
+
+
+async def reserve(task: Task, amount: Decimal, ids: list[str] | None = None) -> Reservation | None:
+    """Hold `amount` against every budget that applies to the task (`ids`, in ID order,
+    when the caller read them), all or nothing.
 
     Raises BudgetExceeded (naming the refusing budget) when any has no room.
     """
-    keys = task_keys(task.tenant_id, task.agent_id, task.created_by)
     window = current_window()
     units = to_units(amount)
+    # Read outside the transaction: with no budget in scope (the common case) there is
+    # nothing to lock, and BEGIN/COMMIT would be two round trips for nothing. A budget
+    # created meanwhile is no different from one created just after this call.
+    if ids is None:
+        keys = task_keys(task.tenant_id, task.agent_id, task.created_by)
+        found = Budget.filter(scope_key__in=keys).order_by("id").values_list("id", flat=True)
+        ids = [str(i) for i in await found]
+    if not ids:
+        return None
     try:
         async with in_transaction() as conn:
-            ids = (
-                await Budget.filter(scope_key__in=keys).order_by("id").values_list("id", flat=True)
-            )
-            if not ids:
-                return None
             # A new month: start the window afresh (idempotent; one process wins).
             await (
                 Budget.filter(id__in=list(ids))
@@ -521,14 +541,14 @@ async def reserve_call(task: Task, info: ModelInfo, request: CompletionRequest) 
     Raises RunPaused when the task must stop here: its tenant was suspended or
     deleted, or a budget has no room for this call.
     """
-    phase = await Tenant.filter(id=task.tenant_id).first().values_list("phase", flat=True)
+    phase, ids = await _phase_and_budgets(task)
     if phase in (TenantPhase.SUSPENDED, TenantPhase.SUSPENDED.value):
         raise RunPaused("tenant_suspended")
     if phase in (TenantPhase.DELETED, TenantPhase.DELETED.value):
         raise RunPaused("tenant_deleted")
     amount = worst_case_cost(info, request)
     try:
-        reservation = await reserve(task, amount)
+        reservation = await reserve(task, amount, ids)
     except BudgetExceeded as exc:
         await audit.record(
             audit.SYSTEM,

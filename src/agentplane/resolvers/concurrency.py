@@ -2,47 +2,72 @@
 enforced when a worker claims a task."""
 
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
-from tortoise.functions import Count
+from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
-from agentplane.models import Agent, Task, TaskStatus
+from agentplane.core import db
+from agentplane.models import Task, TaskStatus
 
 
-async def saturated_agents() -> list[str]:
-    """Agents already running as many tasks as they may: their queued tasks wait."""
-    limited = dict(
-        await Agent.filter(max_concurrent_tasks__isnull=False).values_list(
-            "id", "max_concurrent_tasks"
+@dataclass(frozen=True)
+class Candidate:
+    """A claimable task as the claim's compare-and-set needs it, and its agent's limit."""
+
+    id: str
+    status: TaskStatus
+    attempt: int
+    agent_id: str
+    cap: int | None
+
+
+# The oldest claimable tasks whose agents are not already running as many tasks as they
+# may (their queued tasks wait), with each agent's limit: one statement. `busy` is
+# uncorrelated, so the database counts the limited agents' running tasks once.
+_CANDIDATES = (
+    "SELECT task.id, task.status, task.attempt, task.agent_id, agent.max_concurrent_tasks"
+    " FROM task JOIN agent ON agent.id = task.agent_id"
+    " WHERE task.status IN (?, ?) AND task.agent_id NOT IN ("
+    "SELECT busy.id FROM agent AS busy WHERE busy.max_concurrent_tasks IS NOT NULL"
+    " AND busy.max_concurrent_tasks <= (SELECT COUNT(*) FROM task AS r"
+    " WHERE r.agent_id = busy.id AND r.status = ?))"
+    " ORDER BY task.id LIMIT ?"
+)
+
+
+async def candidates(statuses: tuple[TaskStatus, TaskStatus], limit: int) -> list[Candidate]:
+    conn = get_connection("default")
+    params = [statuses[0].value, statuses[1].value, TaskStatus.RUNNING.value, limit]
+    rows = await conn.execute_query_dict(db.placeholders(conn, _CANDIDATES), params)
+    return [
+        Candidate(
+            str(r["id"]),
+            TaskStatus(r["status"]),
+            int(r["attempt"]),
+            str(r["agent_id"]),
+            r["max_concurrent_tasks"],
         )
-    )
-    if not limited:
-        return []
-    running = dict(
-        await Task.filter(status=TaskStatus.RUNNING, agent_id__in=list(limited))
-        .annotate(n=Count("id"))
-        .group_by("agent_id")
-        .values_list("agent_id", "n")
-    )
-    return [agent for agent, cap in limited.items() if running.get(agent, 0) >= cap]
+        for r in rows
+    ]
 
 
-async def claim_within_limit(task_id: str, claim: Coroutine[Any, Any, Task | None]) -> Task | None:
+async def claim_within_limit(
+    candidate: Candidate, claim: Coroutine[Any, Any, Task | None]
+) -> Task | None:
     """Run `claim` (the queued → running compare-and-set) only while the task's agent is
     under its limit. The agent row's lock serialises concurrent claims of its tasks, so
     two workers cannot both take the last slot."""
-    row = await Task.filter(id=task_id).first().values("agent_id", "agent__max_concurrent_tasks")
-    cap = row["agent__max_concurrent_tasks"] if row else None
-    if row is None or cap is None:
+    if candidate.cap is None:
         return await claim
     async with in_transaction() as conn:
         if conn.capabilities.dialect == "postgres":
             await conn.execute_query(
-                "SELECT id FROM agent WHERE id = $1 FOR UPDATE", [row["agent_id"]]
+                "SELECT id FROM agent WHERE id = $1 FOR UPDATE", [candidate.agent_id]
             )
-        running = await Task.filter(agent_id=row["agent_id"], status=TaskStatus.RUNNING).count()
-        if running >= cap:
+        running = await Task.filter(agent_id=candidate.agent_id, status=TaskStatus.RUNNING).count()
+        if running >= candidate.cap:
             claim.close()
             return None
         return await claim

@@ -29,6 +29,9 @@ from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
 
 TOOL_KINDS = (StepKind.TOOL_CALL, StepKind.MEMORY_HIT, StepKind.RETRIEVAL_HIT)
+# A claimed task whose trace ends at this seq holds only its `queued` step and the claim's
+# `running` one: its run has nothing to rebuild, so the trace is not read.
+FRESH_SEQ = 2
 
 
 class MaxStepsExceeded(Exception):
@@ -127,6 +130,8 @@ async def load_state(task: Task, agent: Agent) -> LoopState:
     state = LoopState([*earlier, Message("user", task.query)])
     if agent.system_prompt:
         state.messages.insert(0, Message("system", agent.system_prompt))
+    if task.last_seq <= FRESH_SEQ:  # nothing but `queued` and this claim's `running`
+        return state
     steps = await Step.filter(task_id=task.id).order_by("seq")
     restarts = [i for i, s in enumerate(steps) if s.payload.get("restart")]
     run = steps[restarts[-1] + 1 if restarts else 0 :]
@@ -243,8 +248,13 @@ async def run_agent(task: Task, agent: Agent, providers: dict[str, Provider]) ->
         result = await _run_tool(agent, task, call, fence, resolved)
         state.messages.append(Message("tool", result, tool_call_id=call.id))
     tools = [tool.spec() for tool in resolved.values()]
+    first = True
     while state.model_calls < agent.max_steps:
-        if await _pause_requested(task):
+        # Before the first call the claimed row says whether a pause was asked (it was
+        # read by the claim's statement); before later ones, the database.
+        paused = task.pause_requested if first else await _pause_requested(task)
+        first = False
+        if paused:
             raise PauseRequested
         request = CompletionRequest(info.name, list(state.messages), tools, agent.config)
         hold = await budgets.reserve_call(task, info, request)  # may pause the run (RunPaused)

@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -97,12 +98,9 @@ class Worker:
                 while True:
                     try:
                         await self.reap()
-                        while len(self.running) < self.settings.worker_concurrency:
-                            task = await self.claim()
-                            if task is None:
+                        while (free := self.settings.worker_concurrency - len(self.running)) > 0:
+                            if len(await self.claim_up_to(free, self._start)) < free:
                                 break
-                            self.claims[task.id] = task.attempt
-                            self.running[task.id] = asyncio.create_task(self._run(task))
                     except Exception:  # database unavailable: keep polling, do not die
                         log.exception("claiming tasks failed; retrying")
                     self._wake.clear()
@@ -177,28 +175,36 @@ class Worker:
                 )
 
     async def claim(self) -> Task | None:
-        """Claim the oldest claimable task, or None when none is left.
+        """Claim the oldest claimable task, or None when none is left."""
+        claimed = await self.claim_up_to(1)
+        return claimed[0] if claimed else None
+
+    def _start(self, task: Task) -> None:
+        self.claims[task.id] = task.attempt
+        self.running[task.id] = asyncio.create_task(self._run(task))
+
+    async def claim_up_to(self, n: int, start: Callable[[Task], None] | None = None) -> list[Task]:
+        """Claim up to `n` of the oldest claimable tasks; fewer when the queue runs out.
+        `start` runs each one as soon as it is claimed (so an error claiming the next
+        leaves none claimed and not running).
 
         Losing a race for a candidate means another worker took it, so each
-        round makes progress; the loop ends when the queue is empty.
+        round makes progress; the loop ends when the queue is empty or `n` are claimed.
         """
-        while True:
-            candidates = (
-                await Task.filter(status__in=CLAIMABLE)
-                .exclude(agent_id__in=await concurrency.saturated_agents())
-                .order_by("id")
-                .limit(10)
-                .values_list("id", flat=True)
-            )
-            if not candidates:
-                return None
-            for task_id in candidates:
+        claimed: list[Task] = []
+        while len(claimed) < n:
+            limit = max(n - len(claimed), 10)
+            found = await concurrency.candidates(CLAIMABLE, limit)
+            for candidate in found:
+                # The candidate's status and attempt pin the compare-and-set, so the claim
+                # is one statement (it fails if another worker moved the task meanwhile).
                 task = await concurrency.claim_within_limit(
-                    str(task_id),
+                    candidate,
                     transition(
-                        str(task_id),
-                        CLAIMABLE,
+                        candidate.id,
+                        [candidate.status],
                         TaskStatus.RUNNING,
+                        fence=candidate.attempt,
                         details={"worker": self.id},  # the trace says who runs it
                         worker_id=self.id,
                         attempt=F("attempt") + 1,
@@ -208,7 +214,14 @@ class Worker:
                 )
                 if task is not None:
                     log.info("claimed %s (attempt %d)", task.id, task.attempt)
-                    return task
+                    claimed.append(task)
+                    if start is not None:
+                        start(task)
+                    if len(claimed) == n:
+                        break
+            if len(found) < limit:
+                break  # the queue is empty
+        return claimed
 
     async def _run(self, task: Task) -> None:
         try:
