@@ -5,7 +5,7 @@ the seam a pgvector- or sqlite-vec-backed index could implement later."""
 from typing import Protocol
 
 import numpy as np
-from tortoise.functions import Count, Max
+from tortoise.connection import get_connection
 
 from agentplane.models import Chunk
 from agentplane.retrieval.embedders import DIM, from_blob
@@ -35,10 +35,18 @@ class NumpyVectorIndex:
         self._cache.pop(kb_id, None)
 
     async def _matrix(self, kb_id: str) -> tuple[list[str], np.ndarray]:
-        # COUNT and MAX(id) read only the (knowledge_base_id, id) index: no blob is touched.
+        # Two subqueries so each gets its own plan: MAX(id) is one seek in the
+        # (knowledge_base_id, id) index, COUNT(*) walks the narrower knowledge_base_id
+        # index (one aggregate over (knowledge_base_id, id) took 4x as long at 100k).
+        conn = get_connection("default")
+        mark = "$1" if conn.capabilities.dialect == "postgres" else "?1"
+        rows = await conn.execute_query_dict(
+            f"SELECT (SELECT count(*) FROM chunk WHERE knowledge_base_id = {mark}) AS n, "
+            f"(SELECT max(id) FROM chunk WHERE knowledge_base_id = {mark}) AS newest",
+            [kb_id],
+        )
+        fingerprint: Fingerprint = (int(rows[0]["n"]), rows[0]["newest"])
         chunks = Chunk.filter(knowledge_base_id=kb_id)
-        row = await chunks.annotate(n=Count("id"), newest=Max("id")).first().values("n", "newest")
-        fingerprint: Fingerprint = (int(row["n"]), row["newest"]) if row else (0, None)
         cached = self._cache.get(kb_id)
         if cached is None or cached[0] != fingerprint:
             rows = await chunks.filter(embedding__isnull=False).values_list("id", "embedding")
@@ -63,7 +71,7 @@ class NumpyVectorIndex:
             # argpartition: the top `limit` in linear time, then sort only those.
             top = np.arange(len(ids))
             if len(ids) > limit:
-                top = np.argpartition(-scores, limit)[:limit]
+                top = np.argpartition(scores, len(ids) - limit)[-limit:]
             top = top[np.argsort(-scores[top])]
             scored.extend((ids[i], float(scores[i])) for i in top)
         return sorted(scored, key=lambda s: -s[1])[:limit]
