@@ -548,7 +548,7 @@ def figure_steps_per_second(report: Report, url: str, label: str, seconds: float
     )
 
 
-def figure_retrieval(report: Report, sqlite_dir: str, chunks: int) -> None:
+def figure_retrieval(report: Report, sqlite_dir: str, pg_url: str, chunks: int) -> None:
     from bench import retrieval
 
     q = isolated(retrieval.quality, f"sqlite://{sqlite_dir}/quality.db")
@@ -572,18 +572,23 @@ def figure_retrieval(report: Report, sqlite_dir: str, chunks: int) -> None:
                     "> 1.00x" if fused == "rrf" else "",  # the product's default fusion
                 )
             )
-    lat = isolated(retrieval.latency, f"sqlite://{sqlite_dir}/latency.db", chunks)
-    for p in ("p50", "p99"):
-        report.add(
-            Figure(
-                f"retrieve over {lat['chunks']:,} chunks (SQLite) {p}",
-                lat[f"{p}_ms"],
-                "ms",
-                "embedding the query alone",
-                lat[f"embed_{p}_ms"],
-                lower_is_better=True,
+    urls = [("SQLite", f"sqlite://{sqlite_dir}/latency.db")]
+    if pg_url.startswith("postgres"):
+        asyncio.run(ensure_pg_database(pg_url))
+        urls.append(("PostgreSQL", pg_url))
+    for label, url in urls:
+        lat = isolated(retrieval.latency, url, chunks)
+        for p in ("p50", "p99"):
+            report.add(
+                Figure(
+                    f"retrieve over {lat['chunks']:,} chunks ({label}) {p}",
+                    lat[f"{p}_ms"],
+                    "ms",
+                    "embedding the query alone",
+                    lat[f"embed_{p}_ms"],
+                    lower_is_better=True,
+                )
             )
-        )
 
 
 # ---------------------------------------------------------------------------- main
@@ -636,7 +641,7 @@ def main() -> None:
         subprocess.run([sys.executable, str(fanout)], cwd=ROOT, env=env, check=False)
     if "6" in only:
         print(f"(6) retrieval quality and latency [{load()}]", flush=True)
-        figure_retrieval(report, sqlite_dir, args.chunks)
+        figure_retrieval(report, sqlite_dir, pg_url, args.chunks)
     print(f"\nfinished [{load()}]\n")
     print(report.table())
 

@@ -40,16 +40,17 @@ class NumpyVectorIndex:
         # index (one aggregate over (knowledge_base_id, id) took 4x as long at 100k).
         conn = get_connection("default")
         mark = "$1" if conn.capabilities.dialect == "postgres" else "?1"
-        rows = await conn.execute_query_dict(
+        stats = await conn.execute_query_dict(
             f"SELECT (SELECT count(*) FROM chunk WHERE knowledge_base_id = {mark}) AS n, "
             f"(SELECT max(id) FROM chunk WHERE knowledge_base_id = {mark}) AS newest",
             [kb_id],
         )
-        fingerprint: Fingerprint = (int(rows[0]["n"]), rows[0]["newest"])
-        chunks = Chunk.filter(knowledge_base_id=kb_id)
+        fingerprint: Fingerprint = (int(stats[0]["n"]), stats[0]["newest"])
         cached = self._cache.get(kb_id)
         if cached is None or cached[0] != fingerprint:
-            rows = await chunks.filter(embedding__isnull=False).values_list("id", "embedding")
+            rows = await Chunk.filter(knowledge_base_id=kb_id, embedding__isnull=False).values_list(
+                "id", "embedding"
+            )
             ids = [r[0] for r in rows]
             matrix = (
                 np.stack([from_blob(bytes(r[1])) for r in rows])
