@@ -23,10 +23,10 @@ STOP_WORDS = frozenset(
 )
 
 
-# OR semantics makes FTS5 score every chunk holding any query word. On a large index the
-# most common words (in over COMMON_SHARE of all chunks: bm25 weighs them near zero) are
-# left out while the words kept would still match over POSTINGS_BUDGET chunks; a small
-# index, or a query of only common words, keeps every word.
+# OR semantics makes FTS5 (and ts_rank) score every chunk holding any query word. On a
+# large index the most common words (in over COMMON_SHARE of all chunks: bm25 weighs them
+# near zero) are left out while the words kept would still match over POSTINGS_BUDGET
+# chunks; a small index, or a query of only common words, keeps every word.
 COMMON_SHARE = 0.05
 POSTINGS_BUDGET = 5_000
 # Candidates read from the whole index before the knowledge-base filter (see `search`).
@@ -77,12 +77,30 @@ async def search(kb_ids: list[str], query: str, limit: int) -> list[tuple[str, f
 
 async def _without_common(conn: Any, terms: list[str]) -> list[str]:
     """`terms` less the most common ones, per COMMON_SHARE and POSTINGS_BUDGET."""
-    marks = ", ".join("?" for _ in terms)
-    rows = await conn.execute_query_dict(
-        "SELECT term, doc, (SELECT count(*) FROM chunk) AS n FROM chunk_fts_vocab "
-        f"WHERE term IN ({marks})",
-        terms,
-    )
+    if conn.capabilities.dialect == "postgres":
+        # No exact per-term counts on PostgreSQL: ANALYZE's most common lexemes of `tsv`
+        # and their row shares estimate them (a word not among them is rare). Before the
+        # first ANALYZE there are none, and every word is kept.
+        rows = await conn.execute_query_dict(
+            "WITH common AS (SELECT e.lexeme, e.share FROM pg_stats s, "
+            "unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) "
+            "AS e(lexeme, share) WHERE s.schemaname = current_schema() "
+            "AND s.tablename = 'chunk' AND s.attname = 'tsv') "
+            "SELECT w.term, max(c.share) * (SELECT reltuples FROM pg_class "
+            "WHERE oid = 'chunk'::regclass) AS doc, "
+            "(SELECT reltuples FROM pg_class WHERE oid = 'chunk'::regclass) AS n "
+            "FROM unnest($1::text[]) AS w(term), "
+            "unnest(tsvector_to_array(to_tsvector('english', w.term))) AS l(lexeme) "
+            "JOIN common c ON c.lexeme = l.lexeme GROUP BY w.term",
+            [terms],
+        )
+    else:
+        marks = ", ".join("?" for _ in terms)
+        rows = await conn.execute_query_dict(
+            "SELECT term, doc, (SELECT count(*) FROM chunk) AS n FROM chunk_fts_vocab "
+            f"WHERE term IN ({marks})",
+            terms,
+        )
     df = {r["term"]: int(r["doc"]) for r in rows}
     total = int(rows[0]["n"]) if rows else 0
     kept = sorted(terms, key=lambda t: df.get(t, 0))  # rarest first
@@ -97,6 +115,7 @@ async def _without_common(conn: Any, terms: list[str]) -> list[str]:
 async def _search_postgres(
     conn: Any, kb_ids: list[str], terms: list[str], limit: int
 ) -> list[tuple[str, float]]:
+    terms = await _without_common(conn, terms)
     tsquery = " | ".join("'" + t.replace("'", "") + "'" for t in terms)
     kb_marks = ", ".join(f"${i + 2}" for i in range(len(kb_ids)))
     rows = await conn.execute_query_dict(
