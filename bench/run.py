@@ -12,8 +12,8 @@ in another process. Figures:
 4. steps persisted per second through the one write path vs bare INSERT + COMMIT;
 5. subscription fan-out (`bench/fanout.py`; two API processes too with BENCH_REDIS_URL);
 6. retrieval quality (nDCG@10, recall@100 of lexical, dense and fused, on the Lee
-   collection) and the latency of one retrieval over 100k chunks on SQLite
-   (`bench/retrieval.py`).
+   collection) and the latency of one retrieval over 100k chunks on SQLite, and on
+   PostgreSQL when BENCH_DATABASE_URL is set (`bench/retrieval.py`).
 """
 
 import argparse
