@@ -12,8 +12,8 @@ in another process. Figures:
 4. steps persisted per second through the one write path vs bare INSERT + COMMIT;
 5. subscription fan-out (`bench/fanout.py`; two API processes too with BENCH_REDIS_URL);
 6. retrieval quality (nDCG@10, recall@100 of lexical, dense and fused, on the Lee
-   collection) and the latency of one retrieval over 100k chunks on SQLite
-   (`bench/retrieval.py`).
+   collection) and the latency of one retrieval over 100k chunks on SQLite, and on
+   PostgreSQL when BENCH_DATABASE_URL is set (`bench/retrieval.py`).
 """
 
 import argparse
@@ -567,7 +567,7 @@ def figure_steps_per_second(report: Report, url: str, label: str, seconds: float
     )
 
 
-def figure_retrieval(report: Report, sqlite_dir: str, chunks: int) -> None:
+def figure_retrieval(report: Report, sqlite_dir: str, pg_url: str, chunks: int) -> None:
     from bench import retrieval
 
     q = isolated(retrieval.quality, f"sqlite://{sqlite_dir}/quality.db")
@@ -591,18 +591,23 @@ def figure_retrieval(report: Report, sqlite_dir: str, chunks: int) -> None:
                     "> 1.00x" if fused == "rrf" else "",  # the product's default fusion
                 )
             )
-    lat = isolated(retrieval.latency, f"sqlite://{sqlite_dir}/latency.db", chunks)
-    for p in ("p50", "p99"):
-        report.add(
-            Figure(
-                f"retrieve over {lat['chunks']:,} chunks (SQLite) {p}",
-                lat[f"{p}_ms"],
-                "ms",
-                "embedding the query alone",
-                lat[f"embed_{p}_ms"],
-                lower_is_better=True,
+    urls = [("SQLite", f"sqlite://{sqlite_dir}/latency.db")]
+    if pg_url.startswith("postgres"):
+        asyncio.run(ensure_pg_database(pg_url))
+        urls.append(("PostgreSQL", pg_url))
+    for label, url in urls:
+        lat = isolated(retrieval.latency, url, chunks)
+        for p in ("p50", "p99"):
+            report.add(
+                Figure(
+                    f"retrieve over {lat['chunks']:,} chunks ({label}) {p}",
+                    lat[f"{p}_ms"],
+                    "ms",
+                    "embedding the query alone",
+                    lat[f"embed_{p}_ms"],
+                    lower_is_better=True,
+                )
             )
-        )
 
 
 # ---------------------------------------------------------------------------- main
@@ -655,7 +660,7 @@ def main() -> None:
         subprocess.run([sys.executable, str(fanout)], cwd=ROOT, env=env, check=False)
     if "6" in only:
         print(f"(6) retrieval quality and latency [{load()}]", flush=True)
-        figure_retrieval(report, sqlite_dir, args.chunks)
+        figure_retrieval(report, sqlite_dir, pg_url, args.chunks)
     print(f"\nfinished [{load()}]\n")
     print(report.table())
 

@@ -1,5 +1,7 @@
 """Retrieve chunks from knowledge bases: lexical + dense, fused."""
 
+import asyncio
+
 from agentplane.models import Chunk, Document
 from agentplane.retrieval import lexical
 from agentplane.retrieval.embedders import get_embedder
@@ -15,10 +17,17 @@ async def rankings(
     """Each retriever's own ranking of chunk IDs, `[(chunk_id, score)]` best first."""
     if not kb_ids or not query.strip():
         return {}
-    ranked = {"lexical": await lexical.search(kb_ids, query, limit)}
-    vector = (await get_embedder().embed([query]))[0]
-    ranked["dense"] = await vector_index.search(kb_ids, vector, limit)
-    return ranked
+
+    async def dense() -> list[tuple[str, float]]:
+        vector = (await get_embedder().embed([query]))[0]
+        return await vector_index.search(kb_ids, vector, limit)
+
+    # The two retrievers wait on different things (the database; the embedder and the
+    # scan, both off the event loop), so they run side by side.
+    lexical_ranking, dense_ranking = await asyncio.gather(
+        lexical.search(kb_ids, query, limit), dense()
+    )
+    return {"lexical": lexical_ranking, "dense": dense_ranking}
 
 
 async def retrieve(
