@@ -6,6 +6,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
+from agentplane.core.cancellation import stop_if_cancelled
 from agentplane.core.config import Settings
 from agentplane.models import DeviceGrant, OidcLogin, Reservation, Session
 from agentplane.resolvers import audit, budgets, tenants
@@ -38,5 +39,6 @@ async def run_forever(settings: Settings) -> None:
             if any(result.values()):
                 log.info("maintenance: %s", result)
         except Exception:  # e.g. the database is briefly away: try again next round
+            stop_if_cancelled()
             log.exception("maintenance round failed")
         await asyncio.sleep(settings.maintenance_interval_s)

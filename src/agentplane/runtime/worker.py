@@ -24,6 +24,7 @@ from typing import Any
 
 from tortoise.expressions import F
 
+from agentplane.core.cancellation import stop_if_cancelled
 from agentplane.core.config import Settings
 from agentplane.models import Agent, Task, TaskStatus
 from agentplane.resolvers import approvals as approval_requests
@@ -102,6 +103,7 @@ class Worker:
                             if len(await self.claim_up_to(free, self._start)) < free:
                                 break
                     except Exception:  # database unavailable: keep polling, do not die
+                        stop_if_cancelled()
                         log.exception("claiming tasks failed; retrying")
                     self._wake.clear()
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
@@ -135,6 +137,7 @@ class Worker:
                         id=task_id, attempt=attempt, status=TaskStatus.RUNNING
                     ).update(lease_expires_at=_now() + self.lease)
                 except Exception:
+                    stop_if_cancelled()
                     log.exception("lease renewal failed for %s", task_id)
                     continue
                 runner = self.running.get(task_id)
@@ -259,16 +262,8 @@ class Worker:
             async with asyncio.timeout(timeout_s):
                 output = await run_agent(task, agent, self.providers)
         except asyncio.CancelledError:
-            if task.id in self.lost:
-                return  # another worker owns it now: write nothing
-            if task.id in self.cancel_requested:
-                await self._end(task, TaskStatus.CANCELLED, "cancelled", status_reason="cancelled")
-                return
-            # The worker is stopping: hand the task back so another worker runs it.
-            await asyncio.shield(
-                self._end(task, TaskStatus.QUEUED, "worker stopped", worker_id=None)
-            )
-            raise
+            if await self._cancelled(task):
+                raise
         except PauseRequested:
             await self._end(task, TaskStatus.PAUSED, "paused", pause_requested=False)
         except ApprovalPending as pending:  # waits for a human, holding no worker
@@ -284,10 +279,27 @@ class Worker:
         except LeaseLost:
             raise
         except Exception:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # A cancel that a driver error replaced on its way out is still a cancel.
+                if await self._cancelled(task):
+                    raise asyncio.CancelledError from None
+                return
             log.exception("task %s crashed", task.id)
             await self._fail(task, "internal error while running the task")
         else:
             await self._end(task, TaskStatus.COMPLETED, output=output)
+
+    async def _cancelled(self, task: Task) -> bool:
+        """The run was cancelled: why decides what is written. True: the worker is stopping."""
+        if task.id in self.lost:
+            return False  # another worker owns it now: write nothing
+        if task.id in self.cancel_requested:
+            await self._end(task, TaskStatus.CANCELLED, "cancelled", status_reason="cancelled")
+            return False
+        # The worker is stopping: hand the task back so another worker runs it.
+        await asyncio.shield(self._end(task, TaskStatus.QUEUED, "worker stopped", worker_id=None))
+        return True
 
     async def _fail(self, task: Task, error: str) -> None:
         await self._end(task, TaskStatus.FAILED, error, error=error)
