@@ -1,6 +1,6 @@
 """GraphQL for knowledge bases, documents, retrieval previews and memories."""
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,10 +23,14 @@ class Document:
     title: str
     content_type: str
     size_bytes: int
-    status: str
-    progress: float
-    chunk_count: int
+    status: str = strawberry.field(description="queued, indexing, ready or failed.")
+    progress: float = strawberry.field(description="chunksIndexed / chunkCount (0..1).")
+    chunk_count: int = strawberry.field(description="The chunks the document splits into.")
+    chunks_indexed: int
     error: str | None
+    error_code: str | None = strawberry.field(
+        description="Why indexing failed: INDEXING_FAILED or INGEST_ABANDONED."
+    )
     created_at: datetime
 
 
@@ -40,7 +44,9 @@ def _doc(d: models.Document) -> Document:
         status=str(d.status),
         progress=d.progress,
         chunk_count=d.chunk_count,
+        chunks_indexed=d.chunks_indexed,
         error=d.error,
+        error_code=d.error_code,
         created_at=d.created_at,
     )
 
@@ -202,6 +208,10 @@ class AddDocumentInput:
         default=None,
         description="Fetched once (loopback hosts only unless AGENTPLANE_FETCH_ALLOW_HOSTS).",
     )
+    wait: bool = strawberry.field(
+        default=False,
+        description="Answer once the document is ready or failed (else at once, queued).",
+    )
 
 
 @strawberry.input
@@ -244,6 +254,10 @@ class KnowledgeQuery:
     async def knowledge_base(self, info: Info[Context, None], id: strawberry.ID) -> KnowledgeBase:
         return _kb(await knowledge.get_knowledge_base(info.context.actor, id))
 
+    @strawberry.field(description="One document, with its indexing status and progress.")
+    async def document(self, info: Info[Context, None], id: strawberry.ID) -> Document:
+        return _doc(await knowledge.get_document(info.context.actor, id))
+
     @strawberry.field(description="Preview hybrid retrieval, with each retriever's rank/score.")
     async def retrieve(
         self,
@@ -277,6 +291,19 @@ class KnowledgeQuery:
 
 
 @strawberry.type
+class KnowledgeSubscription:
+    @strawberry.subscription(
+        description="Documents of a knowledge base as they are added, index (progress) and "
+        "turn ready or failed."
+    )
+    async def document_updates(
+        self, info: Info[Context, None], knowledge_base_id: strawberry.ID
+    ) -> AsyncGenerator[Document, None]:
+        async for doc in knowledge.document_updates(info.context.actor, knowledge_base_id):
+            yield _doc(doc)
+
+
+@strawberry.type
 class KnowledgeMutation:
     @strawberry.mutation
     async def create_knowledge_base(
@@ -295,8 +322,9 @@ class KnowledgeMutation:
         return KnowledgeBasePayload(knowledge_base=_kb(kb))
 
     @strawberry.mutation(
-        description="Add a document from text, an uploaded file or a URL; it is chunked, "
-        "embedded and indexed in one transaction (nothing is half-indexed on refusal)."
+        description="Add a document from text, an uploaded file or a URL. It is validated "
+        "now (a refusal stores nothing) and indexed in the background: `queued`, `indexing` "
+        "with progress, then `ready` (its chunks appear at once) or `failed`."
     )
     async def add_document(
         self, info: Info[Context, None], input: AddDocumentInput
@@ -327,6 +355,8 @@ class KnowledgeMutation:
                 content_type=input.content_type or "text/plain",
                 text=input.text or "",
             )
+        if input.wait:
+            doc = await knowledge.wait_for_document(actor, doc.id)
         return DocumentPayload(document=_doc(doc))
 
     @strawberry.mutation(description="Delete a document and its chunks.")
