@@ -133,6 +133,7 @@ async def test_cross_tenant_probes_answer_not_found(gql: GraphQLClient) -> None:
             "mutation($id: ID!) { deleteDocument(input: {id: $id}) { document { id } } }",
             {"id": doc["id"]},
         ),
+        ("query($id: ID!) { document(id: $id) { id } }", {"id": doc["id"]}),
         (RETRIEVE, {"k": [kb["id"]], "q": "launch codes"}),
         (ADD_DOC, {"i": {**i, "text": "more"}}),
     ]
@@ -217,7 +218,8 @@ async def test_memory_ids_of_another_tenant_and_overlong_ids_answer_not_found(
         "mutation($id: ID!) { deleteMemory(input: {id: $id}) { memory { id } } }",
         'mutation($id: ID!) { updateMemory(input: {id: $id, text: "x"}) { memory { id } } }',
         'query($id: ID!) { recall(query: "secret", agentId: $id) { id } }',
-        "query($id: ID!) { memories(filter: {agentId: $id}) { id } }",
+        "query($id: ID!) { memories(filter: {agentId: $id}, first: 10) { edges { node { id } } } }",
+        "query($id: ID!) { memory(id: $id) { id } }",
         "query($id: ID!) { knowledgeBase(id: $id) { id } }",
         "mutation($id: ID!) { deleteDocument(input: {id: $id}) { document { id } } }",
     ]

@@ -13,7 +13,9 @@ from agentplane import models
 from agentplane.core.errors import ValidationFailed
 from agentplane.resolvers import knowledge, memories
 from agentplane.retrieval.fusion import Hit
+from agentplane.resolvers.pagination import Page
 from agentplane.schema.context import Context
+from agentplane.schema.types import Connection
 
 
 @strawberry.type
@@ -271,12 +273,21 @@ class KnowledgeQuery:
         )
         return [_hit(h) for h in hits]
 
-    @strawberry.field
+    @strawberry.field(description="Memories, newest first.")
     async def memories(
-        self, info: Info[Context, None], filter: MemoryFilter | None = None
-    ) -> list[Memory]:
+        self,
+        info: Info[Context, None],
+        filter: MemoryFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Memory]:
         f: dict[str, Any] = strawberry.asdict(filter) if filter else {}
-        return [_mem(m) for m in await memories.list_memories(info.context.actor, **f)]
+        page = await memories.list_memories(info.context.actor, first, after, **f)
+        return Connection.of(Page([_mem(m) for m in page.items], page.has_next, page.has_previous))
+
+    @strawberry.field
+    async def memory(self, info: Info[Context, None], id: strawberry.ID) -> Memory:
+        return _mem(await memories.get_memory(info.context.actor, id))
 
     @strawberry.field
     async def recall(
