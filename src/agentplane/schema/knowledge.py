@@ -12,8 +12,8 @@ from strawberry.types import Info
 from agentplane import models
 from agentplane.core.errors import ValidationFailed
 from agentplane.resolvers import knowledge, memories
-from agentplane.retrieval.fusion import Hit
 from agentplane.resolvers.pagination import Page
+from agentplane.retrieval.fusion import Hit
 from agentplane.schema.context import Context
 from agentplane.schema.types import Connection
 
