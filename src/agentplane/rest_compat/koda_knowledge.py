@@ -245,7 +245,7 @@ async def search_knowledge_base(call: Call) -> Response:
         call.actor,
         [call.path["knowledge_base_id"]],
         call.body["query"],
-        call.body.get("limit", 5),
+        int(call.body.get("limit", 5)),  # JSON Schema's integer admits 5.0
     )
     return json({"hits": [hit_record(h) for h in hits]})
 
@@ -461,7 +461,7 @@ async def create_memory(call: Call) -> Response:
         agent_id=b.get("agent_id"),
         subject=b.get("subject"),
         type=b.get("type", "fact"),
-        importance=b.get("importance", 0.5),
+        importance=float(b.get("importance", 0.5)),
         conflict_key=b.get("conflict_key"),
         expires_at=parse_datetime(b.get("expires_at"), "expires_at"),
         pending=b.get("pending", False),
@@ -489,7 +489,7 @@ async def create_memory(call: Call) -> Response:
 )
 async def recall_memories(call: Call) -> Response:
     b = call.body
-    hits = await memories.recall(call.actor, b["query"], b.get("agent_id"), b.get("limit", 5))
+    hits = await memories.recall(call.actor, b["query"], b.get("agent_id"), int(b.get("limit", 5)))
     return json({"hits": [hit_record(h) for h in hits]})
 
 
