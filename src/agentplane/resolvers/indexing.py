@@ -12,6 +12,7 @@ MAX_ATTEMPTS starts it is marked `failed`, `INGEST_ABANDONED`), so nothing accep
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,8 +29,6 @@ from agentplane.subscriptions.broker import get_broker
 log = logging.getLogger(__name__)
 
 CHANNEL = "agentplane:documents"
-LEASE = timedelta(seconds=60)
-WATCH_INTERVAL_S = 20.0
 BATCH = 32  # chunks embedded between two progress reports
 MAX_ATTEMPTS = 3
 OPEN = (DocumentStatus.QUEUED, DocumentStatus.INDEXING)
@@ -42,8 +41,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def lease_s() -> float:
+    """How long an indexer's silence is tolerated (AGENTPLANE_INDEX_LEASE_S, 60 s): it
+    renews the lease with every batch of BATCH chunks, so this bounds one batch's time."""
+    return float(os.environ.get("AGENTPLANE_INDEX_LEASE_S", "60"))
+
+
 def lease_until() -> datetime:
-    return _now() + LEASE
+    return _now() + timedelta(seconds=lease_s())
 
 
 def start(doc_id: str) -> None:
@@ -173,9 +178,10 @@ async def resume_stalled(now: datetime | None = None) -> int:
     return started
 
 
-async def watch_forever(interval_s: float = WATCH_INTERVAL_S) -> None:
+async def watch_forever() -> None:
     """Every process runs this: documents left open by a dead process are resumed
-    within LEASE + interval_s (the first round runs at startup)."""
+    within 1.5 leases (the first round runs at startup)."""
+    interval_s = lease_s() / 2
     while True:
         try:
             resumed = await resume_stalled()
