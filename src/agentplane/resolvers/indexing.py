@@ -162,6 +162,8 @@ async def resume_stalled(now: datetime | None = None) -> int:
     expired = Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
     started = 0
     for doc in await Document.filter(expired, status__in=OPEN).only("id", "attempts"):
+        if doc.id in _tasks:  # ours, alive, only slow: its next batch renews the lease
+            continue
         if doc.attempts >= MAX_ATTEMPTS:
             await fail(doc.id, "INGEST_ABANDONED", f"Indexing stopped {doc.attempts} times")
             continue
