@@ -195,11 +195,15 @@ async def watch_forever() -> None:
 
 
 async def stop() -> None:
-    """Cancel this process's indexers (their leases run out; another start resumes)."""
-    tasks = list(_tasks.values())
+    """Cancel this process's indexers and give up their leases, so the next process to
+    start (or any live one's watcher) resumes their documents at once."""
+    ids, tasks = list(_tasks), list(_tasks.values())
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if ids:
+        with contextlib.suppress(Exception):  # the database may be gone: the lease runs out
+            await Document.filter(id__in=ids, status__in=OPEN).update(lease_expires_at=_now())
 
 
 # ---------------------------------------------------------------- live progress
