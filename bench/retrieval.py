@@ -105,6 +105,7 @@ async def quality(url: str) -> dict[str, Any]:
                     content_type="text",
                     text=text,
                 )
+                await knowledge.wait_for_document(actor, doc.id)  # indexing is asynchronous
                 names[doc.id] = f"{prefix}{i}"
         doc_of = {c: names[d] for c, d in await Chunk.all().values_list("id", "document_id")}
         runs: list[tuple[dict[str, int], str, dict[str, Ranking]]] = []

@@ -92,7 +92,7 @@ async def test_a_file_uploaded_over_graphql_multipart_is_indexed(
     text = b"# Returns\n\nItems can be returned within **30 days**."
 
     response = await upload(
-        client, {"knowledgeBaseId": kb}, ("returns.md", text, "text/markdown"), bearer
+        client, {"knowledgeBaseId": kb, "wait": True}, ("returns.md", text, "text/markdown"), bearer
     )
 
     assert response.status_code == 200, response.text
@@ -171,9 +171,13 @@ async def test_a_url_on_an_allowed_host_is_fetched_and_indexed(
     op = await make_token(tenant, "operator")
     kb = await _kb(gql, op)
 
-    md = await gql.ok(ADD_DOC, op, i={"knowledgeBaseId": kb, "url": f"{site}/guide.md"})
+    md = await gql.ok(
+        ADD_DOC, op, i={"knowledgeBaseId": kb, "url": f"{site}/guide.md", "wait": True}
+    )
     html = await gql.ok(
-        ADD_DOC, op, i={"knowledgeBaseId": kb, "url": f"{site}/page", "title": "Hours"}
+        ADD_DOC,
+        op,
+        i={"knowledgeBaseId": kb, "url": f"{site}/page", "title": "Hours", "wait": True},
     )
 
     doc = md["addDocument"]["document"]

@@ -11,6 +11,7 @@ from agentplane.runtime import agent_loop
 from agentplane.runtime.worker import Worker
 from tests.support.factories import make_agent, make_tenant, make_token
 from tests.support.graphql import GraphQLClient, error_codes
+from tests.support.knowledge import add_ready, document_when_done
 from tests.test_runtime import operator_of, wait_for_status
 
 DOCS = [
@@ -31,7 +32,7 @@ DOCS = [
 CREATE_KB = """mutation($n: String!) {
   createKnowledgeBase(input: {name: $n}) { knowledgeBase { id name } } }"""
 ADD_DOC = """mutation($i: AddDocumentInput!) { addDocument(input: $i) {
-  document { id status progress chunkCount contentType sizeBytes } } }"""
+  document { id status progress chunkCount chunksIndexed contentType sizeBytes } } }"""
 RETRIEVE = """query($k: [ID!]!, $q: String!) { retrieve(knowledgeBaseIds: $k, query: $q, first: 3) {
   id text fusedRank fusedScore scores { retriever rank score } details } }"""
 
@@ -44,7 +45,14 @@ async def test_ingest_retrieve_and_delete_over_graphql(gql: GraphQLClient) -> No
     for title, ctype, text in DOCS:
         i = {"knowledgeBaseId": kb["id"], "title": title, "contentType": ctype, "text": text}
         docs.append((await gql.ok(ADD_DOC, op, i=i))["addDocument"]["document"])
-    assert [d["status"] for d in docs] == ["ready"] * 3
+    # accepted at once, its chunks counted; indexed in the background
+    assert [(d["status"], d["chunksIndexed"], d["chunkCount"]) for d in docs] == [
+        ("queued", 0, 1)
+    ] * 3
+    done = [await document_when_done(gql, op, d["id"]) for d in docs]
+    assert [(d["status"], d["progress"], d["chunksIndexed"]) for d in done] == [
+        ("ready", 1.0, 1)
+    ] * 3
     assert docs[2]["contentType"] == "text/html"
     html_chunk = await Chunk.get(document_id=docs[2]["id"])
     assert (
@@ -125,6 +133,7 @@ async def test_cross_tenant_probes_answer_not_found(gql: GraphQLClient) -> None:
             "mutation($id: ID!) { deleteDocument(input: {id: $id}) { document { id } } }",
             {"id": doc["id"]},
         ),
+        ("query($id: ID!) { document(id: $id) { id } }", {"id": doc["id"]}),
         (RETRIEVE, {"k": [kb["id"]], "q": "launch codes"}),
         (ADD_DOC, {"i": {**i, "text": "more"}}),
     ]
@@ -143,11 +152,9 @@ async def test_run_prompt_holds_retrieved_chunks_and_trace_explains_hits(
     actor = operator_of(tenant.id)
     kb = await knowledge.create_knowledge_base(actor, name="help")
     for title, ctype, text in DOCS:
-        await knowledge.add_document(
-            actor, knowledge_base_id=kb.id, title=title, content_type=ctype, text=text
-        )
+        await add_ready(actor, knowledge_base_id=kb.id, title=title, content_type=ctype, text=text)
     foreign = await knowledge.create_knowledge_base(operator_of(other.id), name="theirs")
-    await knowledge.add_document(
+    await add_ready(
         operator_of(other.id),
         knowledge_base_id=foreign.id,
         title="Theirs",
@@ -211,7 +218,8 @@ async def test_memory_ids_of_another_tenant_and_overlong_ids_answer_not_found(
         "mutation($id: ID!) { deleteMemory(input: {id: $id}) { memory { id } } }",
         'mutation($id: ID!) { updateMemory(input: {id: $id, text: "x"}) { memory { id } } }',
         'query($id: ID!) { recall(query: "secret", agentId: $id) { id } }',
-        "query($id: ID!) { memories(filter: {agentId: $id}) { id } }",
+        "query($id: ID!) { memories(filter: {agentId: $id}, first: 10) { edges { node { id } } } }",
+        "query($id: ID!) { memory(id: $id) { id } }",
         "query($id: ID!) { knowledgeBase(id: $id) { id } }",
         "mutation($id: ID!) { deleteDocument(input: {id: $id}) { document { id } } }",
     ]
@@ -231,6 +239,7 @@ async def test_dense_index_sees_chunks_written_by_another_process(gql: GraphQLCl
         "title": "Shipping",
         "contentType": "text",
         "text": DOCS[1][2],
+        "wait": True,
     }
     await gql.ok(ADD_DOC, op, i=i)
     await gql.ok(RETRIEVE, op, k=[kb["id"]], q="parcels")  # this process caches the matrix
@@ -264,9 +273,7 @@ async def test_weighted_fusion_follows_the_agent_config(gql: GraphQLClient) -> N
     actor = operator_of(tenant.id)
     kb = await knowledge.create_knowledge_base(actor, name="help")
     for title, ctype, text in DOCS:
-        await knowledge.add_document(
-            actor, knowledge_base_id=kb.id, title=title, content_type=ctype, text=text
-        )
+        await add_ready(actor, knowledge_base_id=kb.id, title=title, content_type=ctype, text=text)
     config = {"retrievalWeights": {"lexical": 1, "dense": 0, "junk": "x"}}
 
     hits = await retrieval.retrieve(

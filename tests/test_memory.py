@@ -15,13 +15,19 @@ from tests.test_runtime import operator_of, wait_for_status
 MEMORY = "id status text type importance conflictKey supersededBy expiresAt agentId"
 CREATE = f"""mutation($i: CreateMemoryInput!) {{ createMemory(input: $i) {{
   memory {{ {MEMORY} }} superseded {{ {MEMORY} }} evictionCandidates {{ {MEMORY} }} }} }}"""
-LIST = f"query($f: MemoryFilter) {{ memories(filter: $f) {{ {MEMORY} }} }}"
+LIST = f"""query($f: MemoryFilter, $first: Int = 100, $after: String) {{
+  memories(filter: $f, first: $first, after: $after) {{
+    edges {{ node {{ {MEMORY} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"""
 RECALL = """query($q: String!, $a: ID) { recall(query: $q, agentId: $a, first: 10) {
   id text fusedRank fusedScore scores { retriever rank score } details } }"""
 BY_ID = """mutation($i: MemoryIdInput!) {{
   {name}(input: $i) {{ memory {{ {m} }} superseded {{ id }} }} }}"""
 UPDATE = f"""mutation($i: UpdateMemoryInput!) {{
   updateMemory(input: $i) {{ memory {{ {MEMORY} }} }} }}"""
+
+
+def nodes(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [edge["node"] for edge in data["memories"]["edges"]]
 
 
 def by_id(name: str) -> str:
@@ -59,7 +65,7 @@ async def test_a_memory_with_the_same_conflict_key_supersedes_the_older(
     assert [m["id"] for m in second["superseded"]] == [old_id]
     assert second["superseded"][0]["status"] == "superseded"
     assert second["superseded"][0]["supersededBy"] == new_id
-    listed = (await gql.ok(LIST, op, f={"agentId": agent.id}))["memories"]
+    listed = nodes(await gql.ok(LIST, op, f={"agentId": agent.id}))
     assert {m["id"]: m["status"] for m in listed} == {new_id: "active", old_id: "superseded"}
     # recall sees only the live one; another agent's memory with the key is untouched
     assert await recall_ids(gql, op, "which language does the customer prefer", agent.id) == [
@@ -78,7 +84,7 @@ async def test_expired_memories_are_listed_but_never_recalled(gql: GraphQLClient
     live = await create(gql, op, text="Door code is 9876", agentId=agent.id, expiresAt=future)
 
     assert await recall_ids(gql, op, "door code", agent.id) == [live["memory"]["id"]]
-    listed = (await gql.ok(LIST, op, f={"agentId": agent.id}))["memories"]
+    listed = nodes(await gql.ok(LIST, op, f={"agentId": agent.id}))
     assert {m["id"] for m in listed} == {expired["memory"]["id"], live["memory"]["id"]}
     # an operator extends the expired one: it is recalled again
     await gql.ok(UPDATE, op, i={"id": expired["memory"]["id"], "expiresAt": future})
@@ -121,12 +127,12 @@ async def test_operator_workflow_pending_approve_edit_archive_delete(gql: GraphQ
     archived = await gql.ok(by_id("archiveMemory"), op, i={"id": new["id"]})
     assert archived["archiveMemory"]["memory"]["status"] == "archived"
     assert await recall_ids(gql, op, "enterprise subscription tier", agent.id) == []
-    archived_list = (await gql.ok(LIST, op, f={"status": "archived"}))["memories"]
+    archived_list = nodes(await gql.ok(LIST, op, f={"status": "archived"}))
     assert [m["id"] for m in archived_list] == [new["id"]]
 
     await gql.ok(by_id("deleteMemory"), op, i={"id": new["id"]})
     assert not await Memory.exists(id=new["id"])
-    assert [m["id"] for m in (await gql.ok(LIST, op))["memories"]] == [old["id"]]
+    assert [m["id"] for m in nodes(await gql.ok(LIST, op))] == [old["id"]]
 
 
 async def test_over_the_soft_budget_a_write_succeeds_and_suggests_evictions(
@@ -170,7 +176,7 @@ async def test_a_viewer_reads_memories_but_cannot_change_them(gql: GraphQLClient
         before.updated_at,
     )
     assert await Memory.all().count() == 1
-    assert [m["id"] for m in (await gql.ok(LIST, viewer))["memories"]] == [memory["id"]]
+    assert [m["id"] for m in nodes(await gql.ok(LIST, viewer))] == [memory["id"]]
 
 
 async def test_agent_memory_tools_supersede_expire_and_recall_as_explained_steps(

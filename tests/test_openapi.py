@@ -60,7 +60,9 @@ async def test_documents_are_valid_openapi_31_with_real_schemas(client: httpx.As
         for method, op in item.items():
             request = op.get("requestBody")
             if request is not None:
-                schema = request["content"]["application/json"]["schema"]
+                # JSON, or multipart/form-data for a file upload: one media type each
+                [content] = request["content"].values()
+                schema = content["schema"]
                 assert schema["type"] == "object"
                 # Only optional bodies (e.g. `POST …/publish`) may leave their fields open.
                 assert schema.get("properties") or not request["required"], f"{method} {path}"
@@ -197,7 +199,27 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(
         queue = httpx.post(
             server.base_url + "/api/v1/worker-queues", headers=headers, json={"name": "st"}
         )
+        kb_id = _graphql(
+            server.base_url,
+            token,
+            'mutation { createKnowledgeBase(input: {name: "st"}) { knowledgeBase { id } } }',
+        )["createKnowledgeBase"]["knowledgeBase"]["id"]
+        doc_id = _graphql(
+            server.base_url,
+            token,
+            'mutation($k: ID!) { addDocument(input: {knowledgeBaseId: $k, title: "t", '
+            'text: "Backups run nightly.", wait: true}) { document { id } } }',
+            k=kb_id,
+        )["addDocument"]["document"]["id"]
+        memory_id = _graphql(
+            server.base_url,
+            token,
+            'mutation { createMemory(input: {text: "Prefers email"}) { memory { id } } }',
+        )["createMemory"]["memory"]["id"]
         real_ids = {
+            "knowledge_base_id": kb_id,
+            "document_id": doc_id,
+            "memory_id": memory_id,
             "agent_id": agent["name"],  # Koda addresses agents by name
             "task_id": task_id,
             "/api/v1/executions/": task_id,

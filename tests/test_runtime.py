@@ -10,6 +10,7 @@ from agentplane.resolvers.auth import Actor
 from agentplane.retrieval import memory
 from agentplane.runtime.worker import Worker
 from tests.support.factories import make_agent, make_tenant
+from tests.support.knowledge import add_ready
 
 
 def operator_of(tenant_id: str) -> Actor:
@@ -76,9 +77,7 @@ async def test_scripted_agent_runs_tools_memory_and_retrieval(services: Settings
         ("Refunds", "Our refund policy allows 30 days"),
         ("Shipping", "Shipping takes a week"),
     ]:
-        await knowledge.add_document(
-            actor, knowledge_base_id=kb.id, title=title, content_type="text", text=text
-        )
+        await add_ready(actor, knowledge_base_id=kb.id, title=title, content_type="text", text=text)
     agent.config = {**agent.config, "knowledgeBases": [kb.id]}
     await agent.save()
     remembered, _, _ = await memory.write(

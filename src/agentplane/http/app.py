@@ -20,6 +20,7 @@ from agentplane.http.observability import RequestObservability
 from agentplane.http.ui import DashboardFiles
 from agentplane.mcp.server import PATH as MCP_PATH
 from agentplane.mcp.server import McpEndpoint
+from agentplane.resolvers import indexing
 from agentplane.resolvers.bootstrap import bootstrap_admin_token
 from agentplane.resolvers.health import readiness
 from agentplane.rest_compat import exception_handlers as rest_exception_handlers
@@ -54,6 +55,8 @@ def create_app(
         broker = make_broker(settings.redis_url)
         await broker.start()
         set_broker(broker)
+        # Resumes documents a dead process left indexing (first round at startup).
+        index_watcher = asyncio.create_task(indexing.watch_forever())
         if bootstrap and not settings.admin_token:
             plaintext = await bootstrap_admin_token()
             if plaintext:
@@ -74,6 +77,8 @@ def create_app(
             if worker is not None:
                 await worker.stop()
             housekeeping.cancel()
+            index_watcher.cancel()
+            await indexing.stop()
             await broker.close()
             set_broker(None)
             await db.close()

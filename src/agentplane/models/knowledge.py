@@ -10,8 +10,10 @@ from agentplane.models.tenant import Tenant
 
 
 class DocumentStatus(StrEnum):
-    INGESTING = "ingesting"
-    READY = "ready"
+    INGESTING = "ingesting"  # legacy: rows of synchronous ingest (never written now)
+    QUEUED = "queued"  # accepted and validated; no indexer has started
+    INDEXING = "indexing"  # an indexer holds the lease and is embedding
+    READY = "ready"  # chunks visible to retrieval (they appear in the same transaction)
     FAILED = "failed"
 
 
@@ -42,8 +44,15 @@ class Document(Model):
     size_bytes = fields.IntField(default=0)
     status = fields.CharEnumField(DocumentStatus, max_length=16, default=DocumentStatus.INGESTING)
     progress = fields.FloatField(default=0.0)  # 0..1: chunks indexed / chunks
-    chunk_count = fields.IntField(default=0)
+    chunk_count = fields.IntField(default=0)  # known at acceptance: the chunks to index
+    chunks_indexed = fields.IntField(default=0)
     error = fields.TextField(null=True)
+    error_code = fields.CharField(max_length=64, null=True)
+    # The accepted text until it is indexed (a restarted indexer starts from it), then null.
+    source = fields.TextField(null=True)
+    # The indexer's lease: an INDEXING/QUEUED document past it is resumed by maintenance.
+    lease_expires_at = fields.DatetimeField(null=True)
+    attempts = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -3,6 +3,7 @@
 import ipaddress
 import mimetypes
 import os
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,17 +15,19 @@ from agentplane.core.errors import (
     DocumentTooLarge,
     FetchFailed,
     FetchRefused,
+    NotFound,
     UnsupportedContentType,
     ValidationFailed,
 )
+from agentplane.core.post_commit import after_commit
 from agentplane.models import Chunk, Document, DocumentStatus, KnowledgeBase
+from agentplane.resolvers import indexing
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, get_owned, require, scoped_to_tenant
 from agentplane.resolvers.tenants import check_writable, resolve_tenant_name
 from agentplane.retrieval import ingest
 from agentplane.retrieval import knowledge as retrieval
-from agentplane.retrieval.embedders import get_embedder, to_blob
 from agentplane.retrieval.fusion import Hit
 from agentplane.retrieval.vectors import vector_index
 
@@ -73,6 +76,8 @@ async def _writable_kb(actor: Actor | None, kb_id: str) -> KnowledgeBase:
 async def delete_knowledge_base(actor: Actor | None, kb_id: str) -> KnowledgeBase:
     kb = await _writable_kb(actor, kb_id)
     async with in_transaction():
+        # Lock the documents first, as delete_document does, against a finishing indexer.
+        await Document.filter(knowledge_base_id=kb.id).update(lease_expires_at=None)
         # Chunks first: SQLite's FTS triggers fire per deleted chunk row.
         await Chunk.filter(knowledge_base_id=kb.id).delete()
         await Document.filter(knowledge_base_id=kb.id).delete()
@@ -125,8 +130,7 @@ def _decode(data: bytes, field: str) -> str:
 async def add_document(
     actor: Actor | None, *, knowledge_base_id: str, title: str, content_type: str, text: str
 ) -> Document:
-    """Extract, chunk, embed, then write the document and every chunk in one
-    transaction: a refused or failed document leaves nothing half-indexed."""
+    """Accepted `queued` after validation; a refused document leaves nothing stored."""
     await _writable_kb(actor, knowledge_base_id)  # NOT_FOUND/FORBIDDEN before the content
     return await _add_document(
         actor,
@@ -229,48 +233,60 @@ async def _add_document(
     text: str,
     field: str,
 ) -> Document:
+    """Validate (size, title, some text) and accept the document `queued`; indexing
+    runs in the background once this call's transaction commits (see `indexing`)."""
     kb = await _writable_kb(actor, knowledge_base_id)
     size = len(text.encode())
     _check_size(size, field)
     if not title.strip() or len(title) > 500:
         raise ValidationFailed("`title` must be 1-500 characters", field="title")
+    if "\x00" in text:
+        raise ValidationFailed("NUL character in the document", field=field)
     pieces = ingest.chunk(ingest.extract(content_type, text))
     if not pieces:
-        raise ValidationFailed("The document has no text", field="text")
-    vectors = await get_embedder().embed(pieces)
-    async with in_transaction():
-        doc = await Document.create(
-            knowledge_base_id=kb.id,
-            tenant_id=kb.tenant_id,
-            title=title,
-            content_type=content_type,
-            size_bytes=size,
-            status=DocumentStatus.INGESTING,
-        )
-        await Chunk.bulk_create(
-            [
-                Chunk(
-                    document_id=doc.id,
-                    knowledge_base_id=kb.id,
-                    tenant_id=kb.tenant_id,
-                    position=i,
-                    text=piece,
-                    embedding=to_blob(vectors[i]),
-                )
-                for i, piece in enumerate(pieces)
-            ]
-        )
-        doc.status, doc.progress, doc.chunk_count = DocumentStatus.READY, 1.0, len(pieces)
-        await doc.save(update_fields=["status", "progress", "chunk_count"])
-    vector_index.invalidate(kb.id)
+        raise ValidationFailed("The document has no text", field=field)
+    doc = await Document.create(
+        knowledge_base_id=kb.id,
+        tenant_id=kb.tenant_id,
+        title=title,
+        content_type=content_type,
+        size_bytes=size,
+        status=DocumentStatus.QUEUED,
+        chunk_count=len(pieces),
+        source=text,
+        attempts=1,
+        lease_expires_at=indexing.lease_until(),  # this process indexes it
+    )
+
+    async def begin() -> None:
+        indexing.start(doc.id)
+        await indexing.publish(doc)
+
+    await after_commit(begin)
     return doc
+
+
+async def wait_for_document(actor: Actor | None, doc_id: str, timeout: float = 300.0) -> Document:
+    """The document once it is `ready` or `failed` (NOT_FOUND if deleted meanwhile)."""
+    doc = await get_document(actor, doc_id)
+    try:
+        done = await indexing.wait(doc.id, timeout)
+    except TimeoutError:
+        return await get_document(actor, doc_id)  # still indexing: its progress tells
+    if done is None:
+        raise NotFound(f"Document {doc_id!r} not found")
+    return done
 
 
 @audited("document.delete")
 async def delete_document(actor: Actor | None, doc_id: str) -> Document:
+    """Also while it indexes: the indexer's final write matches no open document then."""
     doc = await get_document(actor, doc_id)
     await _writable_kb(actor, doc.knowledge_base_id)
     async with in_transaction():
+        # Lock the row first (PostgreSQL): an indexer committing its chunks finishes before
+        # the chunk delete below, or finds the document gone and writes nothing.
+        await Document.filter(id=doc.id).update(lease_expires_at=None)
         await Chunk.filter(document_id=doc.id).delete()
         await Document.filter(id=doc.id).delete()
     vector_index.invalidate(doc.knowledge_base_id)
@@ -285,3 +301,10 @@ async def retrieve(
         raise ValidationFailed("`first` must be 1..100", field="first")
     kbs = [await get_knowledge_base(actor, kb_id) for kb_id in knowledge_base_ids]
     return await retrieval.retrieve([kb.id for kb in kbs], query, first)
+
+
+async def document_updates(actor: Actor | None, knowledge_base_id: str) -> AsyncIterator[Document]:
+    """Documents of one base as they are accepted, index (progress) and turn ready/failed."""
+    kb = await get_knowledge_base(actor, knowledge_base_id)
+    async for doc in indexing.updates(kb.tenant_id, kb.id):
+        yield doc

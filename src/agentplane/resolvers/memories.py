@@ -10,6 +10,7 @@ from agentplane.models import Agent, Memory, MemoryStatus
 from agentplane.resolvers.agents import get_agent
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.auth import Actor
+from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import Perm, get_owned, require, scoped_to_tenant
 from agentplane.resolvers.tenants import check_writable, resolve_tenant_name
 from agentplane.retrieval import memory
@@ -36,11 +37,15 @@ async def _agent_in(actor: Actor, agent_id: str, tenant_id: str | None) -> Agent
 
 async def list_memories(
     actor: Actor | None,
+    first: int | None = None,
+    after: str | None = None,
+    *,
     agent_id: str | None = None,
     subject: str | None = None,
     status: str | None = None,
     type: str | None = None,
-) -> list[Memory]:
+) -> Page[Memory]:
+    """Newest first, keyset-paginated like every list."""
     actor = require(actor, Perm.KNOWLEDGE_READ)
     query = await scoped_to_tenant(actor, Memory.all(), None)
     if agent_id is not None:
@@ -54,7 +59,7 @@ async def list_memories(
         query = query.filter(status=status)
     if type is not None:
         query = query.filter(type=type)
-    return await query.order_by("-id").limit(1000)
+    return await paginate(query, first, after, newest_first=True)
 
 
 @audited("memory.create")
@@ -90,6 +95,11 @@ async def create_memory(
         status=MemoryStatus.PENDING if pending else MemoryStatus.ACTIVE,
         max_memories=max_memories,
     )
+
+
+async def get_memory(actor: Actor | None, memory_id: str) -> Memory:
+    actor = require(actor, Perm.KNOWLEDGE_READ)
+    return await get_owned(actor, Memory, memory_id, "Memory")
 
 
 async def _writable(actor: Actor | None, memory_id: str) -> Memory:

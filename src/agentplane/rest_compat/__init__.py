@@ -11,6 +11,7 @@ from agentplane.rest_compat import (  # the *_auth, *_iam, *_mcp modules add to 
     koda,
     koda_approvals,  # noqa: F401
     koda_auth,  # noqa: F401
+    koda_knowledge,  # noqa: F401
     kubiya,
     openapi,
     opencrane,

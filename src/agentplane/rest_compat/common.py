@@ -164,6 +164,8 @@ class Operation:
     responses: dict[int, Resp]
     body: JSON | None = None
     body_required: bool = True
+    # multipart/form-data: `body` documents the form; the handler reads `call.request.form()`.
+    body_media_type: str = "application/json"
     query: tuple[Param, ...] = ()
     public: bool = False
     errors: tuple[int, ...] = ()
@@ -222,7 +224,7 @@ class Operation:
         return response
 
     async def _body(self, request: Request) -> JSON:
-        if self.body is None:
+        if self.body is None or self.body_media_type != "application/json":
             return {}
         raw = await request.body()
         if not raw.strip() and not self.body_required:
@@ -338,6 +340,7 @@ class Dialect:
         ok: Resp | dict[int, Resp],
         body: JSON | None = None,
         body_required: bool = True,
+        body_media_type: str = "application/json",
         query: tuple[Param, ...] | list[Param] = (),
         public: bool = False,
         errors: tuple[int, ...] = (),
@@ -358,6 +361,7 @@ class Dialect:
                     responses=ok if isinstance(ok, dict) else {200: ok},
                     body=body,
                     body_required=body_required,
+                    body_media_type=body_media_type,
                     query=tuple(query),
                     public=public,
                     errors=errors,

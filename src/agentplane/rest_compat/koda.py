@@ -50,6 +50,10 @@ _CATEGORY = {
     "RATE_LIMITED": "rate_limit",
     "UNAVAILABLE": "availability",
     "METHOD_NOT_ALLOWED": "validation",
+    "DOCUMENT_TOO_LARGE": "validation",
+    "UNSUPPORTED_CONTENT_TYPE": "validation",
+    "FETCH_REFUSED": "validation",
+    "FETCH_FAILED": "upstream",
 }
 _USER_ACTION = {
     "UNAUTHENTICATED": "Send a valid bearer token or operator session.",
@@ -60,6 +64,10 @@ _USER_ACTION = {
     "RATE_LIMITED": "Retry with backoff.",
     "UNAVAILABLE": "Check /api/runtime/ready and retry.",
     "METHOD_NOT_ALLOWED": "Use a method the path allows (see the Allow header).",
+    "DOCUMENT_TOO_LARGE": "Split the document or raise AGENTPLANE_MAX_DOCUMENT_BYTES.",
+    "UNSUPPORTED_CONTENT_TYPE": "Send UTF-8 text/plain, text/markdown or text/html.",
+    "FETCH_REFUSED": "Use an allowed host (AGENTPLANE_FETCH_ALLOW_HOSTS).",
+    "FETCH_FAILED": "Check that the URL answers 200 and retry.",
 }
 
 _CSRF_ACTION = "Send the session's csrf_token (from login or auth/status) as X-CSRF-Token."

@@ -51,7 +51,7 @@ def _operation(op: Operation) -> JSON:
     if op.body is not None:
         doc["requestBody"] = {
             "required": op.body_required,
-            "content": {"application/json": {"schema": op.body}},
+            "content": {op.body_media_type: {"schema": op.body}},
         }
     responses: JSON = {}
     for status, resp in sorted(op.responses.items()):

@@ -1,6 +1,6 @@
 """GraphQL for knowledge bases, documents, retrieval previews and memories."""
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +12,10 @@ from strawberry.types import Info
 from agentplane import models
 from agentplane.core.errors import ValidationFailed
 from agentplane.resolvers import knowledge, memories
+from agentplane.resolvers.pagination import Page
 from agentplane.retrieval.fusion import Hit
 from agentplane.schema.context import Context
+from agentplane.schema.types import Connection
 
 
 @strawberry.type
@@ -23,10 +25,14 @@ class Document:
     title: str
     content_type: str
     size_bytes: int
-    status: str
-    progress: float
-    chunk_count: int
+    status: str = strawberry.field(description="queued, indexing, ready or failed.")
+    progress: float = strawberry.field(description="chunksIndexed / chunkCount (0..1).")
+    chunk_count: int = strawberry.field(description="The chunks the document splits into.")
+    chunks_indexed: int
     error: str | None
+    error_code: str | None = strawberry.field(
+        description="Why indexing failed: INDEXING_FAILED or INGEST_ABANDONED."
+    )
     created_at: datetime
 
 
@@ -40,7 +46,9 @@ def _doc(d: models.Document) -> Document:
         status=str(d.status),
         progress=d.progress,
         chunk_count=d.chunk_count,
+        chunks_indexed=d.chunks_indexed,
         error=d.error,
+        error_code=d.error_code,
         created_at=d.created_at,
     )
 
@@ -202,6 +210,10 @@ class AddDocumentInput:
         default=None,
         description="Fetched once (loopback hosts only unless AGENTPLANE_FETCH_ALLOW_HOSTS).",
     )
+    wait: bool = strawberry.field(
+        default=False,
+        description="Answer once the document is ready or failed (else at once, queued).",
+    )
 
 
 @strawberry.input
@@ -244,6 +256,10 @@ class KnowledgeQuery:
     async def knowledge_base(self, info: Info[Context, None], id: strawberry.ID) -> KnowledgeBase:
         return _kb(await knowledge.get_knowledge_base(info.context.actor, id))
 
+    @strawberry.field(description="One document, with its indexing status and progress.")
+    async def document(self, info: Info[Context, None], id: strawberry.ID) -> Document:
+        return _doc(await knowledge.get_document(info.context.actor, id))
+
     @strawberry.field(description="Preview hybrid retrieval, with each retriever's rank/score.")
     async def retrieve(
         self,
@@ -257,12 +273,21 @@ class KnowledgeQuery:
         )
         return [_hit(h) for h in hits]
 
-    @strawberry.field
+    @strawberry.field(description="Memories, newest first.")
     async def memories(
-        self, info: Info[Context, None], filter: MemoryFilter | None = None
-    ) -> list[Memory]:
+        self,
+        info: Info[Context, None],
+        filter: MemoryFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[Memory]:
         f: dict[str, Any] = strawberry.asdict(filter) if filter else {}
-        return [_mem(m) for m in await memories.list_memories(info.context.actor, **f)]
+        page = await memories.list_memories(info.context.actor, first, after, **f)
+        return Connection.of(Page([_mem(m) for m in page.items], page.has_next, page.has_previous))
+
+    @strawberry.field
+    async def memory(self, info: Info[Context, None], id: strawberry.ID) -> Memory:
+        return _mem(await memories.get_memory(info.context.actor, id))
 
     @strawberry.field
     async def recall(
@@ -274,6 +299,19 @@ class KnowledgeQuery:
     ) -> list[RetrievalHit]:
         hits = await memories.recall(info.context.actor, query, agent_id, first)
         return [_hit(h) for h in hits]
+
+
+@strawberry.type
+class KnowledgeSubscription:
+    @strawberry.subscription(
+        description="Documents of a knowledge base as they are added, index (progress) and "
+        "turn ready or failed."
+    )
+    async def document_updates(
+        self, info: Info[Context, None], knowledge_base_id: strawberry.ID
+    ) -> AsyncGenerator[Document, None]:
+        async for doc in knowledge.document_updates(info.context.actor, knowledge_base_id):
+            yield _doc(doc)
 
 
 @strawberry.type
@@ -295,8 +333,9 @@ class KnowledgeMutation:
         return KnowledgeBasePayload(knowledge_base=_kb(kb))
 
     @strawberry.mutation(
-        description="Add a document from text, an uploaded file or a URL; it is chunked, "
-        "embedded and indexed in one transaction (nothing is half-indexed on refusal)."
+        description="Add a document from text, an uploaded file or a URL. It is validated "
+        "now (a refusal stores nothing) and indexed in the background: `queued`, `indexing` "
+        "with progress, then `ready` (its chunks appear at once) or `failed`."
     )
     async def add_document(
         self, info: Info[Context, None], input: AddDocumentInput
@@ -327,6 +366,8 @@ class KnowledgeMutation:
                 content_type=input.content_type or "text/plain",
                 text=input.text or "",
             )
+        if input.wait:
+            doc = await knowledge.wait_for_document(actor, doc.id)
         return DocumentPayload(document=_doc(doc))
 
     @strawberry.mutation(description="Delete a document and its chunks.")

@@ -7,13 +7,14 @@ from strawberry.types import Info
 from agentplane.schema.approvals import ApprovalSubscription
 from agentplane.schema.context import Context
 from agentplane.schema.identity import IdentitySubscription
+from agentplane.schema.knowledge import KnowledgeSubscription
 from agentplane.schema.live import LiveFrames
 from agentplane.schema.types import Step, Task
 from agentplane.subscriptions import feeds, streams
 
 
 @strawberry.type
-class Subscription(ApprovalSubscription, IdentitySubscription):
+class Subscription(ApprovalSubscription, IdentitySubscription, KnowledgeSubscription):
     @strawberry.subscription(
         description="The task's steps in seq order: persisted ones after `afterSeq`, then live "
         "ones; completes after the step that makes the task terminal."
