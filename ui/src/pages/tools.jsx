@@ -10,8 +10,11 @@ const SERVER = `id name transport command url status statusMessage protocolVersi
       refreshedAt headerNames tools { id name remoteName description enabled requiresApproval risk }`;
 export const TOOLS_QUERY = `query Tools {
   builtinTools { name description requiresApproval risk }
-  tools(first: 200, source: HTTP) { edges { node { id name description url method enabled requiresApproval risk headerNames timeoutS } } }
-  mcpServers(first: 100) { edges { node { ${SERVER} } } }
+  tools(first: 100, source: HTTP) {
+    edges { node { id name description url method enabled requiresApproval risk headerNames timeoutS } }
+    pageInfo { hasNextPage }
+  }
+  mcpServers(first: 100) { edges { node { ${SERVER} } } pageInfo { hasNextPage } }
 }`;
 export const REFRESH = `mutation RefreshMcpServer($input: ToolIdInput!) { refreshMcpServer(input: $input) { mcpServer { ${SERVER} } } }`;
 
@@ -36,7 +39,7 @@ export function Tools() {
   const servers = d ? d.mcpServers.edges.map((e) => e.node) : [];
   const replace = (server) => {
     const edges = d.mcpServers.edges.map((e) => (e.node.id === server.id ? { node: server } : e));
-    data.value = { ...d, mcpServers: { edges } };
+    data.value = { ...d, mcpServers: { ...d.mcpServers, edges } };
   };
   return (
     <div class="page tools">
@@ -63,10 +66,12 @@ export function Tools() {
               </tbody>
             </table>
             {!http.length && <p class="muted">No HTTP tool registered.</p>}
+            {d.tools.pageInfo.hasNextPage && <p class="muted">The first 100 are shown.</p>}
           </Panel>
           <Panel title={`MCP servers (${servers.length})`}>
             {servers.map((s) => <McpServerCard key={s.id} server={s} onRefreshed={replace} />)}
             {!servers.length && <p class="muted">No MCP server registered.</p>}
+            {d.mcpServers.pageInfo.hasNextPage && <p class="muted">The first 100 are shown.</p>}
           </Panel>
           <Panel title={`Built-in tools (${d.builtinTools.length})`}>
             <table class="grid" data-testid="builtin-tools">
@@ -104,7 +109,7 @@ function McpServerCard({ server: s, onRefreshed }) {
     }
   };
   return (
-    <section class="mcp" data-testid="mcp-server" data-server={s.name} aria-label={`MCP server ${s.name}`}>
+    <section class="mcp" data-testid="mcp-server" data-server={s.name} data-id={s.id} aria-label={`MCP server ${s.name}`}>
       <div class="row">
         <h3><code>{s.name}</code></h3>
         <span class={`status mcp-${s.status.toLowerCase()}`} data-testid="mcp-status">{s.status.toLowerCase()}</span>
