@@ -624,8 +624,13 @@ async def test_the_inbox_shows_a_held_call_at_once_and_a_decision_there_frees_th
         rejected = page.locator(f"tr[data-approval='{other_id}']", has_text="rejected")
         assert "not today" in await rejected.inner_text()
         await page.select_option("select[name=status]", "REJECTED")
+        # (the list is emptied, then read again for the new filter)
         await page.locator(f"tr[data-approval='{request_id}']").wait_for(state="detached")
+        await rejected.wait_for()
+        statuses = await page.locator("[data-testid=approvals] .outcome").all_inner_texts()
+        assert statuses and set(statuses) == {"rejected"}
         assert await rejected.count() == 1
+        assert await page.locator(f"tr[data-approval='{request_id}']").count() == 0
         await w.context.close()
     assert w.errors == [] and w.foreign == []
 

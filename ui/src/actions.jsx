@@ -30,7 +30,7 @@ export const TASK_ACTIONS = [
   { name: "cancel", label: "Cancel", danger: true, allowed: (s) => !["COMPLETED", "FAILED", "CANCELLED"].includes(s), run: run(CONTROL.cancel) },
 ];
 
-export const DECIDE = `mutation DecideApproval($input: DecideApprovalInput!) {
+const DECIDE = `mutation DecideApproval($input: DecideApprovalInput!) {
   decideApproval(input: $input) { approvalRequest { id status reason decidedBy decidedAt } task { id status statusReason isTerminal } }
 }`;
 
@@ -39,7 +39,7 @@ const decide = (decision) => async (request, reason, args) =>
   (await gql(DECIDE, { input: { id: request.id, decision, reason: reason || null, ...(args === undefined ? {} : { arguments: args }) } }))
     .decideApproval;
 
-export const DECISIONS = [
+const DECISIONS = [
   { name: "approve", label: "Approve", reasonOptional: true, editsArguments: true, run: decide("APPROVE") },
   { name: "reject", label: "Reject", danger: true, run: decide("REJECT") },
 ];

@@ -28,7 +28,7 @@ const newestFirst = (a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.c
 export function Approvals() {
   const wanted = route.value.query.get("status") || "PENDING"; // ?status=ALL: every status
   const status = wanted === "ALL" ? "" : wanted;
-  const requests = useSignal([]);
+  const requests = useSignal(null); // null until the first read
   const next = useSignal(null);
   const error = useSignal(null);
   const now = useSignal(Date.now());
@@ -42,7 +42,8 @@ export function Approvals() {
     try {
       const page = (await gql(APPROVALS_QUERY, { ...variables, after })).approvalRequests;
       const rows = page.edges.map((e) => e.node).filter(shows);
-      requests.value = after ? [...requests.value, ...rows.filter((r) => !requests.value.some((x) => x.id === r.id))] : rows;
+      const held = requests.value || [];
+      requests.value = after ? [...held, ...rows.filter((r) => !held.some((x) => x.id === r.id))] : rows;
       next.value = page.pageInfo.hasNextPage ? page.pageInfo.endCursor : null;
       error.value = null;
     } catch (err) {
@@ -51,11 +52,12 @@ export function Approvals() {
   };
   const upsert = (request) => {
     if (request.status !== "PENDING") decided.add(request.id);
-    const rest = requests.value.filter((r) => r.id !== request.id);
+    const rest = (requests.value || []).filter((r) => r.id !== request.id);
     requests.value = shows(request) ? [...rest, request].sort(newestFirst) : rest;
   };
 
   useEffect(() => {
+    requests.value = null;
     load();
     const stop = subscribe({ query: APPROVAL_UPDATES }, {
       next: ({ approvalUpdates }) => upsert(approvalUpdates),
@@ -70,7 +72,7 @@ export function Approvals() {
     };
   }, [status]);
 
-  const list = requests.value;
+  const list = requests.value || [];
   return (
     <div class="page approvals">
       <div class="page-head">
@@ -109,7 +111,8 @@ export function Approvals() {
             ))}
           </tbody>
         </table>
-        {!list.length && <p class="muted">{status === "PENDING" ? "Nothing waits for a decision." : "No requests match."}</p>}
+        {requests.value === null && !error.value && <p class="muted">Loading…</p>}
+        {requests.value?.length === 0 && <p class="muted">{status === "PENDING" ? "Nothing waits for a decision." : "No requests match."}</p>}
         {next.value && <button type="button" class="ghost" onClick={() => load(next.value)}>More</button>}
       </Panel>
     </div>
