@@ -35,12 +35,15 @@ export function Approvals() {
   // Requests this page saw decided: a re-read that started before the decision must not
   // bring them back into the pending view.
   const decided = useRef(new Set()).current;
+  const generation = useRef(0); // a read for a filter no longer shown is dropped
   const variables = { first: PAGE, status: status || null };
   const shows = (r) => !status || (r.status === status && !(status === "PENDING" && decided.has(r.id)));
 
   const load = async (after = null) => {
+    const mine = generation.current;
     try {
       const page = (await gql(APPROVALS_QUERY, { ...variables, after })).approvalRequests;
+      if (mine !== generation.current) return;
       const rows = page.edges.map((e) => e.node).filter(shows);
       const held = requests.value || [];
       requests.value = after ? [...held, ...rows.filter((r) => !held.some((x) => x.id === r.id))] : rows;
@@ -57,6 +60,7 @@ export function Approvals() {
   };
 
   useEffect(() => {
+    generation.current += 1;
     requests.value = null;
     load();
     const stop = subscribe({ query: APPROVAL_UPDATES }, {
