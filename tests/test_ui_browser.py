@@ -321,7 +321,9 @@ async def test_an_operator_approves_a_tool_call_from_the_run_view(
         # worker is another process: on SQLite the page learns of its steps by polling)
         status = page.locator("[data-testid=task-status]", has_text="completed")
         await status.wait_for(timeout=30_000)
-        assert "answer: 42" in await page.inner_text("section[aria-label=Task] dl.facts")
+        # (the status comes with the step, the output with the task read just after it)
+        facts = page.locator("section[aria-label=Task] dl.facts", has_text="answer: 42")
+        await facts.wait_for(timeout=5_000)
     data = await staged.gql(staged.operator, task_query, id=task_id)
     assert data["task"]["status"] == "COMPLETED" and data["task"]["output"] == "answer: 42"
     # and the decision is audited with its reason
