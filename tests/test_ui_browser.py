@@ -6,6 +6,7 @@ must show exactly those steps, once each, in seq order."""
 
 import asyncio
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from cryptography.fernet import Fernet
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.support.browser import Watched, launch, open_page
@@ -26,6 +28,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 # The browser's own report of a refused websocket while the server is down (not our code).
 REFUSED = "net::ERR_CONNECTION_REFUSED"
 READY_S = 90  # a server start takes seconds, more on a loaded machine
+# Secret headers (the tools page) are encrypted under this key in the server processes.
+ENV = {"AGENTPLANE_SECRET_KEY": Fernet.generate_key().decode()}
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Stage:
                 self.workdir,
                 "--no-worker",
                 admin_token=self.admin_token,
+                env=ENV,
                 port=port or self.port,
                 ready_timeout_s=READY_S,
             )
@@ -101,6 +106,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterat
                 workdir,
                 "--no-worker",
                 admin_token=admin,
+                env=ENV,
                 port=port,
                 ready_timeout_s=READY_S,
             )
@@ -408,7 +414,16 @@ async def test_sign_in_with_a_local_account_then_every_page_fits_1280_px(
     stored = await page.evaluate("localStorage.getItem('agentplane.token')")
     assert stored.startswith("agp_")
     # and no page overflows 1280 px, in light or dark mode
-    for path in ("/", f"/tasks/{task_id}", "/costs", "/audit", "/agents", "/tenants"):
+    for path in (
+        "/",
+        f"/tasks/{task_id}",
+        "/approvals",
+        "/costs",
+        "/audit",
+        "/agents",
+        "/tools",
+        "/tenants",
+    ):
         await page.goto(f"{staged.base}/ui{path}")
         await page.locator(".panel").first.wait_for()
         await page.wait_for_load_state("networkidle")
@@ -485,3 +500,260 @@ async def test_ui_paths_caching_and_fallback(staged: Stage) -> None:
     assert missing.status_code == 404
     assert root.status_code == 307 and root.headers["location"] == "/ui/"
     await asyncio.sleep(0)
+
+
+# The inbox and tools pages. These tests start a server that runs a worker in its own
+# process, so its broker hears the worker open and decide requests (on SQLite too; across
+# processes that takes Redis). Being last in the module, that worker also drains the tasks
+# the tests above left queued, which none of them looks at again.
+CALC = {
+    "script": [
+        {"tool": "calculator", "arguments": {"expression": "6*7"}},
+        {"say": "answer: {last_tool_result}"},
+    ],
+    "approvals": {"tools": {"calculator": {"risk": "high", "expiresInS": 3600}}},
+}
+WAITING = "query($id: ID!) { task(id: $id) { status output pendingApproval { id } } }"
+FIXTURE = str(Path(__file__).resolve().parent / "support/mcp_fixture_server.py")
+
+
+async def gated_agent(staged: Stage, name: str) -> str:
+    data = await staged.gql(
+        staged.operator,
+        """mutation($n: String!, $c: JSON) { createAgent(input: {name: $n,
+        model: "scripted/agent", tools: ["calculator"], config: $c}) { agent { id } } }""",
+        n=name,
+        c=CALC,
+    )
+    return str(data["createAgent"]["agent"]["id"])
+
+
+async def submit_to(staged: Stage, base: str, agent_id: str) -> str:
+    data = await staged.gql(
+        staged.operator,
+        'mutation($a: ID!) { submitTask(input: {agentId: $a, query: "6*7?"}) { task { id } } }',
+        base,
+        a=agent_id,
+    )
+    return str(data["submitTask"]["task"]["id"])
+
+
+async def until(staged: Stage, base: str, task_id: str, status: str) -> dict[str, Any]:
+    """The task once it has `status` (polled every 50 ms)."""
+    deadline = time.monotonic() + READY_S
+    while (task := (await staged.gql(staged.operator, WAITING, base, id=task_id))["task"])[
+        "status"
+    ] != status:
+        assert time.monotonic() < deadline, task
+        await asyncio.sleep(0.05)
+    return dict(task)
+
+
+async def live(page: Page) -> None:
+    """Wait until the page's subscription is open (and registered by the server)."""
+    await page.locator("[data-testid=link]", has_text="connected").wait_for(timeout=10_000)
+    await asyncio.sleep(0.3)
+
+
+def serve_with_worker(staged: Stage) -> Any:
+    return live_server(
+        staged.database_url,
+        staged.workdir,
+        admin_token=staged.admin_token,
+        env=ENV,
+        ready_timeout_s=READY_S,
+    )
+
+
+async def test_the_inbox_shows_a_held_call_at_once_and_a_decision_there_frees_the_run(
+    browser: Browser, staged: Stage
+) -> None:
+    agent_id = await gated_agent(staged, "calc-inbox")
+    with serve_with_worker(staged) as served:
+        base = served.base_url
+        # given an operator on the approvals inbox, its live subscription open
+        w = await open_page(browser, base, staged.operator)
+        page = w.page
+        await page.goto(f"{base}/ui/approvals")
+        await page.get_by_text("Nothing waits for a decision.").wait_for()
+        await live(page)
+
+        # when a task of a gated agent parks on its calculator call
+        task_id = await submit_to(staged, base, agent_id)
+        request_id = (await until(staged, base, task_id, "WAITING_FOR_APPROVAL"))[
+            "pendingApproval"
+        ]["id"]
+        parked = time.monotonic()
+        row = page.locator(f"tr[data-approval='{request_id}']")
+        await row.wait_for(timeout=1_000)
+        # then the request is in the inbox within a second, with its tool, risk, call, task
+        assert time.monotonic() - parked < 1.0
+        shown = await row.inner_text()
+        assert "calculator" in shown and "high" in shown and "6*7" in shown and task_id in shown
+        assert "in 59 min" in shown or "in 1 h" in shown  # expiresInS 3600
+        assert await row.locator(f"a[href='/ui/tasks/{task_id}']").count() == 1
+
+        # when the operator approves it from the inbox, giving no reason (optional there)
+        await row.get_by_role("button", name="Approve", exact=True).click()
+        dialog = page.get_by_role("dialog")
+        await dialog.get_by_role("button", name="Approve", exact=True).click()
+        # then the row leaves, and the run completes with the tool's answer
+        await row.wait_for(state="detached", timeout=5_000)
+        done = await until(staged, base, task_id, "COMPLETED")
+        assert done["output"] == "answer: 42"
+
+        # when a second call parks and the operator rejects it: a reason is asked for first
+        other = await submit_to(staged, base, agent_id)
+        other_id = (await until(staged, base, other, "WAITING_FOR_APPROVAL"))["pendingApproval"][
+            "id"
+        ]
+        row = page.locator(f"tr[data-approval='{other_id}']")
+        await row.get_by_role("button", name="Reject", exact=True).click()
+        await dialog.get_by_role("button", name="Reject", exact=True).click()
+        await dialog.get_by_role("alert").wait_for()
+        assert "reason" in await dialog.get_by_role("alert").inner_text()
+        await dialog.locator("textarea[name=reason]").fill("not today")
+        await dialog.get_by_role("button", name="Reject", exact=True).click()
+        await row.wait_for(state="detached", timeout=5_000)
+        # then the model hears the refusal and the run completes
+        refused = await until(staged, base, other, "COMPLETED")
+        assert "rejected" in refused["output"] and "not today" in refused["output"]
+
+        # and the decided filter shows both, with their decisions and reasons
+        await page.select_option("select[name=status]", label="any")
+        assert page.url.endswith("/ui/approvals?status=ALL")
+        await page.locator(f"tr[data-approval='{request_id}']", has_text="approved").wait_for()
+        rejected = page.locator(f"tr[data-approval='{other_id}']", has_text="rejected")
+        assert "not today" in await rejected.inner_text()
+        await page.select_option("select[name=status]", "REJECTED")
+        # (the list is emptied, then read again for the new filter)
+        await page.locator(f"tr[data-approval='{request_id}']").wait_for(state="detached")
+        await rejected.wait_for()
+        statuses = await page.locator("[data-testid=approvals] .outcome").all_inner_texts()
+        assert statuses and set(statuses) == {"rejected"}
+        assert await rejected.count() == 1
+        assert await page.locator(f"tr[data-approval='{request_id}']").count() == 0
+        await w.context.close()
+    assert w.errors == [] and w.foreign == []
+
+
+async def test_a_viewer_sees_the_inbox_without_buttons_and_a_forged_decision_is_refused(
+    browser: Browser, staged: Stage
+) -> None:
+    agent_id = await gated_agent(staged, "calc-viewer")
+    with serve_with_worker(staged) as served:
+        base = served.base_url
+        # given a call waiting for approval
+        task_id = await submit_to(staged, base, agent_id)
+        request_id = (await until(staged, base, task_id, "WAITING_FOR_APPROVAL"))[
+            "pendingApproval"
+        ]["id"]
+        # when a viewer opens the inbox
+        w = await open_page(browser, base, staged.viewer)
+        page = w.page
+        await page.goto(f"{base}/ui/approvals")
+        row = page.locator(f"tr[data-approval='{request_id}']")
+        await row.wait_for()
+        # then the request is shown, with no button to decide it
+        assert "calculator" in await row.inner_text()
+        assert await page.locator("[data-testid=approval-actions]").count() == 0
+        for name in ("Approve", "Reject"):
+            assert await page.get_by_role("button", name=name, exact=True).count() == 0
+        # and a decision forged with the viewer's token is refused, the call still waits
+        answer = await page.evaluate(
+            """async ([token, id]) => {
+              const r = await fetch('/graphql', {method: 'POST', headers: {
+                'Content-Type': 'application/json', Authorization: 'Bearer ' + token},
+                body: JSON.stringify({variables: {i: {id, decision: 'APPROVE'}}, query:
+                  'mutation($i: DecideApprovalInput!) { decideApproval(input: $i) '
+                  + '{ approvalRequest { status } } }'})});
+              return r.json();
+            }""",
+            [staged.viewer, request_id],
+        )
+        assert [e["extensions"]["code"] for e in answer["errors"]] == ["FORBIDDEN"]
+        assert (await until(staged, base, task_id, "WAITING_FOR_APPROVAL"))["pendingApproval"][
+            "id"
+        ] == request_id
+        await w.context.close()
+        await staged.control("cancel", task_id, base)
+    assert w.errors == [] and w.foreign == []
+
+
+async def test_the_tools_page_lists_http_tools_and_mcp_servers_with_their_status(
+    browser: Browser, staged: Stage
+) -> None:
+    # given an HTTP tool with a secret header and the stdio fixture MCP server (registered by
+    # a platform token: a stdio command runs on the workers' hosts)
+    secret = "s3cret-" + secrets.token_hex(8)
+    await staged.gql(
+        staged.admin_token,
+        """mutation($i: CreateHttpToolInput!) { createHttpTool(input: $i) { tool { id } } }""",
+        i={
+            "name": "weather",
+            "url": "http://127.0.0.1:9/weather/{city}?units=metric",
+            "method": "GET",
+            "secretHeaders": {"X-Api-Key": secret},
+            "requiresApproval": True,
+            "risk": "medium",
+            "tenant": staged.tenant,
+        },
+    )
+    data = await staged.gql(
+        staged.admin_token,
+        """mutation($i: RegisterMcpServerInput!) { registerMcpServer(input: $i)
+        { mcpServer { id status protocolVersion refreshedAt } } }""",
+        i={
+            "name": "fixture",
+            "transport": "STDIO",
+            "command": sys.executable,
+            "args": [FIXTURE],
+            "tenant": staged.tenant,
+        },
+    )
+    server = data["registerMcpServer"]["mcpServer"]
+    assert server["status"] == "READY", server
+
+    # when an operator (tool:read, not tool:write) opens the tools page
+    w = await open_page(browser, staged.base, staged.operator)
+    page = w.page
+    await page.goto(f"{staged.base}/ui/tools")
+    http = page.locator("[data-testid=http-tools] tr[data-tool=weather]")
+    await http.wait_for()
+    # then the HTTP tool shows its origin (not its path or query), method, approval, risk and
+    # its secret header's name, never the value
+    cells = await http.locator("td").all_inner_texts()
+    assert cells[1:] == ["GET", "http://127.0.0.1:9", "yes", "required", "medium", "X-Api-Key"]
+    assert secret not in await page.content()
+    # and the MCP server its transport, status, protocol, and tools with their approval
+    card = page.locator(f"[data-testid=mcp-server][data-id='{server['id']}']")
+    assert await card.locator("[data-testid=mcp-status]").inner_text() == "ready"
+    facts = await card.locator("dl.facts").inner_text()
+    assert "stdio" in facts and server["protocolVersion"] in facts
+    assert "agentplane-fixture" in facts
+    destructive = card.locator("tr[data-tool=fixture__delete_everything]")
+    assert "required" in await destructive.inner_text()
+    assert await card.locator("tr[data-tool=fixture__add]").count() == 1
+    # and the built-ins, with no Refresh button for this role
+    assert await page.locator("[data-testid=builtin-tools] tr", has_text="calculator").count()
+    assert await page.get_by_role("button", name="Refresh").count() == 0
+    await w.context.close()
+    assert w.errors == [] and w.foreign == []
+
+    # when a platform admin (tool:write) presses Refresh on the server
+    admin = await open_page(browser, staged.base, staged.admin_token)
+    await admin.page.goto(f"{staged.base}/ui/tools")
+    card = admin.page.locator(f"[data-testid=mcp-server][data-id='{server['id']}']")
+    await card.get_by_role("button", name="Refresh", exact=True).click()
+    # then the server is listed again, and the page shows it ready, its button back
+    deadline = time.monotonic() + 30
+    query = "query($id: ID!) { mcpServer(id: $id) { refreshedAt } }"
+    while (await staged.gql(staged.admin_token, query, id=server["id"]))["mcpServer"][
+        "refreshedAt"
+    ] == server["refreshedAt"]:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    await card.get_by_role("button", name="Refresh", exact=True).wait_for()
+    assert await card.locator("[data-testid=mcp-status]").inner_text() == "ready"
+    await admin.context.close()
+    assert admin.errors == [] and admin.foreign == []

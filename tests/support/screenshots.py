@@ -6,17 +6,20 @@ reason), then photographs each page at 1280 px in Debian's Chromium."""
 
 import asyncio
 import secrets
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.fernet import Fernet
 from playwright.async_api import Page, async_playwright
 
 from tests.support.browser import launch, open_page
 from tests.support.server import live_server
 
 DOCS = Path(__file__).parents[2] / "docs"
+FIXTURE = str(Path(__file__).parent / "mcp_fixture_server.py")
 LEAN = {"maxOutputTokens": 64}  # a small worst case to reserve, so small ceilings fit runs
 CALC = {
     **LEAN,
@@ -126,7 +129,83 @@ async def seed(api: Api, admin: str) -> dict[str, str]:
     except RuntimeError:
         pass
     await asyncio.sleep(2)
-    return {**tokens, "admin": admin, "task": calc[0]}
+    return {**tokens, "admin": admin, "task": calc[0], "globex": await seed_tools(api, admin)}
+
+
+async def seed_tools(api: Api, admin: str) -> str:
+    """In globex (acme's budget is spent on purpose): an HTTP tool that needs approval, the
+    fixture MCP server, and calls held for approval. Returns globex's tenant admin token."""
+    mint = (
+        'mutation($r: String!) { createAccessToken(input: {name: $r, tenant: "globex", '
+        "role: $r}) { plainTextToken } }"
+    )
+    tenant_admin, op = [
+        (await api(admin, mint, r=role))["createAccessToken"]["plainTextToken"]
+        for role in ("tenant_admin", "operator")
+    ]
+    await api(
+        tenant_admin,
+        "mutation($i: CreateHttpToolInput!) { createHttpTool(input: $i) { tool { id } } }",
+        i={
+            "name": "restart_service",
+            "description": "Restart a service in one region.",
+            "url": "https://ops.acme.example/api/services/{service}/restart",
+            "inputSchema": {
+                "type": "object",
+                "properties": {"service": {"type": "string"}, "region": {"type": "string"}},
+                "required": ["service"],
+            },
+            "secretHeaders": {"Authorization": "Bearer not-shown"},
+            "requiresApproval": True,
+            "risk": "high",
+        },
+    )
+    await api(
+        admin,
+        "mutation($i: RegisterMcpServerInput!) { registerMcpServer(input: $i) "
+        "{ mcpServer { id } } }",
+        i={
+            "name": "fixture",
+            "transport": "STDIO",
+            "command": sys.executable,
+            "args": [FIXTURE],
+            "tenant": "globex",
+        },
+    )
+    create = (
+        "mutation($n: String!, $c: JSON, $t: [String!]) { createAgent(input: {name: $n, "
+        'model: "scripted/agent", config: $c, tools: $t}) { agent { id } } }'
+    )
+    calls = [
+        ("oncall", "restart_service", {"service": "checkout", "region": "eu-west-1"}, {}),
+        (
+            "ledger",
+            "calculator",
+            {"expression": "1249.5*12"},
+            {"calculator": {"risk": "medium", "expiresInS": 7200}},
+        ),
+    ]
+    for name, tool, arguments, approvals in calls:
+        config = {**LEAN, "script": [{"tool": tool, "arguments": arguments}, {"say": "done"}]}
+        if approvals:
+            config["approvals"] = {"tools": approvals}
+        agent = (await api(op, create, n=name, c=config, t=[tool]))["createAgent"]["agent"]["id"]
+        task = (
+            await api(
+                op,
+                'mutation($a: ID!) { submitTask(input: {agentId: $a, query: "go"}) '
+                "{ task { id } } }",
+                a=agent,
+            )
+        )["submitTask"]["task"]["id"]
+        for _ in range(200):
+            data = await api(op, "query($id: ID!) { task(id: $id) { status } }", id=task)
+            if data["task"]["status"] == "WAITING_FOR_APPROVAL":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"{task} did not wait for approval: {data}")
+    return tenant_admin
 
 
 async def shoot(page: Page, url: str, name: str, ready: str = ".panel") -> None:
@@ -143,7 +222,10 @@ async def main() -> None:
     DOCS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         admin = "agp_admin_" + secrets.token_urlsafe(24)
-        env = {"AGENTPLANE_SCRIPTED_DELAY_MS": "120"}
+        env = {
+            "AGENTPLANE_SCRIPTED_DELAY_MS": "120",
+            "AGENTPLANE_SECRET_KEY": Fernet.generate_key().decode(),
+        }
         with live_server(
             f"sqlite://{tmp}/ui.db", Path(tmp), admin_token=admin, env=env, ready_timeout_s=120
         ) as server:
@@ -170,13 +252,16 @@ async def main() -> None:
                     if e["node"]["name"] == "calc"
                 )
                 await shoot(page, f"{base}/agents?focus={calc}", "agents")
+                globex = await open_page(browser, server.base_url, tokens["globex"])
+                await shoot(globex.page, f"{base}/approvals", "approvals", "[data-approval]")
+                await shoot(globex.page, f"{base}/tools", "tools", "[data-testid=mcp-server]")
                 platform = await open_page(browser, server.base_url, admin)
                 await shoot(platform.page, f"{base}/tenants", "tenants")
                 await page.evaluate("localStorage.setItem('agentplane.theme', 'dark')")
                 await shoot(page, f"{base}/tasks/{task}?step=4", "run-dark", "[data-testid=drawer]")
                 viewer = await open_page(browser, server.base_url, tokens["viewer"])
                 await shoot(viewer.page, f"{base}/tasks/{task}", "run-viewer", "[data-seq]")
-                for watched in (signin, admin_page, platform, viewer):
+                for watched in (signin, admin_page, globex, platform, viewer):
                     assert not watched.errors, watched.errors
                     assert not watched.foreign, watched.foreign
                 await browser.close()

@@ -1,9 +1,9 @@
-// Operator actions on a task. Each asks for a reason, which the server records in the
-// audit entry. Approve/reject decide the task's pending approval request, so they show only
-// where the task was read with `pendingApproval` (the run view); the run view and the fleet
-// board render whatever this list allows.
+// Operator actions: on a task (pause, resume, retry, cancel) and on an approval request
+// (approve, reject). Each asks for a reason, which the server records in the audit entry
+// (optional when approving). The run view, the fleet board and the approvals inbox render
+// whatever these allow; the server checks the role again.
 import { useSignal } from "@preact/signals";
-import { canAct, gql, viewer } from "./api.js";
+import { canAct, canDecide, gql, viewer } from "./api.js";
 import { ReasonDialog } from "./components.jsx";
 
 const control = (field) => ({
@@ -16,16 +16,6 @@ const control = (field) => ({
 const run = ({ query, field }) => async (task, reason) =>
   (await gql(query, { input: { id: task.id, reason } }))[field].task;
 
-export const DECIDE = `mutation DecideApproval($input: DecideApprovalInput!) {
-  decideApproval(input: $input) { approvalRequest { id status } task { id status statusReason isTerminal } }
-}`;
-
-// `args` (APPROVE only): edited arguments, or undefined to run the call as the model asked.
-const decide = (decision) => async (task, reason, args) =>
-  (await gql(DECIDE, { input: { id: task.pendingApproval.id, decision, reason, ...(args === undefined ? {} : { arguments: args }) } }))
-    .decideApproval.task;
-const deciding = (s, task) => s === "WAITING_FOR_APPROVAL" && task.pendingApproval?.status === "PENDING";
-
 const CONTROL = {
   cancel: control("cancelTask"),
   pause: control("pauseTask"),
@@ -34,22 +24,32 @@ const CONTROL = {
 };
 
 export const TASK_ACTIONS = [
-  { name: "approve", label: "Approve", editsArguments: true, allowed: deciding, run: decide("APPROVE") },
-  { name: "reject", label: "Reject", danger: true, allowed: deciding, run: decide("REJECT") },
   { name: "pause", label: "Pause", allowed: (s) => ["QUEUED", "RUNNING", "RETRYING"].includes(s), run: run(CONTROL.pause) },
   { name: "resume", label: "Resume", allowed: (s) => s === "PAUSED", run: run(CONTROL.resume) },
   { name: "retry", label: "Retry", allowed: (s) => s === "FAILED" || s === "CANCELLED", run: run(CONTROL.retry) },
   { name: "cancel", label: "Cancel", danger: true, allowed: (s) => !["COMPLETED", "FAILED", "CANCELLED"].includes(s), run: run(CONTROL.cancel) },
 ];
 
-/** The action buttons for one task; nothing at all for roles that cannot act. */
-export function TaskActions({ task, onDone, compact }) {
+const DECIDE = `mutation DecideApproval($input: DecideApprovalInput!) {
+  decideApproval(input: $input) { approvalRequest { id status reason decidedBy decidedAt } task { id status statusReason isTerminal } }
+}`;
+
+// `args` (APPROVE only): edited arguments, or undefined to run the call as the model asked.
+const decide = (decision) => async (request, reason, args) =>
+  (await gql(DECIDE, { input: { id: request.id, decision, reason: reason || null, ...(args === undefined ? {} : { arguments: args }) } }))
+    .decideApproval;
+
+const DECISIONS = [
+  { name: "approve", label: "Approve", reasonOptional: true, editsArguments: true, run: decide("APPROVE") },
+  { name: "reject", label: "Reject", danger: true, run: decide("REJECT") },
+];
+
+/** Buttons for `actions` on `subject`, each opening the reason dialog; `onDone` gets the result. */
+function ActionButtons({ actions, subject, label, args, onDone, compact, testid }) {
   const pending = useSignal(null);
-  if (!canAct(viewer.value) || !task) return null;
-  const allowed = TASK_ACTIONS.filter((a) => a.allowed(task.status, task));
   return (
-    <span class="actions" data-testid="task-actions">
-      {allowed.map((action) => (
+    <span class="actions" data-testid={testid}>
+      {actions.map((action) => (
         <button
           type="button"
           key={action.name}
@@ -65,12 +65,32 @@ export function TaskActions({ task, onDone, compact }) {
       {pending.value && (
         <ReasonDialog
           action={pending.value}
-          subject={task.id}
-          args={pending.value.editsArguments ? task.pendingApproval.arguments : undefined}
-          onConfirm={async (reason, args) => onDone?.(await pending.value.run(task, reason, args))}
+          subject={label}
+          args={pending.value.editsArguments ? args : undefined}
+          onConfirm={async (reason, edited) => onDone?.(await pending.value.run(subject, reason, edited), pending.value)}
           onClose={() => (pending.value = null)}
         />
       )}
     </span>
+  );
+}
+
+/** The action buttons for one task; nothing at all for roles that cannot act. */
+export function TaskActions({ task, onDone, compact }) {
+  if (!canAct(viewer.value) || !task) return null;
+  const allowed = TASK_ACTIONS.filter((a) => a.allowed(task.status, task));
+  return <ActionButtons actions={allowed} subject={task} label={task.id} onDone={onDone} compact={compact} testid="task-actions" />;
+}
+
+/**
+ * Approve (optionally with edited JSON arguments) / Reject for a pending approval request, in
+ * the run view and the inbox; nothing for roles without `approval:decide`. `onDone` gets the
+ * `decideApproval` payload: `{approvalRequest, task}`.
+ */
+export function ApprovalActions({ request, onDone, compact }) {
+  if (!canDecide(viewer.value) || request?.status !== "PENDING") return null;
+  return (
+    <ActionButtons actions={DECISIONS} subject={request} label={`${request.tool} (${request.id})`} args={request.arguments}
+      onDone={onDone} compact={compact} testid="approval-actions" />
   );
 }

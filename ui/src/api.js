@@ -150,9 +150,16 @@ export const VIEWER = `query Viewer { viewer { kind role tokenId tenant { id nam
 /** Roles that may act on tasks (the server checks again; this only hides buttons). */
 export const canAct = (v) => ["operator", "tenant_admin", "platform_admin"].includes(v?.role);
 
+/** Roles holding `approval:decide` (tenant_admin, operator; platform admins hold everything). */
+export const canDecide = canAct;
+/** Roles holding `tool:write`: they may refresh an MCP server. */
+export const canWriteTools = (v) => ["tenant_admin", "platform_admin"].includes(v?.role);
+
 // What each built-in role may read (resolvers/permissions.py), to show only pages that work.
 const READS = {
   tasks: ["platform_admin", "tenant_admin", "operator", "viewer"],
   audit: ["platform_admin", "tenant_admin", "billing"],
+  tools: ["platform_admin", "tenant_admin", "operator", "viewer"],
 };
+READS.approvals = READS.tasks; // approval requests are read with `task:read`
 export const canRead = (v, what) => !READS[what] || READS[what].includes(v?.role);

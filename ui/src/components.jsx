@@ -71,9 +71,9 @@ export function CopyDialog({ text, onClose }) {
 }
 
 /**
- * Asks for the reason every operator action must carry (it lands in the audit log). With
- * `args` (approving a tool call) it also offers them as JSON to edit; `onConfirm` gets the
- * edited value only when it differs.
+ * Asks for the reason an operator action carries (it lands in the audit log; required unless
+ * `action.reasonOptional`). With `args` (approving a tool call) it also offers them as JSON
+ * to edit; `onConfirm` gets the edited value only when it differs.
  */
 export function ReasonDialog({ action, subject, args, onConfirm, onClose }) {
   const reason = useSignal("");
@@ -83,7 +83,7 @@ export function ReasonDialog({ action, subject, args, onConfirm, onClose }) {
   const error = useSignal("");
   const submit = async (event) => {
     event.preventDefault();
-    if (!reason.value.trim()) {
+    if (!reason.value.trim() && !action.reasonOptional) {
       error.value = "Say why: the reason goes into the audit log.";
       return;
     }
@@ -110,7 +110,7 @@ export function ReasonDialog({ action, subject, args, onConfirm, onClose }) {
     <Modal title={`${action.label} ${subject}`} onClose={onClose}>
       <form onSubmit={submit} class="stack">
         <label>
-          Reason (recorded in the audit log)
+          Reason ({action.reasonOptional ? "optional; " : ""}recorded in the audit log)
           <textarea
             name="reason"
             rows={3}

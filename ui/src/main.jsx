@@ -3,12 +3,14 @@ import { render } from "preact";
 import { useEffect } from "preact/hooks";
 import { authProblem, canRead, gql, link, loadViewer, setToken, token, viewer } from "./api.js";
 import { Agents } from "./pages/agents.jsx";
+import { Approvals } from "./pages/approvals.jsx";
 import { Audit } from "./pages/audit.jsx";
 import { Costs } from "./pages/costs.jsx";
 import { Fleet } from "./pages/fleet.jsx";
 import { RunView } from "./pages/run.jsx";
 import { SignIn } from "./pages/signin.jsx";
 import { Tenants } from "./pages/tenants.jsx";
+import { Tools } from "./pages/tools.jsx";
 import { navigate, onLinkClick, route } from "./router.js";
 import "./style.css";
 
@@ -21,9 +23,11 @@ const booting = signal(Boolean(token.value));
 
 const NAV = [
   ["/", "Fleet", "tasks"],
+  ["/approvals", "Approvals", "approvals"],
   ["/costs", "Costs"],
   ["/audit", "Audit", "audit"],
   ["/agents", "Agents", "tasks"],
+  ["/tools", "Tools", "tools"],
   ["/tenants", "Tenants"],
 ];
 
@@ -36,7 +40,9 @@ function Page() {
     case "/": return canRead(viewer.value, "tasks") ? <Fleet /> : <Costs platform={platform} />;
     case "/costs": return <Costs platform={platform} />;
     case "/audit": return <Audit platform={platform} />;
+    case "/approvals": return <Approvals />;
     case "/agents": return <Agents />;
+    case "/tools": return <Tools />;
     case "/tenants": return <Tenants platform={platform} />;
     default: return <div class="page"><h1>Not found</h1><p><a href="/ui/">Back to the fleet</a></p></div>;
   }

@@ -2,7 +2,7 @@
 // resumed from the last seq after any reconnection.
 import { useComputed, useSignal, useSignalEffect } from "@preact/signals";
 import { useEffect, useRef } from "preact/hooks";
-import { TaskActions } from "../actions.jsx";
+import { ApprovalActions, TaskActions } from "../actions.jsx";
 import { gql, link, subscribe } from "../api.js";
 import { ErrorNote, Meter, Panel, Status } from "../components.jsx";
 import { ms, num, pct, usd, when } from "../format.js";
@@ -164,6 +164,12 @@ export function RunView({ id }) {
     return () => document.removeEventListener("keydown", onKey);
   }, []);
 
+  // After an action or a decision: the task as the server now has it; a live one streams on.
+  const changed = (updated) => {
+    if (!updated) return;
+    task.value = { ...task.value, ...updated };
+    if (!updated.isTerminal) restart.value += 1;
+  };
   const t = task.value;
   const runCost = steps.value.reduce((sum, s) => sum + (s.costUsd || 0), 0);
   const b = budget.value;
@@ -189,8 +195,7 @@ export function RunView({ id }) {
         <span class={`sync sync-${sync.cls}`} data-testid="sync" role="status">{sync.text}</span>
       </div>
       <ErrorNote error={error.value} />
-      <Panel title="Task" op={{ query: TASK_QUERY, variables: { id } }}
-        actions={<TaskActions task={t} onDone={(updated) => { task.value = { ...task.value, ...updated }; if (!updated.isTerminal) restart.value += 1; }} />}>
+      <Panel title="Task" op={{ query: TASK_QUERY, variables: { id } }} actions={<TaskActions task={t} onDone={changed} />}>
         {t ? (
           <dl class="facts">
             <dt>Status</dt><dd data-testid="task-status"><Status status={t.status} reason={t.statusReason} /></dd>
@@ -207,7 +212,9 @@ export function RunView({ id }) {
           <p class="muted">Loading…</p>
         )}
       </Panel>
-      {t?.status === "WAITING_FOR_APPROVAL" && t.pendingApproval && <ApprovalPanel request={t.pendingApproval} />}
+      {t?.status === "WAITING_FOR_APPROVAL" && t.pendingApproval && (
+        <ApprovalPanel request={t.pendingApproval} onDone={({ approvalRequest, task: updated }) => changed({ ...updated, pendingApproval: { ...t.pendingApproval, ...approvalRequest } })} />
+      )}
       <Panel title="Cost and budget" op={{ query: BUDGET_QUERY, variables: {} }}>
         <div class="cost-line" data-testid="cost">
           <span>This run: <strong>{usd(runCost)}</strong></span>
@@ -243,10 +250,10 @@ export function RunView({ id }) {
   );
 }
 
-/** The tool call the task waits on; Approve / Reject are among the task's actions above. */
-function ApprovalPanel({ request: r }) {
+/** The tool call the task waits on, with Approve / Reject (the inbox shares the buttons). */
+function ApprovalPanel({ request: r, onDone }) {
   return (
-    <Panel title="Waiting for approval">
+    <Panel title="Waiting for approval" actions={<ApprovalActions request={r} onDone={onDone} />}>
       <dl class="facts" data-testid="approval">
         <dt>Tool</dt><dd><code>{r.tool}</code></dd>
         <dt>Risk</dt><dd><span class={`risk risk-${r.risk}`}>{r.risk}</span></dd>
