@@ -13,6 +13,7 @@ from agentplane.retrieval import lexical
 from agentplane.retrieval.embedders import get_embedder
 from agentplane.retrieval.vectors import vector_index
 from tests.support.factories import make_tenant
+from tests.support.knowledge import add_ready
 from tests.test_runtime import operator_of
 
 
@@ -22,7 +23,7 @@ async def _base(tenant_name: str, kb_name: str, texts: list[str]) -> tuple[str, 
     kb = await knowledge.create_knowledge_base(actor, name=kb_name)
     docs = []
     for i, text in enumerate(texts):
-        doc = await knowledge.add_document(
+        doc = await add_ready(
             actor, knowledge_base_id=kb.id, title=f"t{i}", content_type="text", text=text
         )
         docs.append(doc.id)
