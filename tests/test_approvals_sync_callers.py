@@ -53,7 +53,8 @@ async def test_chat_calls_answer_409_naming_the_approval_and_the_run_goes_on(
     error = chat.json()["error"]
     assert error["code"] == "approval_required"
     [request] = await ApprovalRequest.filter(status=ApprovalStatus.PENDING)
-    assert request.id in error["message"] and request.task_id in error["message"]
+    assert request.task_id in error["message"]
+    assert f"/api/control-plane/approvals/{request.id}/approve" in error["message"]
     # and the run is not cancelled: it waits, and completes once approved
     task = await Task.get(id=request.task_id)
     assert task.status == TaskStatus.WAITING_FOR_APPROVAL

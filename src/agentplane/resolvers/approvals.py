@@ -348,10 +348,16 @@ async def load_pending(actor: Actor | None, task_ids: list[str]) -> list[Approva
 async def approval_required(actor: Actor | None, task: Task) -> ApprovalRequired:
     """What a synchronous caller answers when its run parked for a decision."""
     [request] = await load_pending(actor, [task.id])
-    what = f"approval {request.id} of {request.tool}" if request else "a decision"
+    if request is None:  # decided meanwhile: the run goes on
+        what, how = "a decision", "read the run again"
+    else:
+        what = f"approval {request.id} of {request.tool}"
+        how = (
+            "decide it (decideApproval, or POST "
+            f"/api/control-plane/approvals/{request.id}/approve or /reject), then read the run"
+        )
     return ApprovalRequired(
-        f"Run {task.id} waits for {what}: decide it (decideApproval, or REST "
-        "/api/control-plane/approvals/{id}/approve or /reject), then read the run",
+        f"Run {task.id} waits for {what}: {how}",
         taskId=task.id,
         approvalId=request.id if request else None,
     )
