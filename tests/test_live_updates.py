@@ -418,3 +418,31 @@ async def test_a_revoked_token_ends_its_sse_stream(ws_url: str) -> None:
     assert received[1].startswith("event: complete")
     await asyncio.sleep(0.1)
     assert feeds.live_feeds() == 0
+
+
+async def test_a_credential_holds_at_most_ten_event_streams(ws_url: str) -> None:
+    # given ten open GraphQL-over-SSE subscriptions with one token
+    _, _, token = await tenant_with_agent("acme")
+    query = updates(PLAIN)
+    headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {token}"}
+
+    async def eleventh() -> httpx.Response:
+        async with httpx.AsyncClient(timeout=30) as client:
+            async with client.stream(
+                "POST", http_url(ws_url), json={"query": query}, headers=headers
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                return response
+
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(10):
+            await held.enter_async_context(sse(ws_url, token, query))
+        # then an eleventh is refused as websockets are, and holds nothing
+        refused = await eleventh()
+        assert refused.status_code == 429
+        assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    # and once they are closed, their slots come back
+    async with asyncio.timeout(10):
+        while (await eleventh()).status_code != 200:
+            await asyncio.sleep(0.05)

@@ -32,7 +32,7 @@ from agentplane.core.observability import error_extensions
 from agentplane.http.accept import GRAPHQL_RESPONSE_JSON, wants_graphql_response_json
 from agentplane.http.csrf import graphql_needs_csrf
 from agentplane.http.fast_path import FAST_PATH_AUTH, FastPath
-from agentplane.http.middleware import Buckets, current_bucket
+from agentplane.http.middleware import Buckets, actor_key, current_bucket
 from agentplane.http.sse import EVENT_STREAM, LiveEventStream
 from agentplane.http.ws_limits import SocketLimits, SocketRefused, socket_bucket, take_operation
 from agentplane.resolvers.auth import (
@@ -233,11 +233,21 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> Response:
         if headers.get("Content-Type") != EVENT_STREAM:
             return await super().create_streaming_response(request, stream, sub_response, headers)
+        # A stream holds a connection as long as a websocket does: the same per-credential cap.
+        slot = actor_key(request.scope)
+        if not self.socket_limits.hold(slot):
+            limit = self.socket_limits.max_sockets
+            message = f"Too many open streams and websockets for this credential (at most {limit})"
+            extensions = {"code": "RATE_LIMITED", **error_extensions()}
+            return JSONResponse(
+                {"errors": [{"message": message, "extensions": extensions}]}, status_code=429
+            )
         return LiveEventStream(
             stream(),
             actor=request.state.graphql_context._actor,
             headers={**sub_response.headers, **headers},
             status_code=sub_response.status_code or 200,
+            on_end=lambda: self.socket_limits.drop(slot),
         )
 
     def encode_json(self, data: object) -> str:

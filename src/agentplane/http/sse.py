@@ -8,7 +8,7 @@ stream when its credential is revoked, as a websocket is closed (live_sockets).
 """
 
 import asyncio
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 
 import orjson
 from starlette.responses import StreamingResponse
@@ -29,9 +29,11 @@ class LiveEventStream(StreamingResponse):
         actor: Actor | None,
         headers: Mapping[str, str],
         status_code: int = 200,
+        on_end: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(content, status_code=status_code, headers=headers)
         self.actor = actor
+        self._on_end = on_end
         self._revoked = asyncio.Event()
         self._reason = ""
         self._ended = False
@@ -62,6 +64,8 @@ class LiveEventStream(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self._ended = True
+            if self._on_end is not None:
+                self._on_end()
             aclose = getattr(self.body_iterator, "aclose", None)
             if aclose is not None:  # stop the subscription now: it leaves its live feed
                 await aclose()

@@ -1,7 +1,8 @@
 """Websocket limits: each connection and each operation started on it takes one from the
 caller's rate-limit bucket (the one its HTTP requests take from, keyed by the same
 credential), and a credential holds at most MAX_SOCKETS_PER_CREDENTIAL open sockets in
-one API process. Refusals close with their own codes (README, *Limits*)."""
+one API process, GraphQL-over-SSE streams included. Refusals close with their own codes
+(README, *Limits*); a stream over the cap answers 429 `RATE_LIMITED`."""
 
 import logging
 from collections import Counter
@@ -44,22 +45,31 @@ class SocketLimits:
             raise SocketRefused(
                 CLOSE_RATE_LIMITED, f"Rate limit exceeded: retry in {seconds_to_reset(bucket)}s"
             )
-        if self.open[key] >= self.max_sockets:
+        if not self.hold(key):
             raise SocketRefused(
                 CLOSE_TOO_MANY_SOCKETS,
                 f"Too many open websockets for this credential (at most {self.max_sockets})",
             )
-        self.open[key] += 1
         websocket.state.socket_slot = key
         websocket.state.rate_bucket = bucket
+
+    def hold(self, key: str) -> bool:
+        """A slot for one long-lived connection (a websocket, a GraphQL-over-SSE stream)."""
+        if self.open[key] >= self.max_sockets:
+            return False
+        self.open[key] += 1
+        return True
+
+    def drop(self, key: str) -> None:
+        self.open[key] -= 1
+        if self.open[key] <= 0:
+            del self.open[key]
 
     def release(self, scope: Scope) -> None:
         """When the socket is gone: give its slot back."""
         key = (scope.get("state") or {}).pop("socket_slot", None)
         if key is not None:
-            self.open[key] -= 1
-            if self.open[key] <= 0:
-                del self.open[key]
+            self.drop(key)
 
 
 def socket_bucket(websocket: Any) -> Bucket | None:
