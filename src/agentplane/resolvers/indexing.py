@@ -20,6 +20,7 @@ from typing import Any
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from agentplane.core.cancellation import stop_if_cancelled
 from agentplane.models import Chunk, Document, DocumentStatus
 from agentplane.retrieval import ingest
 from agentplane.retrieval.embedders import get_embedder, to_blob
@@ -90,6 +91,7 @@ async def _index(doc_id: str) -> None:
     except asyncio.CancelledError:
         raise  # shutting down: the lease runs out and another start resumes it
     except Exception as exc:
+        stop_if_cancelled()  # a cancel that a driver error replaced is still a shutdown
         log.exception("indexing %s failed", doc_id)
         await fail(doc_id, "INDEXING_FAILED", f"Indexing failed: {type(exc).__name__}: {exc}")
 
@@ -190,6 +192,7 @@ async def watch_forever() -> None:
             if resumed:
                 log.info("indexing: resumed %d document(s)", resumed)
         except Exception:  # e.g. the database is briefly away: try again next round
+            stop_if_cancelled()
             log.exception("indexing watcher round failed")
         await asyncio.sleep(interval_s)
 
