@@ -1,6 +1,7 @@
-"""SQL statements per scripted task, counted on the real connection, phase by phase:
-submit (GraphQL), claim, run to completion. Pinned so a change that adds a round trip to
-the hot write path shows up here (figure 3 of `make bench` is the throughput)."""
+"""Round trips to the database per scripted task, counted on the real connection, phase
+by phase: submit (GraphQL), claim, run to completion. Pinned so a change that adds a
+round trip to the hot write path shows up here (figure 3 of `make bench` is the
+throughput)."""
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
@@ -10,6 +11,7 @@ import pytest
 from starlette.applications import Starlette
 from tortoise.connection import get_connection
 
+from agentplane.core import sqlite_hop
 from agentplane.core.config import Settings
 from agentplane.http.app import create_app
 from agentplane.models import Step, Task, TaskStatus
@@ -20,19 +22,20 @@ from tests.support.graphql import GraphQLClient
 
 EXECUTE_METHODS = ("execute_query", "execute_query_dict", "execute_insert", "execute_many")
 SUBMIT = 'mutation($a: ID!) { submitTask(input: {agentId: $a, query: "2 + 2"}) { task { id } } }'
-# Per phase: what it reads and writes (BEGIN/COMMIT are not statements here).
-# submit: agent, tenant phase, budgets, task insert (seq 1 with it), step insert, audit;
+# Per phase, what it reads and writes (a lone statement runs in autocommit):
+# submit: agent, tenant phase, budgets, then one write: the task with its first step (seq 1)
+# and the call's audit record (no transaction around the reads: audit.carried);
 # claim: the candidates (with their agents' limits, saturated agents left out), then the
-# compare-and-set update (seq and row returned) and its step; run: agent, the tenant's
+# compare-and-set update (seq and row returned) with its step; run: agent, the tenant's
 # phase with its budgets (the pause flag is the claimed row's, and a fresh run's trace is
-# not read), the provider step's seq (and cost), step, usage record, then the
-# completion's CAS update (seq and row returned) and its step. On PostgreSQL a write's
-# statements are one (data-modifying CTEs, no transaction of its own): the task with its
-# first step, the claim's CAS with its step, the provider step with its seq and usage,
-# the completion with its step.
+# not read), the provider step with its seq, cost and usage record, then the
+# completion's CAS update (seq and row returned) with its step.
+# A write of several statements is one round trip on both databases: on PostgreSQL one
+# statement of data-modifying CTEs; on SQLite one hop to the connection's thread running
+# BEGIN, the statements and COMMIT (core/sqlite_hop.py), counted here as one.
 EXPECTED = {
-    "sqlite": {"submit": 6, "claim": 3, "run": 7},
-    "postgres": {"submit": 5, "claim": 2, "run": 4},
+    "sqlite": {"submit": 4, "claim": 2, "run": 4},
+    "postgres": {"submit": 4, "claim": 2, "run": 4},
 }
 
 
@@ -72,6 +75,14 @@ def statements(monkeypatch: pytest.MonkeyPatch, quiet_app: Starlette) -> Iterato
             return __original(self, query, *args, **kwargs)
 
         monkeypatch.setattr(client_class, name, counting)
+    hop = sqlite_hop.run
+
+    def one_hop(conn, work):  # type: ignore[no-untyped-def]
+        if not _background():
+            log.seen.append(f"hop: {work.__qualname__}")
+        return hop(conn, work)
+
+    monkeypatch.setattr(sqlite_hop, "run", one_hop)
     yield log
 
 

@@ -1,9 +1,10 @@
 """Database lifecycle: Tortoise config, init/close, and checked-in migrations."""
 
+import re
 from typing import Any
 
 import asyncpg
-from tortoise import Tortoise
+from tortoise import Model, Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.connection import get_connection
 from tortoise.context import TortoiseContext
@@ -86,3 +87,20 @@ async def ping() -> None:
 
 # For `tortoise makemigrations` (configured in pyproject.toml): the autodetector needs a config.
 TORTOISE_ORM = tortoise_config("sqlite://:memory:")
+
+
+def insert_statement(conn: Any, instance: Model) -> tuple[str, list[Any]]:
+    """The INSERT of a new model instance, with its values as Tortoise writes them, for a
+    write that carries it inside a statement or a batch of its own."""
+    executor = conn.executor_class(model=type(instance), db=conn)
+    fields = instance._meta.fields_map
+    values = [
+        fields[f].to_db_value(getattr(instance, f), instance) for f in executor.regular_columns
+    ]
+    return executor.insert_query, values
+
+
+def shift_parameters(sql: str, by: int) -> str:
+    """PostgreSQL: renumber a statement's `$n` parameters by `by`, to run it as a part of
+    a larger statement whose first `by` parameters are taken."""
+    return re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + by}", sql)

@@ -9,6 +9,7 @@ import contextvars
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from agentplane.core.errors import DomainError, Forbidden, TenantSuspended, Unauthenticated
@@ -34,18 +35,17 @@ recorded_in_operation: contextvars.ContextVar[list[str] | None] = contextvars.Co
 )
 
 
-async def record(
+def _event(
     actor: Actor | None,
     action: str,
-    *,
-    resource: str = "",
-    outcome: str = "success",
-    tenant_id: str | None = None,
-    task_id: str | None = None,
-    details: dict[str, Any] | None = None,
+    resource: str,
+    outcome: str,
+    tenant_id: str | None,
+    task_id: str | None,
+    details: dict[str, Any] | None,
 ) -> AuditEvent:
     actor = actor or Actor(kind="anonymous", role="", tenant_id=None)
-    event = await AuditEvent.create(
+    return AuditEvent(
         actor=actor.subject,
         actor_kind=actor.kind,
         role=actor.role or None,
@@ -57,9 +57,21 @@ async def record(
         task_id=task_id,
         details=details or {},
     )
-    collected = recorded_in_operation.get()
-    if collected is not None:
-        collected.append(event.id)
+
+
+async def record(
+    actor: Actor | None,
+    action: str,
+    *,
+    resource: str = "",
+    outcome: str = "success",
+    tenant_id: str | None = None,
+    task_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = _event(actor, action, resource, outcome, tenant_id, task_id, details)
+    await event.save(force_create=True)
+    _collect(event)
     if task_id is not None:
         task = await Task.get_or_none(id=task_id)
         if task is not None:
@@ -78,6 +90,40 @@ async def record(
                 },
             )
     return event
+
+
+def _collect(event: AuditEvent) -> None:
+    collected = recorded_in_operation.get()
+    if collected is not None:
+        collected.append(event.id)
+
+
+@dataclass
+class _Carried:
+    """An audited call whose one write carries its success record."""
+
+    actor: Actor | None
+    action: str
+    details: dict[str, Any]
+    event: AuditEvent | None = None  # the record, once the write took it
+
+
+_carried: contextvars.ContextVar[_Carried | None] = contextvars.ContextVar(
+    "agentplane_audit_carried", default=None
+)
+
+
+def carried_record(resource: str, tenant_id: str) -> AuditEvent | None:
+    """The success record of the audited call in progress, for its one write to insert
+    with what it writes (so that write is the call's whole transaction); None outside
+    a call declared `carried`, or once taken."""
+    carried = _carried.get()
+    if carried is None or carried.event is not None:
+        return None
+    carried.event = _event(
+        carried.actor, carried.action, resource, "success", tenant_id, None, carried.details
+    )
+    return carried.event
 
 
 def record_soon(actor: Actor | None, action: str, **kwargs: Any) -> None:
@@ -125,11 +171,16 @@ def _named_resource(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return ""
 
 
-def audited(action: str) -> Callable[[F], F]:
+def audited(action: str, *, carried: bool = False) -> Callable[[F], F]:
     """Record a resolver's every call as `action`, with its outcome; the first
     argument is the Actor. The call and its success record share one transaction
     (`post_commit.atomic`): both commit or neither does, and what the call publishes
-    goes out after the commit. A refused call is rolled back, then recorded."""
+    goes out after the commit. A refused call is rolled back, then recorded.
+
+    `carried`: the call reads, then makes one atomic write that inserts the success
+    record with it (`carried_record`), so it needs no transaction around its reads: on
+    the hot path of task submission that saved BEGIN, an INSERT and COMMIT, and on
+    SQLite the connection's lock for the length of the call."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -139,10 +190,15 @@ def audited(action: str) -> Callable[[F], F]:
             reason = kwargs.get("reason")
             why = {"reason": reason} if isinstance(reason, str) and reason else {}
             try:
-                async with atomic():
-                    result = await fn(actor, *args, **kwargs)
-                    resource, tenant_id = _resource_of(result)
-                    await record(actor, action, resource=resource, tenant_id=tenant_id, details=why)
+                if carried:
+                    result = await _carrying(action, why, fn, actor, *args, **kwargs)
+                else:
+                    async with atomic():
+                        result = await fn(actor, *args, **kwargs)
+                        resource, tenant_id = _resource_of(result)
+                        await record(
+                            actor, action, resource=resource, tenant_id=tenant_id, details=why
+                        )
             except DomainError as exc:
                 if actor is not None:
                     denied = isinstance(exc, Forbidden | TenantSuspended | Unauthenticated)
@@ -161,6 +217,21 @@ def audited(action: str) -> Callable[[F], F]:
         return cast(F, wrapper)
 
     return decorate
+
+
+async def _carrying(
+    action: str, why: dict[str, Any], fn: F, actor: Actor | None, *args: Any, **kwargs: Any
+) -> Any:
+    carried = _Carried(actor, action, why)
+    token = _carried.set(carried)
+    try:
+        result = await fn(actor, *args, **kwargs)
+    finally:
+        _carried.reset(token)
+    if carried.event is None:  # its write did not take the record: the call wrote nothing
+        raise RuntimeError(f"{action}: the call's write did not carry its audit record")
+    _collect(carried.event)
+    return result
 
 
 async def list_audit_events(

@@ -25,7 +25,7 @@ IDLE = (TaskStatus.QUEUED, TaskStatus.RETRYING, TaskStatus.PAUSED)
 CANCEL_WAIT_S = 2.0
 
 
-@audited("task.submit")
+@audited("task.submit", carried=True)
 async def submit_task(
     actor: Actor | None,
     *,

@@ -18,7 +18,7 @@ from tortoise.connection import get_connection
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from agentplane.core import db, observability
+from agentplane.core import db, observability, sqlite_hop
 from agentplane.core.errors import ValidationFailed
 from agentplane.core.ids import step_id as new_step_id
 from agentplane.core.ids import task_id as new_task_id
@@ -26,7 +26,7 @@ from agentplane.core.ids import usage_id as new_usage_id
 from agentplane.core.pricing import PRICING_VERSION
 from agentplane.models import Step, StepKind, StepPayload, Task, TaskStatus, UsageRecord
 from agentplane.models.budget import current_window
-from agentplane.resolvers import step_payloads
+from agentplane.resolvers import audit, step_payloads
 from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, check_tenant, require
 from agentplane.subscriptions import events
@@ -75,16 +75,12 @@ class LeaseLost(Exception):
     """The worker's claim on the task is gone (taken over, cancelled): it must stop writing."""
 
 
-async def _append(
-    task_id: str,
-    kind: StepKind,
-    payload: dict[str, Any],
-    usage: Usage | None,
-    fence: int | None = None,
-) -> Step:
-    # Must run inside a transaction: the row lock taken by this UPDATE serialises seq allocation.
-    # With a fence (the claim's attempt number) only the worker holding the claim may write,
-    # so a worker that lost its lease can never add a step after its successor's.
+def _seq_update(task_id: str, usage: Usage | None, fence: int | None) -> tuple[str, list[Any]]:
+    """The UPDATE that allocates a step's seq (and adds its cost), `?` placeholders.
+
+    Must run inside a transaction: the row lock it takes serialises seq allocation. With
+    a fence (the claim's attempt number) only the worker holding the claim may write, so
+    a worker that lost its lease can never add a step after its successor's."""
     sql = "UPDATE task SET last_seq = last_seq + 1"
     params: list[Any] = []
     if usage is not None:  # the task's running cost, in the same statement
@@ -95,8 +91,19 @@ async def _append(
     if fence is not None:
         sql += " AND attempt = ? AND status = ?"
         params += [fence, TaskStatus.RUNNING.value]
+    return sql + " RETURNING last_seq", params
+
+
+async def _append(
+    task_id: str,
+    kind: StepKind,
+    payload: dict[str, Any],
+    usage: Usage | None,
+    fence: int | None = None,
+) -> Step:
+    sql, params = _seq_update(task_id, usage, fence)
     conn = get_connection("default")  # inside the caller's transaction
-    rows = await conn.execute_query_dict(db.placeholders(conn, sql + " RETURNING last_seq"), params)
+    rows = await conn.execute_query_dict(db.placeholders(conn, sql), params)
     if not rows:
         raise LeaseLost(task_id)
     return await _insert_step(task_id, int(rows[0]["last_seq"]), kind, payload, usage)
@@ -151,6 +158,9 @@ async def append_step(
     inline, full, _ = step_payloads.split(payload)
     if _one_statement(conn) and full is None:
         step = await _append_one_statement(conn, task.id, kind, inline, usage, fence)
+        written.steps.append(step)
+    elif sqlite_hop.is_sqlite(conn):
+        step = await _append_one_hop(conn, task, kind, payload, usage, fence)
         written.steps.append(step)
     else:
         async with in_transaction():
@@ -283,6 +293,110 @@ async def _append_one_statement(
     return step
 
 
+# ------------------------------------------------ SQLite: a write in one hop
+# SQLite has no data-modifying CTEs; a write's statements run instead as one function
+# on the connection's thread, in a transaction (or a savepoint of the caller's): one
+# hand-back to the event loop where BEGIN, two or three statements and COMMIT were four
+# or five, each holding every other writer's turn (core/sqlite_hop.py).
+
+
+def _step_insert_patched(conn: Any, step: Step) -> tuple[str, list[Any], int]:
+    """The step's INSERT, and where its seq goes once the task's UPDATE allocated it."""
+    sql, values = db.insert_statement(conn, step)
+    return sql, values, conn.executor_class(model=Step, db=conn).regular_columns.index("seq")
+
+
+async def _append_one_hop(
+    conn: Any,
+    task: Task,
+    kind: StepKind,
+    payload: dict[str, Any],
+    usage: Usage | None,
+    fence: int | None,
+) -> Step:
+    inline, full, size = step_payloads.split(payload)  # a large payload is stored apart
+    step = _new_step(task.id, 0, kind, inline, usage)
+    update, params = _seq_update(task.id, usage, fence)
+    step_sql, step_values, seq_at = _step_insert_patched(conn, step)
+    later = []
+    if full is not None:
+        later.append(
+            db.insert_statement(conn, StepPayload(step_id=step.id, payload=full, size_bytes=size))
+        )
+    if usage is not None:
+        record = UsageRecord(
+            tenant_id=task.tenant_id,
+            agent_id=task.agent_id,
+            task_id=task.id,
+            step_id=step.id,
+            model=usage.model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=usage.cost_usd,
+            priced=usage.priced,
+        )
+        later.append(db.insert_statement(conn, record))
+
+    def work(connection: Any) -> int | None:  # all or nothing (sqlite_hop.run)
+        row = connection.execute(update, params).fetchone()
+        if row is None:
+            return None
+        step_values[seq_at] = row[0]
+        connection.execute(step_sql, step_values)
+        sqlite_hop.execute(connection, later)
+        return int(row[0])
+
+    seq = await sqlite_hop.run(conn, work)
+    if seq is None:
+        raise LeaseLost(task.id)
+    step.seq = seq
+    return step
+
+
+async def _transition_one_hop(
+    conn: Any,
+    written: Written,
+    task_id: str,
+    sources: list[TaskStatus],
+    to: TaskStatus,
+    fence: int | None,
+    reason: str | None,
+    details: dict[str, Any] | None,
+    changes: dict[str, Any],
+) -> Task | None:
+    """SQLite: the compare-and-set UPDATE (returning the row) and its status step."""
+    conditions = await _cas(task_id, sources, fence)
+    if conditions is None:
+        return None
+    inline, full, size = step_payloads.split(_status_payload(conditions, to, reason, details))
+    step = _new_step(task_id, 0, StepKind.STATUS_CHANGE, inline, None)
+    update, params = _returning(Task.filter(**conditions).update(**changes))
+    step_sql, step_values, seq_at = _step_insert_patched(conn, step)
+    later = []
+    if full is not None:
+        later.append(
+            db.insert_statement(conn, StepPayload(step_id=step.id, payload=full, size_bytes=size))
+        )
+
+    def work(connection: Any) -> dict[str, Any] | None:  # all or nothing
+        row = connection.execute(update, params).fetchone()
+        if row is None:
+            return None
+        step_values[seq_at] = row["last_seq"]
+        connection.execute(step_sql, step_values)
+        sqlite_hop.execute(connection, later)
+        return dict(row)
+
+    row = await sqlite_hop.run(conn, work)
+    if row is None:
+        return None
+    task = Task._init_from_db(**row)
+    step.seq = task.last_seq
+    written.steps.append(step)
+    written.task = task
+    return task
+
+
 async def transition(
     task_id: str,
     from_statuses: Iterable[TaskStatus],
@@ -306,9 +420,14 @@ async def transition(
     sources = list(dict.fromkeys(from_statuses))
     changes.update(status=to, updated_at=now, last_seq=F("last_seq") + 1)
     written = Written()
-    if _one_statement(get_connection("default")):
+    conn = get_connection("default")  # the caller's transaction, if it has one
+    if _one_statement(conn):
         task = await _transition_one_statement(
             written, task_id, sources, to, fence, reason, details, changes
+        )
+    elif sqlite_hop.is_sqlite(conn):
+        task = await _transition_one_hop(
+            conn, written, task_id, sources, to, fence, reason, details, changes
         )
     else:
         async with in_transaction():
@@ -403,14 +522,19 @@ async def _transition_one_statement(
     return task
 
 
-async def _update_returning(update: Any, step: Step | None = None) -> Task | None:
-    """Run a Tortoise UPDATE with `RETURNING *` (PostgreSQL, SQLite ≥ 3.35): the row
-    after it, or None when nothing matched. With `step` (PostgreSQL), the same
-    statement inserts it with the seq the UPDATE allocated."""
+def _returning(update: Any) -> tuple[str, list[Any]]:
+    """A Tortoise UPDATE's SQL with `RETURNING *` (PostgreSQL, SQLite ≥ 3.35)."""
     update._choose_db_if_not_chosen()
     update._make_query()
     sql, params = update.query.get_parameterized_sql()
-    sql += " RETURNING *"
+    return sql + " RETURNING *", list(params)
+
+
+async def _update_returning(update: Any, step: Step | None = None) -> Task | None:
+    """Run a Tortoise UPDATE with `RETURNING *`: the row after it, or None when nothing
+    matched. With `step` (PostgreSQL), the same statement inserts it with the seq the
+    UPDATE allocated."""
+    sql, params = _returning(update)
     if step is not None:
         sql = f"WITH t AS ({sql}), s AS ({_step_insert(len(params) + 1)}) SELECT * FROM t"
         params = [*params, *_step_params(step)]
@@ -452,21 +576,26 @@ async def create_task(
     )
     first = {"from": None, "to": "queued"}
     conn = get_connection("default")  # the caller's transaction, if it has one
+    step = _new_step(task.id, 1, StepKind.STATUS_CHANGE, first, None)
+    insert, values = db.insert_statement(conn, task)
+    # An audited submission's success record goes in the same write (audit.carried).
+    event = audit.carried_record(task.id, tenant_id)
     if _one_statement(conn):
-        step = _new_step(task.id, 1, StepKind.STATUS_CHANGE, first, None)
-        executor = conn.executor_class(model=Task, db=conn)
-        fields = Task._meta.fields_map
-        values = [fields[f].to_db_value(getattr(task, f), task) for f in executor.regular_columns]
-        await conn.execute_query(
-            f"WITH t AS ({executor.insert_query} RETURNING id, last_seq),"
-            f" s AS ({_step_insert(len(values) + 1)}) SELECT id FROM t",
-            [*values, *_step_params(step)],
-        )
-        task._saved_in_db = True
-    else:
-        async with in_transaction():
-            await task.save(force_create=True)
-            step = await _insert_step(task.id, 1, StepKind.STATUS_CHANGE, first, None)
+        sql = f"WITH t AS ({insert} RETURNING id, last_seq), s AS ({_step_insert(len(values) + 1)})"
+        params = [*values, *_step_params(step)]
+        if event is not None:
+            audit_insert, audit_values = db.insert_statement(conn, event)
+            sql += f", a AS ({db.shift_parameters(audit_insert, len(params))})"
+            params += audit_values
+        await conn.execute_query(sql + " SELECT id FROM t", params)
+    else:  # SQLite: the inserts in one hop
+        inserts = [(insert, values), db.insert_statement(conn, step)]
+        if event is not None:
+            inserts.append(db.insert_statement(conn, event))
+        await sqlite_hop.write(conn, inserts)
+    if event is not None:
+        event._saved_in_db = True
+    task._saved_in_db = True
     written.steps.append(step)
     written.task = task
     await written.publish()
