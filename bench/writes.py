@@ -5,6 +5,7 @@ import json
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 CONCURRENCY = 16
@@ -189,8 +190,11 @@ async def steps_per_second(url: str, seconds: float) -> float:
         await db.close()
 
 
-async def wait_all_terminal(url: str, n: int, timeout_s: float = 300) -> int:
-    """Poll the database until `n` tasks are terminal; the count of completed ones."""
+async def wait_all_terminal(
+    url: str, n: int, timeout_s: float = 300, stop: Callable[[], bool] = lambda: False
+) -> int:
+    """Poll the database until `n` tasks are terminal (or `stop()`); the count of
+    completed ones."""
     sql = "SELECT COUNT(*) FROM task WHERE status IN ('completed', 'failed', 'cancelled')"
     done_sql = "SELECT COUNT(*) FROM task WHERE status = 'completed'"
     deadline = time.monotonic() + timeout_s
@@ -200,7 +204,7 @@ async def wait_all_terminal(url: str, n: int, timeout_s: float = 300) -> int:
         conn = await asyncpg.connect(_pg_dsn(url))
         try:
             while await conn.fetchval(sql) < n:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or stop():
                     break
                 await asyncio.sleep(0.02)
             return int(await conn.fetchval(done_sql))
@@ -209,7 +213,7 @@ async def wait_all_terminal(url: str, n: int, timeout_s: float = 300) -> int:
     lite = sqlite3.connect(url.removeprefix("sqlite://"))
     try:
         while lite.execute(sql).fetchone()[0] < n:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or stop():
                 break
             await asyncio.sleep(0.02)
         return int(lite.execute(done_sql).fetchone()[0])
