@@ -136,7 +136,9 @@ def _commit_group(
     db: sqlite3.Connection, batch: list[tuple[Work, asyncio.Future[Any]]]
 ) -> list[tuple[Any, BaseException | None]]:
     outcomes: list[tuple[Any, BaseException | None]] = []
-    db.execute("BEGIN")
+    # IMMEDIATE: the write lock is taken once, up front; another process holding it
+    # fails the group after the busy timeout, not each of its writes in turn.
+    db.execute("BEGIN IMMEDIATE")
     try:
         for work, _ in batch:
             try:
