@@ -168,21 +168,25 @@ async def append_step(
             step = await _append(task.id, kind, payload, usage, fence)
             written.steps.append(step)
             if usage is not None:
-                await UsageRecord.create(
-                    tenant_id=task.tenant_id,
-                    agent_id=task.agent_id,
-                    task_id=task.id,
-                    step_id=step.id,
-                    model=usage.model,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cost_usd=usage.cost_usd,
-                    priced=usage.priced,
-                )
+                await _usage_record(task, step.id, usage).save(force_create=True)
     await written.publish()
     if usage is not None and usage.priced:
         observability.spent(usage.model, float(usage.cost_usd))
     return step
+
+
+def _usage_record(task: Task, step_id: str, usage: Usage) -> UsageRecord:
+    return UsageRecord(
+        tenant_id=task.tenant_id,
+        agent_id=task.agent_id,
+        task_id=task.id,
+        step_id=step_id,
+        model=usage.model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=usage.cost_usd,
+        priced=usage.priced,
+    )
 
 
 # ------------------------------------------------ PostgreSQL: a write in one statement
@@ -325,18 +329,7 @@ async def _append_one_hop(
             db.insert_statement(conn, StepPayload(step_id=step.id, payload=full, size_bytes=size))
         )
     if usage is not None:
-        record = UsageRecord(
-            tenant_id=task.tenant_id,
-            agent_id=task.agent_id,
-            task_id=task.id,
-            step_id=step.id,
-            model=usage.model,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=usage.cost_usd,
-            priced=usage.priced,
-        )
-        later.append(db.insert_statement(conn, record))
+        later.append(db.insert_statement(conn, _usage_record(task, step.id, usage)))
 
     def work(connection: Any) -> int | None:  # all or nothing (sqlite_hop.run)
         row = connection.execute(update, params).fetchone()
@@ -354,22 +347,15 @@ async def _append_one_hop(
     return step
 
 
-async def _transition_one_hop(
+async def _move_one_hop(
     conn: Any,
-    written: Written,
     task_id: str,
-    sources: list[TaskStatus],
-    to: TaskStatus,
-    fence: int | None,
-    reason: str | None,
-    details: dict[str, Any] | None,
+    conditions: dict[str, Any],
     changes: dict[str, Any],
-) -> Task | None:
+    payload: dict[str, Any],
+) -> tuple[Task, Step] | None:
     """SQLite: the compare-and-set UPDATE (returning the row) and its status step."""
-    conditions = await _cas(task_id, sources, fence)
-    if conditions is None:
-        return None
-    inline, full, size = step_payloads.split(_status_payload(conditions, to, reason, details))
+    inline, full, size = step_payloads.split(payload)
     step = _new_step(task_id, 0, StepKind.STATUS_CHANGE, inline, None)
     update, params = _task_update(conn, conditions, changes)
     step_sql, step_values, seq_at = _step_insert_patched(conn, step)
@@ -393,9 +379,7 @@ async def _transition_one_hop(
         return None
     task = Task._init_from_db(**row)
     step.seq = task.last_seq
-    written.steps.append(step)
-    written.task = task
-    return task
+    return task, step
 
 
 async def transition(
@@ -420,26 +404,24 @@ async def transition(
         changes.setdefault("finished_at", now)
     sources = list(dict.fromkeys(from_statuses))
     changes.update(status=to, updated_at=now, last_seq=F("last_seq") + 1)
-    written = Written()
-    conn = get_connection("default")  # the caller's transaction, if it has one
-    if _one_statement(conn):
-        task = await _transition_one_statement(
-            written, task_id, sources, to, fence, reason, details, changes
-        )
-    elif sqlite_hop.is_sqlite(conn):
-        task = await _transition_one_hop(
-            conn, written, task_id, sources, to, fence, reason, details, changes
-        )
-    else:
-        async with in_transaction():
-            task = await _transition_in(
-                written, task_id, sources, to, fence, reason, details, changes
-            )
-    if task is None:
+    conditions = await _cas(task_id, sources, fence)
+    if conditions is None:
         return None
+    payload = _status_payload(conditions, to, reason, details)
+    conn = get_connection("default")  # the caller's transaction, if it has one
+    if sqlite_hop.is_sqlite(conn):
+        moved = await _move_one_hop(conn, task_id, conditions, changes, payload)
+    elif step_payloads.split(payload)[1] is None:
+        moved = await _move_one_statement(task_id, conditions, changes, payload)
+    else:  # PostgreSQL, a status payload too large to keep inline: rare
+        async with in_transaction():
+            moved = await _move_in(task_id, conditions, changes, payload)
+    if moved is None:
+        return None
+    task, step = moved
     if to.is_terminal:  # counted once committed, so /metrics agrees with what readers see
         observability.task_finished(to.value, _run_seconds(task))
-    await written.publish()
+    await Written([step], task).publish()
     return task
 
 
@@ -467,60 +449,28 @@ def _status_payload(
     return payload
 
 
-async def _transition_in(
-    written: Written,
-    task_id: str,
-    sources: list[TaskStatus],
-    to: TaskStatus,
-    fence: int | None,
-    reason: str | None,
-    details: dict[str, Any] | None,
-    changes: dict[str, Any],
-) -> Task | None:
-    """The transition inside the caller's transaction: the UPDATE allocates the status
-    step's seq and returns the row as it is now (no second read), then the step."""
-    conditions = await _cas(task_id, sources, fence)
-    if conditions is None:
-        return None
+async def _move_in(
+    task_id: str, conditions: dict[str, Any], changes: dict[str, Any], payload: dict[str, Any]
+) -> tuple[Task, Step] | None:
+    """Inside the caller's transaction: the UPDATE allocates the status step's seq and
+    returns the row as it is now (no second read), then the step."""
     task = await _update_returning(conditions, changes)
     if task is None:
         return None
-    payload = _status_payload(conditions, to, reason, details)
-    written.steps.append(
-        await _insert_step(task_id, task.last_seq, StepKind.STATUS_CHANGE, payload, None)
-    )
-    written.task = task
-    return task
+    step = await _insert_step(task_id, task.last_seq, StepKind.STATUS_CHANGE, payload, None)
+    return task, step
 
 
-async def _transition_one_statement(
-    written: Written,
-    task_id: str,
-    sources: list[TaskStatus],
-    to: TaskStatus,
-    fence: int | None,
-    reason: str | None,
-    details: dict[str, Any] | None,
-    changes: dict[str, Any],
-) -> Task | None:
+async def _move_one_statement(
+    task_id: str, conditions: dict[str, Any], changes: dict[str, Any], payload: dict[str, Any]
+) -> tuple[Task, Step] | None:
     """PostgreSQL: the compare-and-set UPDATE and its status step as one statement."""
-    conditions = await _cas(task_id, sources, fence)
-    if conditions is None:
-        return None
-    payload = _status_payload(conditions, to, reason, details)
-    if step_payloads.split(payload)[1] is not None:  # too large to keep inline: rare
-        async with in_transaction():
-            return await _transition_in(
-                written, task_id, sources, to, fence, reason, details, changes
-            )
     step = _new_step(task_id, 0, StepKind.STATUS_CHANGE, payload, None)
     task = await _update_returning(conditions, changes, step)
     if task is None:
         return None
     step.seq = task.last_seq
-    written.steps.append(step)
-    written.task = task
-    return task
+    return task, step
 
 
 def _is_increment(key: str, value: Any) -> bool:
