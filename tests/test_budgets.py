@@ -9,9 +9,9 @@ import pytest
 
 from agentplane.core.errors import BudgetExceeded
 from agentplane.core.pricing import PRICING_VERSION
-from agentplane.models import AuditEvent, Budget, Step, Task, UsageRecord
+from agentplane.models import AuditEvent, Budget, Step, Task, TaskStatus, UsageRecord
 from agentplane.models.budget import current_window, to_units
-from agentplane.resolvers import budgets, traces
+from agentplane.resolvers import budgets, tasks, traces
 from agentplane.resolvers.auth import Actor
 from agentplane.schema import schema
 from agentplane.schema.context import Context
@@ -158,6 +158,43 @@ async def test_exhausted_scope_refuses_submission_and_alerts_once(gql: GraphQLCl
     ]
     # the submission refusal is in the audit trail too
     assert await AuditEvent.filter(action="task.submit", outcome="failure").count() == 1
+
+
+async def test_submission_is_refused_at_each_scope_it_would_spend_in(services: Any) -> None:
+    # given an operator's agent, and spent budgets that a task of it does not spend against
+    acme, other = await make_tenant("acme"), await make_tenant("other")
+    agent, sibling = await make_agent(acme, "a"), await make_agent(acme, "b")
+    operator = Actor(kind="token", role="operator", tenant_id=acme.id, token_id="tok_op")
+    window = current_window()
+    spent = {"limit_units": 1, "spent_units": 1, "period": window}
+    for scope, key in [
+        ("tenant", f"tenant:{other.id}"),
+        ("agent", f"agent:{sibling.id}"),
+        ("account", "account:tok_someone_else"),
+    ]:
+        await Budget.create(scope=scope, scope_key=key, **spent)
+    # one of its own spent last month only
+    await Budget.create(
+        scope="agent", scope_key=f"agent:{agent.id}", limit_units=1, spent_units=1, period="2000-01"
+    )
+    submitted = await tasks.submit_task(operator, agent_id=agent.id, query="q")
+    assert submitted.status == TaskStatus.QUEUED
+    # when a budget it does spend against is spent, at each scope in turn
+    own = [
+        ("global", "global"),
+        ("tenant", f"tenant:{acme.id}"),
+        ("account", "account:tok_op"),
+        ("agent", f"agent:{agent.id}"),
+    ]
+    for scope, key in own:
+        await Budget.filter(scope_key=key).delete()
+        budget = await Budget.create(scope=scope, scope_key=key, **spent)
+        # then the submission is refused, naming that budget, and nothing is queued
+        with pytest.raises(BudgetExceeded) as refused:
+            await tasks.submit_task(operator, agent_id=agent.id, query="q")
+        assert refused.value.details == {"scope": scope.upper(), "budgetId": budget.id}
+        await budget.delete()
+    assert await Task.all().count() == 1
 
 
 async def test_reservations_never_pass_the_ceiling_under_concurrency(services: Any) -> None:

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from agentplane.core.config import Settings
 from agentplane.models import Step, StepKind, Task, TaskStatus, UsageRecord
-from agentplane.resolvers import knowledge, tasks
+from agentplane.resolvers import agents, knowledge, tasks
 from agentplane.resolvers.auth import Actor
 from agentplane.retrieval import memory
 from agentplane.runtime.worker import Worker
@@ -139,6 +139,22 @@ async def test_tool_not_enabled_is_reported_to_the_model(services: Settings) -> 
     assert tool_step.payload["output"] == refused
     assert tool_step.payload["errorCode"] == "TOOL_NOT_ALLOWED"
     assert done.output == refused
+
+
+async def test_a_run_uses_its_agent_as_edited_before_the_claim(services: Settings) -> None:
+    # given a queued task whose agent is edited before any worker claims it
+    tenant = await make_tenant("acme")
+    agent = await make_agent(tenant, model="scripted/agent", config={"script": [{"say": "old"}]})
+    actor = operator_of(tenant.id)
+    task = await tasks.submit_task(actor, agent_id=agent.id, query="q")
+    await agents.update_agent(actor, agent.id, config={"script": [{"say": "new"}]})
+    # when a worker claims and runs it (the agent comes with the claim, not read again)
+    worker = Worker(services)
+    [(claimed, with_agent)] = await worker.claim_up_to(1)
+    assert claimed.id == task.id and with_agent.config == {"script": [{"say": "new"}]}
+    await worker._execute(claimed, with_agent)
+    # then the run followed the edit
+    assert (await Task.get(id=task.id)).output == "new"
 
 
 async def test_cancel_running_task_stops_it_quickly(services: Settings) -> None:

@@ -1,7 +1,7 @@
 """Database lifecycle: Tortoise config, init/close, and checked-in migrations."""
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from tortoise import Model, Tortoise
@@ -11,6 +11,7 @@ from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as run_migrations
 from tortoise.migrations.executor import MigrationExecutor
 
+M = TypeVar("M", bound=Model)
 POOL_MAX = 20  # PostgreSQL pool size unless the URL names one (worker runs + API requests)
 
 APPS = {
@@ -76,6 +77,11 @@ def placeholders(conn: Any, sql: str) -> str:
     """`?` placeholders in the connection's own style (asyncpg numbers them: $1, $2…)."""
     if conn.capabilities.dialect != "postgres":
         return sql
+    return numbered(sql)
+
+
+def numbered(sql: str) -> str:
+    """`?` placeholders numbered as asyncpg takes them."""
     parts = sql.split("?")
     return "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
 
@@ -104,3 +110,19 @@ def shift_parameters(sql: str, by: int) -> str:
     """PostgreSQL: renumber a statement's `$n` parameters by `by`, to run it as a part of
     a larger statement whose first `by` parameters are taken."""
     return re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + by}", sql)
+
+
+def columns_as(model: type[Model], table: str, prefix: str) -> str:
+    """A select list of `model`'s columns from `table`, each named `prefix` + its name
+    (two models' columns in one row of a join)."""
+    return ", ".join(
+        f'"{table}"."{column}" AS "{prefix}{column}"'
+        for column in model._meta.fields_db_projection.values()
+    )
+
+
+def model_from(model: type[M], row: dict[str, Any], prefix: str) -> M:
+    """The instance of `model` whose columns `row` holds under `prefix` (`columns_as`)."""
+    return model._init_from_db(
+        **{column: row[prefix + column] for column in model._meta.fields_db_projection.values()}
+    )

@@ -144,6 +144,11 @@ async def get_agent(actor: Actor | None, agent_id: str) -> Agent:
     actor = require(actor, Perm.AGENT_READ)
     # An ID longer than any ID cannot exist (and the ORM refuses to compare it).
     agent = await Agent.get_or_none(id=agent_id) if len(agent_id) <= MAX_ID_LEN else None
+    return visible_agent(actor, agent_id, agent)
+
+
+def visible_agent(actor: Actor, agent_id: str, agent: Agent | None) -> Agent:
+    """The agent read for `agent_id`, if the caller may see it (`get_agent`'s answer)."""
     if agent is None or agent.state == AgentState.ARCHIVED:
         raise NotFound(f"Agent {agent_id!r} not found")
     check_tenant(actor, agent.tenant_id, f"Agent {agent_id!r}")

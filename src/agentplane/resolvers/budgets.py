@@ -10,7 +10,7 @@ A refused reservation pauses the run with reason `budget`.
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -101,6 +101,8 @@ def _key(scope: BudgetScope, tenant_id: str | None, account: str | None, agent: 
 
 
 def task_keys(tenant_id: str, agent_id: str, account: str | None) -> list[str]:
+    """The budgets a task spends against (a submit's read builds the same keys in SQL:
+    tasks._submit_sql)."""
     keys = ["global", f"tenant:{tenant_id}", f"agent:{agent_id}"]
     if account:
         keys.append(f"account:{account}")
@@ -328,9 +330,14 @@ async def check_submit(
 ) -> None:
     """Refuse work when a scope it would spend in has no room left at all (or not
     `need` more: what a budget-paused task's refused call wanted)."""
+    check_rows(await Budget.filter(scope_key__in=task_keys(tenant_id, agent_id, account)), need)
+
+
+def check_rows(rows: Iterable[Budget], need: Decimal = Decimal(0)) -> None:
+    """`check_submit` on budget rows already read (those of `task_keys`)."""
     window = current_window()
     units = to_units(need)
-    for row in await Budget.filter(scope_key__in=task_keys(tenant_id, agent_id, account)):
+    for row in rows:
         used = row.spent_units + row.reserved_units if row.period == window else 0
         if (used + units > row.limit_units) if units else (used >= row.limit_units):
             raise BudgetExceeded(

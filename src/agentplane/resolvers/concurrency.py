@@ -1,6 +1,7 @@
 """Per-agent limit on concurrently running tasks (`Agent.max_concurrent_tasks`),
 enforced when a worker claims a task."""
 
+import functools
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -9,47 +10,54 @@ from tortoise.connection import get_connection
 from tortoise.transactions import in_transaction
 
 from agentplane.core import db
-from agentplane.models import Task, TaskStatus
+from agentplane.models import Agent, Task, TaskStatus
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A claimable task as the claim's compare-and-set needs it, and its agent's limit."""
+    """A claimable task as the claim's compare-and-set needs it, and its agent (whose
+    limit the claim checks, and which its run uses: read with the candidate, not again)."""
 
     id: str
     status: TaskStatus
     attempt: int
-    agent_id: str
-    cap: int | None
+    agent: Agent
+
+    @property
+    def cap(self) -> int | None:
+        return self.agent.max_concurrent_tasks
 
 
 # The oldest claimable tasks whose agents are not already running as many tasks as they
-# may (their queued tasks wait), with each agent's limit: one statement. `busy` is
+# may (their queued tasks wait), with each one's agent: one statement. `busy` is
 # uncorrelated, so the database counts the limited agents' running tasks once.
-_CANDIDATES = (
-    "SELECT task.id, task.status, task.attempt, task.agent_id, agent.max_concurrent_tasks"
-    " FROM task JOIN agent ON agent.id = task.agent_id"
-    " WHERE task.status IN (?, ?) AND task.agent_id NOT IN ("
-    "SELECT busy.id FROM agent AS busy WHERE busy.max_concurrent_tasks IS NOT NULL"
-    " AND busy.max_concurrent_tasks <= (SELECT COUNT(*) FROM task AS r"
-    " WHERE r.agent_id = busy.id AND r.status = ?))"
-    " ORDER BY task.id LIMIT ?"
-)
+@functools.cache
+def _candidates_sql(postgres: bool) -> str:
+    sql = (
+        'SELECT "task"."id" AS "task_id", "task"."status", "task"."attempt",'
+        f" {db.columns_as(Agent, 'agent', 'a_')}"
+        ' FROM "task" JOIN "agent" ON "agent"."id" = "task"."agent_id"'
+        ' WHERE "task"."status" IN (?, ?) AND "task"."agent_id" NOT IN ('
+        'SELECT busy.id FROM "agent" AS busy WHERE busy.max_concurrent_tasks IS NOT NULL'
+        ' AND busy.max_concurrent_tasks <= (SELECT COUNT(*) FROM "task" AS r'
+        " WHERE r.agent_id = busy.id AND r.status = ?))"
+        ' ORDER BY "task"."id" LIMIT ?'
+    )
+    return db.numbered(sql) if postgres else sql
 
 
 async def candidates(statuses: tuple[TaskStatus, TaskStatus], limit: int) -> list[Candidate]:
     conn = get_connection("default")
     params = [statuses[0].value, statuses[1].value, TaskStatus.RUNNING.value, limit]
-    rows = await conn.execute_query_dict(db.placeholders(conn, _CANDIDATES), params)
+    sql = _candidates_sql(conn.capabilities.dialect == "postgres")
     return [
         Candidate(
-            str(r["id"]),
+            str(r["task_id"]),
             TaskStatus(r["status"]),
             int(r["attempt"]),
-            str(r["agent_id"]),
-            r["max_concurrent_tasks"],
+            db.model_from(Agent, r, "a_"),
         )
-        for r in rows
+        for r in await conn.execute_query_dict(sql, params)
     ]
 
 
@@ -64,9 +72,9 @@ async def claim_within_limit(
     async with in_transaction() as conn:
         if conn.capabilities.dialect == "postgres":
             await conn.execute_query(
-                "SELECT id FROM agent WHERE id = $1 FOR UPDATE", [candidate.agent_id]
+                "SELECT id FROM agent WHERE id = $1 FOR UPDATE", [candidate.agent.id]
             )
-        running = await Task.filter(agent_id=candidate.agent_id, status=TaskStatus.RUNNING).count()
+        running = await Task.filter(agent_id=candidate.agent.id, status=TaskStatus.RUNNING).count()
         if running >= candidate.cap:
             claim.close()
             return None

@@ -1,17 +1,21 @@
 import asyncio
+import functools
+from dataclasses import dataclass
 from typing import Any
 
-from agentplane.core import ids
+from tortoise.connection import get_connection
+
+from agentplane.core import db, ids
 from agentplane.core.errors import Conflict, NotFound, ValidationFailed
-from agentplane.models import AgentState, Step, Task, TaskStatus
+from agentplane.models import Agent, AgentState, Budget, Step, Task, TaskStatus
 from agentplane.models.task import TERMINAL_STATUSES
 from agentplane.resolvers import approvals, budgets, traces
-from agentplane.resolvers.agents import get_agent
+from agentplane.resolvers.agents import visible_agent
 from agentplane.resolvers.audit import audited
 from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.pagination import Page, paginate
 from agentplane.resolvers.permissions import Perm, check_tenant, is_platform, require
-from agentplane.resolvers.tenants import check_writable
+from agentplane.resolvers.tenants import check_phase, check_writable
 from agentplane.subscriptions import events
 from agentplane.subscriptions.broker import get_broker
 
@@ -43,7 +47,8 @@ async def submit_task(
     answer) of the agent's `conversation_id`, then `history` (user and assistant
     messages, e.g. an OpenAI client's)."""
     actor = require(actor, Perm.TASK_WRITE)
-    agent = await get_agent(actor, agent_id)
+    read = await _read_for_submit(actor, agent_id)
+    agent = read.agent
     if agent.state != AgentState.ACTIVE:
         raise ValidationFailed(f"Agent is {agent.state.value}, not active", field="agentId")
     if not query.strip():
@@ -64,8 +69,8 @@ async def submit_task(
         and not await Task.exists(agent_id=agent.id, conversation_id=conversation_id)
     ):
         raise NotFound(f"Conversation {conversation_id!r} not found", field="conversationId")
-    await check_writable(agent.tenant_id)  # a suspended tenant starts no new task
-    await budgets.check_submit(agent.tenant_id, agent.id, actor.subject)
+    check_phase(read.tenant_phase)  # a suspended tenant starts no new task
+    budgets.check_rows(read.budgets)
     earlier = await _conversation(agent.id, conversation_id) if conversation_id else []
     task = await traces.create_task(
         tenant_id=agent.tenant_id,
@@ -79,6 +84,47 @@ async def submit_task(
     )
     await get_broker().publish(events.QUEUE_CHANNEL, {"task_id": task.id})
     return task
+
+
+@dataclass(frozen=True)
+class _SubmitRead:
+    agent: Agent
+    tenant_phase: str | None
+    budgets: list[Budget]  # those a task of the agent spends against (budgets.task_keys)
+
+
+@functools.cache
+def _submit_sql(postgres: bool) -> str:
+    """The agent, its tenant's phase and the budgets of `budgets.task_keys` (one row per
+    budget; one with none); the account's key is the first parameter, NULL without one."""
+    sql = (
+        f'SELECT {db.columns_as(Agent, "agent", "a_")}, "tenant"."phase" AS "tenant_phase",'
+        f" {db.columns_as(Budget, 'budget', 'b_')}"
+        ' FROM "agent" LEFT JOIN "tenant" ON "tenant"."id" = "agent"."tenant_id"'
+        ' LEFT JOIN "budget" ON "budget"."scope_key" IN'
+        ' (\'global\', \'tenant:\' || "agent"."tenant_id", \'agent:\' || "agent"."id", ?)'
+        ' WHERE "agent"."id" = ?'
+    )
+    return db.numbered(sql) if postgres else sql
+
+
+async def _read_for_submit(actor: Actor, agent_id: str) -> _SubmitRead:
+    """What a submit checks, in one statement: the agent (as `get_agent` answers it),
+    its tenant's phase (`check_writable`) and the budgets of `check_submit`."""
+    require(actor, Perm.AGENT_READ)
+    rows: list[dict[str, Any]] = []
+    if len(agent_id) <= ids.MAX_LEN:  # a longer string names no agent
+        conn = get_connection("default")
+        account = f"account:{actor.subject}" if actor.subject else None
+        sql = _submit_sql(conn.capabilities.dialect == "postgres")
+        rows = await conn.execute_query_dict(sql, [account, agent_id])
+    found = db.model_from(Agent, rows[0], "a_") if rows else None
+    agent = visible_agent(actor, agent_id, found)
+    return _SubmitRead(
+        agent,
+        rows[0]["tenant_phase"],
+        [db.model_from(Budget, row, "b_") for row in rows if row["b_id"] is not None],
+    )
 
 
 def _check_history(history: list[dict[str, str]]) -> None:

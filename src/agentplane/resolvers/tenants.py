@@ -105,7 +105,11 @@ async def resolve_tenant_name(actor: Actor, name: str | None) -> str:
 
 
 async def check_writable(tenant_id: str) -> None:
-    phase = await Tenant.filter(id=tenant_id).first().values_list("phase", flat=True)
+    check_phase(await Tenant.filter(id=tenant_id).first().values_list("phase", flat=True))
+
+
+def check_phase(phase: object) -> None:
+    """A tenant in `phase` (None: no such tenant) takes writes and new tasks, or this raises."""
     if phase == TenantPhase.SUSPENDED:
         raise TenantSuspended("Tenant is suspended: reads work, writes and new tasks do not")
     if phase is None or phase == TenantPhase.DELETED:

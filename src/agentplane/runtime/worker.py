@@ -20,7 +20,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from tortoise.expressions import F
 
@@ -46,6 +46,11 @@ CLAIMABLE = (TaskStatus.QUEUED, TaskStatus.RETRYING)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class Claimed(NamedTuple):
+    task: Task
+    agent: Agent  # read with the claim (concurrency.candidates)
 
 
 class Worker:
@@ -180,13 +185,16 @@ class Worker:
     async def claim(self) -> Task | None:
         """Claim the oldest claimable task, or None when none is left."""
         claimed = await self.claim_up_to(1)
-        return claimed[0] if claimed else None
+        return claimed[0].task if claimed else None
 
-    def _start(self, task: Task) -> None:
+    def _start(self, claimed: Claimed) -> None:
+        task = claimed.task
         self.claims[task.id] = task.attempt
-        self.running[task.id] = asyncio.create_task(self._run(task))
+        self.running[task.id] = asyncio.create_task(self._run(task, claimed.agent))
 
-    async def claim_up_to(self, n: int, start: Callable[[Task], None] | None = None) -> list[Task]:
+    async def claim_up_to(
+        self, n: int, start: Callable[[Claimed], None] | None = None
+    ) -> list[Claimed]:
         """Claim up to `n` of the oldest claimable tasks; fewer when the queue runs out.
         `start` runs each one as soon as it is claimed (so an error claiming the next
         leaves none claimed and not running).
@@ -194,7 +202,7 @@ class Worker:
         Losing a race for a candidate means another worker took it, so each
         round makes progress; the loop ends when the queue is empty or `n` are claimed.
         """
-        claimed: list[Task] = []
+        claimed: list[Claimed] = []
         while len(claimed) < n:
             limit = max(n - len(claimed), 10)
             found = await concurrency.candidates(CLAIMABLE, limit)
@@ -217,18 +225,18 @@ class Worker:
                 )
                 if task is not None:
                     log.info("claimed %s (attempt %d)", task.id, task.attempt)
-                    claimed.append(task)
+                    claimed.append(Claimed(task, candidate.agent))
                     if start is not None:
-                        start(task)
+                        start(claimed[-1])
                     if len(claimed) == n:
                         break
             if len(found) < limit:
                 break  # the queue is empty
         return claimed
 
-    async def _run(self, task: Task) -> None:
+    async def _run(self, task: Task, agent: Agent) -> None:
         try:
-            await self._execute(task)
+            await self._execute(task, agent)
         except LeaseLost:
             log.warning("lost the lease on %s; another worker continues it", task.id)
         finally:
@@ -251,14 +259,15 @@ class Worker:
             **changes,
         )
 
-    async def _execute(self, task: Task) -> None:
+    async def _execute(self, task: Task, agent: Agent) -> None:
+        """Run a claimed task with its agent as read with the claim's candidate (one
+        statement before the claim; a task submitted after an edit of its agent was
+        not yet there to be read before the edit, so it runs with the edit)."""
         if task.cancel_requested:  # cancelled between the claim and now
             await self._end(task, TaskStatus.CANCELLED, "cancelled", status_reason="cancelled")
             return
+        timeout_s = agent.timeout_s or self.settings.task_timeout_s
         try:
-            # Inside the try: a stop() while the agent is read must hand the task back too.
-            agent = await Agent.get(id=task.agent_id)
-            timeout_s = agent.timeout_s or self.settings.task_timeout_s
             async with asyncio.timeout(timeout_s):
                 output = await run_agent(task, agent, self.providers)
         except asyncio.CancelledError:
