@@ -1,7 +1,6 @@
 """Compiled plans answer exactly what graphql-core answers, with the same authorisation."""
 
 import itertools
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -10,10 +9,8 @@ import pytest
 import strawberry
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
-from starlette.routing import Route
 from tortoise.connection import get_connection
 
-from agentplane.http.graphql_app import GraphQLApp
 from agentplane.models import AccessToken as AccessTokenModel
 from agentplane.models import Step, StepKind, Task, TaskStatus, Tenant
 from agentplane.resolvers import json_pages
@@ -32,6 +29,7 @@ from agentplane.schema.types import Step as StepType
 from agentplane.schema.types import Task as TaskType
 from agentplane.schema.types import Tenant as TenantType
 from tests.support.factories import make_agent, make_tenant, make_token
+from tests.support.fast_path import NEW, Answer, graphql_view, sample, send
 
 general_schema = strawberry.Schema(
     query=Query,
@@ -208,63 +206,7 @@ async def test_pages_cursors_and_argument_errors_agree(services: object) -> None
 
 # ------------------------------------------------ over HTTP: the fast path and the general path
 
-NEW = "application/graphql-response+json"
 REVOKE = "mutation($id: ID!) { revokeAccessToken(input: {id: $id}) { token { revokedAt } } }"
-# Headers whose values both paths must give alike (the rate-limit counts move by request).
-SAME_HEADERS = ("content-type", "content-length", "x-request-id", "x-ratelimit-limit")
-
-
-def graphql_view(app: Starlette) -> GraphQLApp:
-    return next(r.endpoint for r in app.routes if isinstance(r, Route) and r.path == "/graphql")
-
-
-def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    fast: bool  # answered before Strawberry's view
-
-    def same_as(self, other: "Answer") -> None:
-        assert (self.status, self.body) == (other.status, other.body)
-        assert self.headers.keys() == other.headers.keys()
-        for name in SAME_HEADERS:
-            assert self.headers.get(name) == other.headers.get(name), name
-
-
-async def send(
-    client: httpx.AsyncClient,
-    view: GraphQLApp,
-    body: object,
-    token: str | None,
-    accept: str | None = None,
-    *,
-    fast: bool,
-    authorization: str | None = None,
-    cookie: str | None = None,
-) -> Answer:
-    headers = {"content-type": "application/json", "x-request-id": "req_compare"}
-    if cookie is not None:
-        headers["cookie"] = cookie
-    if token is not None or authorization is not None:
-        headers["authorization"] = authorization or f"Bearer {token}"
-    if accept is not None:
-        headers["accept"] = accept
-    content = body if isinstance(body, bytes) else orjson.dumps(body)
-    fast_path = view.fast_path
-    answered = sample("agentplane_graphql_fast_path_total", outcome="answered")
-    if not fast:
-        view.fast_path = None
-    try:
-        response = await client.post("/graphql", content=content, headers=headers)
-    finally:
-        view.fast_path = fast_path
-    took = sample("agentplane_graphql_fast_path_total", outcome="answered") - answered
-    return Answer(response.status_code, dict(response.headers), response.content, took == 1)
 
 
 async def compare(

@@ -1,8 +1,8 @@
-"""The HTTP fast path: a compiled query answered before Strawberry's view.
+"""The HTTP fast path: a compiled query or mutation answered before Strawberry's view.
 
-For a bearer-authenticated `POST /graphql` whose JSON body names a query the compiled
-plans cover (schema/compiled.py), the answer is: cached document text → plan → one
-statement → bytes. It has the general path's effects, taken from the same functions:
+For a bearer-authenticated `POST /graphql` whose JSON body names an operation the
+compiled plans cover (schema/compiled.py), the answer is: cached document text → plan →
+its statements → bytes. It has the general path's effects, taken from the same functions:
 the token's Actor (`authenticate_request`, token cache included), the cost estimate
 and its limits and the cost charge (schema/cost.py), the operation's metrics and span
 (schema/telemetry.py), error rendering with stable codes and `extensions.requestId`
@@ -15,7 +15,9 @@ type, a body key it does not know, a syntax, validation or variable error, a ref
 credential, a cost over a limit, a plan that cannot answer), goes to the general
 path, which then produces the answer and the error. What the fast path already did
 is handed over so that it happens once: the credential's outcome (`request.state`)
-and a cost already charged (`middleware.precharged`).
+and a cost already charged (`middleware.precharged`). A mutation never falls through
+once it started: it is answered here, errors included, and audited as the general path
+audits it (schema/audit_extension.py).
 """
 
 from typing import Any
@@ -30,6 +32,7 @@ from agentplane.core.errors import DomainError
 from agentplane.http.middleware import precharged
 from agentplane.resolvers.auth import authenticate_request
 from agentplane.schema import compiled, cost
+from agentplane.schema.audit_extension import collecting_records, record_unaudited, root_fields
 from agentplane.schema.context import Context
 from agentplane.schema.errors import log_errors, render_error
 from agentplane.schema.telemetry import operation_finished, operation_started
@@ -111,20 +114,32 @@ class FastPath:
             context.rate_limit = await cost.charge(context.actor, estimate)
         except DomainError:  # refused, taking nothing: the general path refuses again
             return None
-        try:
-            result, errors = await compiled.execute_plan(self.schema, ready.plan, context, coerced)
-        except Exception:
-            # The general path answers, without charging again; its own plan run counts
-            # the fallback (compiled.CompiledQueries), so it is not counted here.
-            precharged.set(context.rate_limit)
-            return None
+        plan = ready.plan
+        if plan.mutation:
+            with collecting_records() as collected:
+                result, errors = await compiled.execute_mutation(
+                    self.schema, plan, context, coerced
+                )
+            if not collected:
+                await record_unaudited(context.actor, root_fields(plan.operation), errors)
+        else:
+            try:
+                result, errors = await compiled.execute_plan(self.schema, plan, context, coerced)
+            except Exception:
+                # The general path answers, without charging again; its own plan run counts
+                # the fallback (compiled.CompiledQueries), so it is not counted here.
+                precharged.set(context.rate_limit)
+                return None
         compiled.COMPILED_HIT.inc()
         if errors:
             log_errors(errors)  # as Schema.process_errors
-        operation_finished(started, "query", ready.operation_name, bool(errors))
+        kind = plan.operation.operation.value
+        operation_finished(started, kind, ready.operation_name, bool(errors))
         if not errors:
             return {"data": result}
-        return {
-            "data": result,
-            "errors": [render_error(e, self.production).formatted for e in errors],
-        }
+        rendered = [render_error(e, self.production) for e in errors]
+        if result is None and all(e.path is None for e in rendered):
+            # Read as a request error, as GraphQLApp.process_result reads it.
+            request.state.request_error = request.state.graphql_response
+            return {"errors": [e.formatted for e in rendered]}
+        return {"data": result, "errors": [e.formatted for e in rendered]}

@@ -11,8 +11,14 @@ per-request DataLoaders.
 Authorisation is unchanged: root fields call the same resolvers with the same actor,
 relations go through the same loaders (which call resolvers). Anything the plan does
 not cover (fragments on other types, directives, a response key selected twice, unlisted
-fields, subscriptions, mutations) runs on the general path, and so does any request whose
-plan raises: errors are always produced by the general path, so they are identical.
+fields, subscriptions, other mutations) runs on the general path, and so does any query
+whose plan raises: errors are always produced by the general path, so they are identical.
+
+Mutations (only for the HTTP fast path; Strawberry's execution runs them otherwise): a
+plan holds one root field of MUTATION_ROOTS, whose payload selects leaves and plain
+objects only. It runs the same function as the schema's resolver, once: it cannot hand
+over to the general path after its side effects, so it reports every error itself,
+located and nulled as graphql-core reports it.
 """
 
 import asyncio
@@ -40,10 +46,12 @@ from graphql import (
     OperationType,
     SelectionSetNode,
     get_operation_ast,
+    located_error,
     specified_rules,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.pyutils import Undefined, inspect
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.operation import get_first_operation
 
@@ -54,7 +62,7 @@ from agentplane.resolvers import agents as agent_resolvers
 from agentplane.resolvers import json_pages
 from agentplane.resolvers import tasks as task_resolvers
 from agentplane.resolvers.pagination import encode_cursor
-from agentplane.schema import cost, query
+from agentplane.schema import cost, mutation, query
 from agentplane.schema.hardening import MAX_TOKENS, parse_cached, validate_cached
 from agentplane.schema.types import Connection
 
@@ -109,6 +117,13 @@ async def _models(context: Any, args: dict[str, Any]) -> Any:
     return query.model_infos(_context_actor(context), args["enabledOnly"])
 
 
+async def _submit_task(context: Any, args: dict[str, Any]) -> Any:
+    given = args["input"]
+    return await mutation.submit_task_payload(
+        context, given["agentId"], given["query"], given.get("metadata")
+    )
+
+
 RootResolver = Callable[[Any, dict[str, Any]], Awaitable[Any]]
 # Root fields the plan may start from: the same resolvers the schema's fields call.
 ROOTS: dict[str, RootResolver] = {
@@ -118,6 +133,7 @@ ROOTS: dict[str, RootResolver] = {
     "agent": _agent,
     "models": _models,
 }
+MUTATION_ROOTS: dict[str, RootResolver] = {"submitTask": _submit_task}
 # Relations resolved by async field resolvers: (parent type, field) -> (loader, key attribute).
 RELATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("Task", "agent"): ("agent_loader", "agent_id"),
@@ -128,12 +144,15 @@ RELATIONS: dict[tuple[str, str], tuple[str, str]] = {
 @dataclass
 class FieldPlan:
     key: str
+    node: FieldNode
+    parent: str  # the object type's name
     get: Callable[[Any], Any] | None = None  # parent object -> value
     serialize: Callable[[Any], Any] | None = None  # leaves
     non_null: bool = False
     is_list: bool = False
     item_non_null: bool = False
     children: list["FieldPlan"] | None = None  # objects
+    object_type: GraphQLObjectType | None = None  # objects
     relation: tuple[str, str] | None = None  # (loader, key attribute)
     typename: str | None = None
 
@@ -149,12 +168,14 @@ class RootPlan:
     item_non_null: bool
     children: list[FieldPlan] = field(default_factory=list)
     sql: "SqlConnection | None" = None  # PostgreSQL renders it (json_pages)
+    object_type: GraphQLObjectType | None = None
 
 
 @dataclass
 class Plan:
     operation: OperationDefinitionNode
     roots: list[RootPlan]
+    mutation: bool = False
 
 
 def _unwrap(gql_type: Any) -> tuple[Any, bool, bool, bool]:
@@ -212,14 +233,17 @@ def _flatten(
 
 
 def _compile_object(
-    parent: GraphQLObjectType, selection_set: SelectionSetNode, fragments: Fragments
+    parent: GraphQLObjectType,
+    selection_set: SelectionSetNode,
+    fragments: Fragments,
+    strict: bool = False,  # a mutation's payload: leaves and plain objects only
 ) -> list[FieldPlan]:
     plans = []
     for node in _fields(selection_set, parent.name, fragments):
         name = node.name.value
         key = (node.alias or node.name).value
         if name == "__typename":
-            plans.append(FieldPlan(key=key, typename=parent.name))
+            plans.append(FieldPlan(key=key, node=node, parent=parent.name, typename=parent.name))
             continue
         if name.startswith("__"):
             raise NotCompilable("introspection")
@@ -229,7 +253,16 @@ def _compile_object(
         named, non_null, is_list, item_non_null = _unwrap(field_def.type)
         definition = (field_def.extensions or {}).get(BACKREF)
         resolver = getattr(definition, "base_resolver", None)
-        plan = FieldPlan(key=key, non_null=non_null, is_list=is_list, item_non_null=item_non_null)
+        plan = FieldPlan(
+            key=key,
+            node=node,
+            parent=parent.name,
+            non_null=non_null,
+            is_list=is_list,
+            item_non_null=item_non_null,
+        )
+        if strict and (is_list or (parent.name, name) in RELATIONS):
+            raise NotCompilable("a mutation's payload selects leaves and plain objects")
         if (parent.name, name) in RELATIONS:
             if node.arguments or is_list:
                 raise NotCompilable("relation with arguments")
@@ -249,7 +282,8 @@ def _compile_object(
                 raise NotCompilable("selection on a leaf")
             plan.serialize = named.serialize
         elif isinstance(named, GraphQLObjectType) and node.selection_set is not None:
-            plan.children = _compile_object(named, node.selection_set, fragments)
+            plan.children = _compile_object(named, node.selection_set, fragments, strict)
+            plan.object_type = named
         else:
             raise NotCompilable(f"abstract type at {parent.name}.{name}")
         plans.append(plan)
@@ -403,16 +437,24 @@ def _render_connection(plan: SqlConnection, page: json_pages.JsonPage) -> dict[s
 
 
 def _compile(
-    schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: Fragments
+    schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: Fragments, mutations: bool
 ) -> Plan:
-    if operation.operation != OperationType.QUERY or operation.directives:
-        raise NotCompilable("queries only")
-    root_type = schema.query_type
+    if operation.directives:
+        raise NotCompilable("directives on the operation")
+    is_mutation = operation.operation == OperationType.MUTATION
+    if is_mutation and mutations:
+        root_type, resolvers = schema.mutation_type, MUTATION_ROOTS
+        if len(operation.selection_set.selections) != 1:
+            raise NotCompilable("one mutation at a time")
+    elif operation.operation == OperationType.QUERY:
+        root_type, resolvers = schema.query_type, ROOTS
+    else:
+        raise NotCompilable("queries, and mutations on the fast path")
     assert root_type is not None
     roots = []
     for node in _fields(operation.selection_set, root_type.name, fragments):
         name = node.name.value
-        resolve = ROOTS.get(name)
+        resolve = resolvers.get(name)
         field_def = root_type.fields.get(name)
         if resolve is None or field_def is None or node.selection_set is None:
             raise NotCompilable(f"root field {name}")
@@ -428,16 +470,20 @@ def _compile(
                 non_null=non_null,
                 is_list=is_list,
                 item_non_null=item_non_null,
-                children=_compile_object(named, node.selection_set, fragments),
-                sql=_sql_connection(name, named, node, fragments),
+                children=_compile_object(named, node.selection_set, fragments, is_mutation),
+                object_type=named,
+                sql=None if is_mutation else _sql_connection(name, named, node, fragments),
             )
         )
-    return Plan(operation=operation, roots=roots)
+    return Plan(operation=operation, roots=roots, mutation=is_mutation)
 
 
 @functools.lru_cache(maxsize=512)
 def plan_for(
-    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    mutations: bool = False,  # the HTTP fast path's: execute_mutation runs them
 ) -> Plan | None:
     operation = get_operation_ast(document, operation_name)
     if operation is None:
@@ -446,7 +492,7 @@ def plan_for(
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     try:
-        return _compile(schema, operation, fragments)
+        return _compile(schema, operation, fragments, mutations)
     except NotCompilable:
         return None
 
@@ -458,7 +504,7 @@ class ReadyPlan:
     plan: Plan
     operation_name: str | None  # as Strawberry names it: given, else the first operation's
     fragments: Fragments
-    # Without variables, the cost and its errors are the document's: estimated once.
+    # When no variable sizes a list, the cost and its errors are the document's: estimated once.
     fixed_cost: tuple[cost.QueryCost, list[GraphQLError]] | None
 
 
@@ -478,17 +524,13 @@ def ready_plan(
     if operation_name is None:  # Strawberry's ExecutionContext.operation_name
         first = get_first_operation(document)
         operation_name = first.name.value if first is not None and first.name else None
-    plan = plan_for(schema, document, operation_name)
+    plan = plan_for(schema, document, operation_name, True)
     if plan is None:
         return None
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    fixed_cost = (
-        None
-        if plan.operation.variable_definitions
-        else cost.estimate(schema, plan.operation, fragments, None)
-    )
+    fixed_cost = cost.fixed_estimate(schema, plan.operation, fragments)
     return ReadyPlan(plan, operation_name, fragments, fixed_cost)
 
 
@@ -633,6 +675,99 @@ async def execute_plan(
         )
         data[root.key] = [None if v is None else next(completed) for v in value]
     return data, errors
+
+
+class _Nulled(Exception):
+    """A non-null field completed to null: its parent is null too (the error is recorded)."""
+
+
+def _field_error(
+    exc: Exception, plan: FieldPlan, path: list[str | int], errors: list[GraphQLError]
+) -> None:
+    """graphql-core's handling of an error in a field: located, recorded once, and the
+    null carried up to the nearest nullable field (raised on while non-null)."""
+    errors.append(located_error(exc, [plan.node], path))
+    if plan.non_null:
+        raise _Nulled
+
+
+def _complete_strict(
+    plans: list[FieldPlan], obj: Any, path: list[str | int], errors: list[GraphQLError]
+) -> dict[str, Any]:
+    """One object of a mutation's payload, completed as graphql-core completes it."""
+    row: dict[str, Any] = {}
+    for plan in plans:
+        key = plan.key
+        if plan.typename is not None:
+            row[key] = plan.typename
+            continue
+        here = [*path, key]
+        try:
+            assert plan.get is not None
+            value = plan.get(obj)
+            if value is None:
+                if plan.non_null:
+                    name = f"{plan.parent}.{plan.node.name.value}"
+                    raise TypeError(f"Cannot return null for non-nullable field {name}.")
+                row[key] = None
+            elif plan.serialize is not None:
+                row[key] = _serialized(plan.serialize, value)
+            else:
+                assert plan.children is not None and plan.object_type is not None
+                _check_type(plan.object_type, value, plan.node)
+                try:
+                    row[key] = _complete_strict(plan.children, value, here, errors)
+                except _Nulled:
+                    if plan.non_null:
+                        raise
+                    row[key] = None
+        except _Nulled:
+            raise
+        except Exception as exc:
+            _field_error(exc, plan, here, errors)
+            row[key] = None
+    return row
+
+
+def _check_type(object_type: GraphQLObjectType, value: Any, node: FieldNode) -> None:
+    """graphql-core's check of an object's runtime type (our types' `is_type_of`)."""
+    if object_type.is_type_of is not None and not object_type.is_type_of(value, None):  # type: ignore[arg-type]
+        message = f"Expected value of type '{object_type.name}' but got: {inspect(value)}."
+        raise GraphQLError(message, [node])
+
+
+def _serialized(serialize: Callable[[Any], Any], value: Any) -> Any:
+    serialized = serialize(value)
+    if serialized is None or serialized is Undefined:
+        raise TypeError(f"{inspect(value)} serialized to {inspect(serialized)}")  # masked
+    return serialized
+
+
+async def execute_mutation(
+    schema: GraphQLSchema, plan: Plan, context: Any, coerced: VariableValues
+) -> tuple[dict[str, Any] | None, list[GraphQLError]]:
+    """Run a mutation's plan (its one root field): (data, errors), every error included.
+    Never raises but for cancellation: the mutation has run and cannot be run again."""
+    [root] = plan.roots
+    errors: list[GraphQLError] = []
+    data: dict[str, Any] | None = None
+    try:
+        args = get_argument_values(root.field_def, root.node, coerced)
+        value = await root.resolve(context, args)
+        if value is not None:
+            assert root.object_type is not None
+            _check_type(root.object_type, value, root.node)
+            data = _complete_strict(root.children, value, [root.key], errors)
+        elif root.non_null:
+            name = f"{schema.mutation_type}.{root.node.name.value}"
+            raise TypeError(f"Cannot return null for non-nullable field {name}.")
+    except _Nulled:
+        pass
+    except Exception as exc:
+        errors.append(located_error(exc, [root.node], [root.key]))
+    if data is None and root.non_null:
+        return None, errors
+    return {root.key: data}, errors
 
 
 class CompiledQueries(SchemaExtension):

@@ -117,6 +117,7 @@ class _Walker:
         self.nodes = 0
         self.requests = 0
         self.errors: list[GraphQLError] = []
+        self.read_variables = False  # a variable sized a list
 
     def fields(
         self, parent: Any, selection_set: SelectionSetNode, seen: frozenset[str]
@@ -162,6 +163,7 @@ class _Walker:
         for argument in node.arguments or ():
             if argument.name.value == "first":
                 if isinstance(argument.value, VariableNode):
+                    self.read_variables = True
                     return self.variables.get(argument.value.name.value)
                 value = value_from_ast(argument.value, GraphQLInt)
                 return None if value is Undefined else value
@@ -212,13 +214,34 @@ def estimate(
     variables: Mapping[str, Any] | None,
 ) -> tuple[QueryCost, list[GraphQLError]]:
     """The operation's cost and node count, and any pagination or node-limit errors."""
-    root = schema.get_root_type(operation.operation)
     # Variables as execution will see them (defaults applied); if they do not coerce,
     # execution reports that, and the raw values are the best estimate meanwhile.
     coerced = get_variable_values(
         schema, operation.variable_definitions or (), dict(variables or {})
     )
     values = variables or {} if isinstance(coerced, list) else coerced.coerced
+    cost, errors, _ = _estimate(schema, operation, fragments, values)
+    return cost, errors
+
+
+def fixed_estimate(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+) -> tuple[QueryCost, list[GraphQLError]] | None:
+    """`estimate`'s answer for every request of this operation, when no variable sizes a
+    list in it; None when the variables make the cost."""
+    cost, errors, read_variables = _estimate(schema, operation, fragments, {})
+    return None if read_variables else (cost, errors)
+
+
+def _estimate(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    values: Mapping[str, Any],
+) -> tuple[QueryCost, list[GraphQLError], bool]:
+    root = schema.get_root_type(operation.operation)
     walker = _Walker(schema, fragments, values)
     if root is not None:
         walker.walk(root, operation.selection_set, 1, frozenset())
@@ -239,4 +262,4 @@ def estimate(
                 ),
             )
         ]
-    return cost, errors
+    return cost, errors, walker.read_variables

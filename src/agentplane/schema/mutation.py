@@ -115,6 +115,19 @@ class SubmitTaskPayload:
     task: Task
 
 
+async def submit_task_payload(
+    context: Context, agent_id: str, query: str, metadata: object
+) -> SubmitTaskPayload:
+    """`submitTask`'s answer, also given by its compiled plan (schema/compiled.py)."""
+    task = await tasks.submit_task(
+        context.actor,
+        agent_id=agent_id,
+        query=query,
+        metadata=metadata,  # type: ignore[arg-type]  # checked in the resolver
+    )
+    return SubmitTaskPayload(task=task)  # type: ignore[arg-type]
+
+
 @strawberry.input(description="Names a task for cancelTask, pauseTask, resumeTask, retryTask.")
 class TaskControlInput:
     id: strawberry.ID
@@ -224,13 +237,7 @@ class Mutation(
     async def submit_task(
         self, info: Info[Context, None], input: SubmitTaskInput
     ) -> SubmitTaskPayload:
-        task = await tasks.submit_task(
-            info.context.actor,
-            agent_id=input.agent_id,
-            query=input.query,
-            metadata=input.metadata,  # type: ignore[arg-type]  # checked in the resolver
-        )
-        return SubmitTaskPayload(task=task)  # type: ignore[arg-type]
+        return await submit_task_payload(info.context, input.agent_id, input.query, input.metadata)
 
     @strawberry.mutation(description="Cancel a task; a running model call stops within a second.")
     async def cancel_task(
