@@ -249,7 +249,7 @@ async def test_task_events_over_sse_render_once_and_match_the_stock_stream(
     readers = [asyncio.create_task(read_all(task_events())) for _ in range(3)]
     stock = asyncio.create_task(read_all(task_events(stock=True)))
     socket_reader = asyncio.create_task(read_ws())
-    await members(task.id, 4, lambda: feeds._feeds)
+    await members(task.id, 5, lambda: feeds._feeds)  # the stock one takes steps from it too
     # when the task runs
     worker = Worker(settings)
     await worker.start()

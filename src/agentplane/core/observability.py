@@ -49,6 +49,16 @@ QUEUE_DEPTH = Gauge("agentplane_queue_depth", "Tasks waiting in the queue (at sc
 # Leak watch: both return to their baseline when subscribers come and go (bench/fanout.py).
 ASYNCIO_TASKS = Gauge("agentplane_asyncio_tasks", "asyncio tasks alive in this process")
 BROKER_CHANNELS = Gauge("agentplane_broker_channels", "Channels this process subscribes to")
+BROKER_SUBSCRIPTIONS = Gauge(
+    "agentplane_broker_subscriptions",
+    "Subscriptions to broker channels held in this process (one per live feed, not per "
+    "subscriber; plus listeners such as the worker's and revocations')",
+)
+LIVE_FEEDS = Gauge("agentplane_live_feeds", "Live feeds in this process (subscriptions/feeds.py)")
+LIVE_FEED_MEMBERS = Gauge(
+    "agentplane_live_feed_members",
+    "Subscribers served by this process's live feeds: websocket operations, event streams",
+)
 TASKS_FINISHED = Counter("agentplane_tasks_finished_total", "Tasks that ended", ["outcome"])
 TASK_DURATION = Histogram(
     "agentplane_task_duration_seconds",

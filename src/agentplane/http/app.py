@@ -29,6 +29,7 @@ from agentplane.runtime import maintenance
 from agentplane.runtime.worker import Worker
 from agentplane.schema import cost
 from agentplane.subscriptions.broker import make_broker, set_broker
+from agentplane.subscriptions.live_sockets import ConnectionSlots
 
 log = logging.getLogger("agentplane")
 
@@ -84,7 +85,9 @@ def create_app(
             await db.close()
 
     buckets = Buckets(settings.rate_limit_per_min, settings.redis_url)
-    graphql = GraphQLApp(settings, buckets)
+    # Long-lived connections per credential: websockets, GraphQL and REST event streams.
+    slots = ConnectionSlots()
+    graphql = GraphQLApp(settings, buckets, slots)
     routes = [
         Route("/readyz", readyz),
         Route("/", lambda request: RedirectResponse("/ui/"), methods=["GET"]),
@@ -107,6 +110,7 @@ def create_app(
         exception_handlers=rest_exception_handlers,
     )
     app.state.settings = settings
+    app.state.connection_slots = slots  # REST event streams take theirs (rest_compat)
     throttle.configure(settings.redis_url)
     cost.set_charger(charge_query)  # a GraphQL query's cost comes out of the caller's bucket
     return app

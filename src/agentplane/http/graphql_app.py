@@ -32,7 +32,7 @@ from agentplane.core.observability import error_extensions
 from agentplane.http.accept import GRAPHQL_RESPONSE_JSON, wants_graphql_response_json
 from agentplane.http.csrf import graphql_needs_csrf
 from agentplane.http.fast_path import FAST_PATH_AUTH, FastPath
-from agentplane.http.middleware import Buckets, actor_key, current_bucket
+from agentplane.http.middleware import Buckets, current_bucket
 from agentplane.http.sse import EVENT_STREAM, LiveEventStream
 from agentplane.http.ws_limits import SocketLimits, SocketRefused, socket_bucket, take_operation
 from agentplane.resolvers.auth import (
@@ -40,10 +40,12 @@ from agentplane.resolvers.auth import (
     authenticate,
     authenticate_request,
     bearer_from_header,
+    credential_key,
 )
 from agentplane.schema import build_schema, live
 from agentplane.schema.context import Context
 from agentplane.subscriptions import live_sockets
+from agentplane.subscriptions.live_sockets import ConnectionSlots
 
 # Our GraphiQL page: the stock one does not send the Headers tab over websockets.
 GRAPHIQL_HTML = (Path(__file__).parents[1] / "static" / "graphiql.html").read_text()
@@ -140,7 +142,7 @@ class GraphQLApp(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, settings: Settings, buckets: Buckets) -> None:
+    def __init__(self, settings: Settings, buckets: Buckets, slots: ConnectionSlots) -> None:
         # Batches stay off (the schema has no batching config). Multipart (the GraphQL
         # multipart request spec, for `Upload`) is a shape a cross-site form can send, so
         # it is read only from a bearer caller or one echoing its session's CSRF token
@@ -162,7 +164,7 @@ class GraphQLApp(GraphQL[Context, None]):
             multipart_uploads_enabled=True,
         )
         self.settings = settings
-        self.socket_limits = SocketLimits(buckets)
+        self.socket_limits = SocketLimits(buckets, slots)
         # None: every request takes Strawberry's view (tests compare both paths)
         self.fast_path: FastPath | None = FastPath(self.schema, settings)
 
@@ -234,9 +236,10 @@ class GraphQLApp(GraphQL[Context, None]):
         if headers.get("Content-Type") != EVENT_STREAM:
             return await super().create_streaming_response(request, stream, sub_response, headers)
         # A stream holds a connection as long as a websocket does: the same per-credential cap.
-        slot = actor_key(request.scope)
-        if not self.socket_limits.hold(slot):
-            limit = self.socket_limits.max_sockets
+        slots = self.socket_limits.slots
+        slot = credential_key(request.scope)
+        if not slots.hold(slot):
+            limit = slots.limit
             message = f"Too many open streams and websockets for this credential (at most {limit})"
             extensions = {"code": "RATE_LIMITED", **error_extensions()}
             return JSONResponse(
@@ -247,7 +250,7 @@ class GraphQLApp(GraphQL[Context, None]):
             actor=request.state.graphql_context._actor,
             headers={**sub_response.headers, **headers},
             status_code=sub_response.status_code or 200,
-            on_end=lambda: self.socket_limits.drop(slot),
+            on_end=lambda: slots.drop(slot),
         )
 
     def encode_json(self, data: object) -> str:

@@ -6,7 +6,6 @@ when Redis is configured: the `limits` library keeps the counters.
 """
 
 import contextvars
-import hashlib
 import logging
 import math
 import time
@@ -21,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentplane.core.errors import RateLimited
 from agentplane.core.throttle import make_storage
-from agentplane.resolvers.auth import KODA_SESSION_COOKIE, SESSION_COOKIE, Actor
+from agentplane.resolvers.auth import Actor, credential_key
 from agentplane.schema.cost import QueryCost, RateLimitStatus
 
 log = logging.getLogger(__name__)
@@ -64,39 +63,6 @@ precharged: contextvars.ContextVar[RateLimitStatus | None] = contextvars.Context
 LIMITED_PREFIXES = ("/graphql", "/api/", "/v1/")
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers") or ():
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def _cookie(scope: Scope, name: str) -> str | None:
-    raw = _header(scope, b"cookie")
-    if not raw:
-        return None
-    for part in raw.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name:
-            return value
-    return None
-
-
-def actor_key(scope: Scope, credential: str | None = None) -> str:
-    """The bucket: a hash of the credential (never the credential itself); `credential`
-    when it came another way (a websocket's `connection_init`)."""
-    credential = (
-        credential
-        or _header(scope, b"authorization")
-        or _cookie(scope, SESSION_COOKIE)
-        or _cookie(scope, KODA_SESSION_COOKIE)
-    )
-    if credential:
-        return "c:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
-    client = scope.get("client")
-    return "ip:" + (client[0] if client else "unknown")
-
-
 class Buckets:
     """The per-caller buckets, one window per minute: HTTP requests, websocket
     connections and websocket operations all take from the same one."""
@@ -129,7 +95,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)  # websockets: counted in http.ws_limits
             return
         try:
-            bucket, allowed = await self.buckets.take(actor_key(scope))
+            bucket, allowed = await self.buckets.take(credential_key(scope))
         except Exception:  # the limiter's store is down: serve rather than refuse everyone
             log.exception("rate limiter unavailable; not limiting")
             await self.app(scope, receive, send)

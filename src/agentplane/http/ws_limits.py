@@ -1,24 +1,26 @@
 """Websocket limits: each connection and each operation started on it takes one from the
 caller's rate-limit bucket (the one its HTTP requests take from, keyed by the same
 credential), and a credential holds at most MAX_SOCKETS_PER_CREDENTIAL open sockets in
-one API process, GraphQL-over-SSE streams included. Refusals close with their own codes
-(README, *Limits*); a stream over the cap answers 429 `RATE_LIMITED`."""
+one API process, GraphQL and REST event streams included (`live_sockets.ConnectionSlots`,
+shared by the app's routes). Refusals close with their own codes (README, *Limits*); a
+stream over the cap answers 429 `RATE_LIMITED`."""
 
 import logging
-from collections import Counter
 from typing import Any
 
 from starlette.types import Scope
 from starlette.websockets import WebSocket
 
-from agentplane.http.middleware import Bucket, Buckets, actor_key, seconds_to_reset
+from agentplane.http.middleware import Bucket, Buckets, seconds_to_reset
+from agentplane.resolvers.auth import credential_key
+from agentplane.subscriptions.live_sockets import MAX_PER_CREDENTIAL, ConnectionSlots
 
 log = logging.getLogger(__name__)
 
 # Private-use codes (4000-4999), outside graphql-transport-ws's own 4400-4499.
 CLOSE_RATE_LIMITED = 4290
 CLOSE_TOO_MANY_SOCKETS = 4291
-MAX_SOCKETS_PER_CREDENTIAL = 10
+MAX_SOCKETS_PER_CREDENTIAL = MAX_PER_CREDENTIAL
 
 
 class SocketRefused(Exception):
@@ -28,14 +30,13 @@ class SocketRefused(Exception):
 
 
 class SocketLimits:
-    def __init__(self, buckets: Buckets, max_sockets: int = MAX_SOCKETS_PER_CREDENTIAL) -> None:
+    def __init__(self, buckets: Buckets, slots: ConnectionSlots) -> None:
         self.buckets = buckets
-        self.max_sockets = max_sockets
-        self.open: Counter[str] = Counter()
+        self.slots = slots
 
     async def admit(self, websocket: WebSocket, credential: str | None) -> None:
         """On `connection_init`: take one from the bucket and a socket slot, or refuse."""
-        key = actor_key(websocket.scope, credential)
+        key = credential_key(websocket.scope, credential)
         try:
             bucket, allowed = await self.buckets.take(key)
         except Exception:  # the counter store is down: serve rather than refuse everyone
@@ -45,31 +46,19 @@ class SocketLimits:
             raise SocketRefused(
                 CLOSE_RATE_LIMITED, f"Rate limit exceeded: retry in {seconds_to_reset(bucket)}s"
             )
-        if not self.hold(key):
+        if not self.slots.hold(key):
             raise SocketRefused(
                 CLOSE_TOO_MANY_SOCKETS,
-                f"Too many open websockets for this credential (at most {self.max_sockets})",
+                f"Too many open websockets for this credential (at most {self.slots.limit})",
             )
         websocket.state.socket_slot = key
         websocket.state.rate_bucket = bucket
-
-    def hold(self, key: str) -> bool:
-        """A slot for one long-lived connection (a websocket, a GraphQL-over-SSE stream)."""
-        if self.open[key] >= self.max_sockets:
-            return False
-        self.open[key] += 1
-        return True
-
-    def drop(self, key: str) -> None:
-        self.open[key] -= 1
-        if self.open[key] <= 0:
-            del self.open[key]
 
     def release(self, scope: Scope) -> None:
         """When the socket is gone: give its slot back."""
         key = (scope.get("state") or {}).pop("socket_slot", None)
         if key is not None:
-            self.drop(key)
+            self.slots.drop(key)
 
 
 def socket_bucket(websocket: Any) -> Bucket | None:

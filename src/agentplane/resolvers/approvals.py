@@ -6,7 +6,8 @@ expiry whose policy says so) and an audit record that is also a step of the task
 events are published after the commit.
 """
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,8 +39,9 @@ from agentplane.resolvers.permissions import (
     require,
 )
 from agentplane.resolvers.traces import Written
-from agentplane.subscriptions import events
+from agentplane.subscriptions import events, feeds
 from agentplane.subscriptions.broker import get_broker
+from agentplane.subscriptions.feeds import Sink
 
 MAX_REASON = 2000
 WAITING = TaskStatus.WAITING_FOR_APPROVAL
@@ -374,19 +376,27 @@ async def load_tasks(actor: Actor | None, ids: list[str]) -> list[Task | None]:
 
 
 async def approval_updates(
-    actor: Actor | None, task_id: str | None = None
-) -> AsyncIterator[ApprovalRequest]:
+    actor: Actor | None, task_id: str | None = None, sink: Sink | None = None
+) -> AsyncGenerator[ApprovalRequest, None]:
     """Requests of the caller's tenant (every tenant's for platform callers) as they are
-    opened and decided, optionally of one task only."""
+    opened and decided, optionally of one task only: written to `sink` (a socket) by the
+    approvals feed while it renders them, the others yielded."""
     actor = require(actor, Perm.TASK_READ)
     if task_id is not None:
         task_id = (await get_owned(actor, Task, task_id, "Task")).id
-    async with get_broker().subscribe(events.APPROVALS_CHANNEL) as sub:
-        async for message in sub:
-            if not (is_platform(actor) or message.get("tenant_id") == actor.tenant_id):
-                continue
-            if task_id is None or message.get("task_id") == task_id:
-                yield events.approval_from_event(message)
+    tenant_id = None if is_platform(actor) else actor.tenant_id
+
+    def concerns(message: dict[str, Any]) -> bool:
+        return (tenant_id is None or message.get("tenant_id") == tenant_id) and (
+            task_id is None or message.get("task_id") == task_id
+        )
+
+    updates = feeds.follow_channel(
+        events.APPROVALS_CHANNEL, events.approval_from_event, concerns, sink
+    )
+    async with contextlib.aclosing(updates):  # leaves the feed when the caller does
+        async for request in updates:
+            yield request
 
 
 def _check_arguments(request: ApprovalRequest, arguments: Any) -> None:

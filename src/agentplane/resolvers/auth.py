@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tortoise.expressions import Q
 
@@ -53,6 +54,40 @@ def bearer_from_header(value: str | None) -> str | None:
     if scheme.lower() != "bearer" or not credentials.strip():
         raise Unauthenticated("Authorization header must be 'Bearer <token>'")
     return credentials.strip()
+
+
+def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _cookie(scope: Mapping[str, Any], name: str) -> str | None:
+    raw = _header(scope, b"cookie")
+    if not raw:
+        return None
+    for part in raw.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def credential_key(scope: Mapping[str, Any], credential: str | None = None) -> str:
+    """What limits count by, from an ASGI scope: a hash of the credential (never the
+    credential itself), `credential` when it came another way (a websocket's
+    `connection_init`); the client's address for anonymous callers."""
+    credential = (
+        credential
+        or _header(scope, b"authorization")
+        or _cookie(scope, SESSION_COOKIE)
+        or _cookie(scope, KODA_SESSION_COOKIE)
+    )
+    if credential:
+        return "c:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
+    client = scope.get("client")
+    return "ip:" + (client[0] if client else "unknown")
 
 
 async def authenticate(plaintext: str | None, admin_token: str | None) -> Actor | None:

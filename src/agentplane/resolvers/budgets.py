@@ -9,8 +9,9 @@ A refused reservation pauses the run with reason `budget`.
 """
 
 import asyncio
+import contextlib
 import math
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -49,7 +50,9 @@ from agentplane.resolvers.permissions import (
 from agentplane.runtime.catalog import ModelInfo
 from agentplane.runtime.control import RunPaused
 from agentplane.runtime.providers.base import CompletionRequest, count_tokens
+from agentplane.subscriptions import feeds
 from agentplane.subscriptions.broker import get_broker
+from agentplane.subscriptions.feeds import Sink
 
 ALERT_CHANNEL = "agentplane:budget-alerts"
 WARNING_PERCENT = 80
@@ -590,13 +593,25 @@ async def settle_call(hold: Hold, actual: Decimal) -> None:
 # ---------------------------------------------------------------- alerts and usage
 
 
-async def budget_alerts(actor: Actor | None) -> AsyncIterator[dict[str, Any]]:
-    """Threshold crossings the caller may see, as they happen (one per level and window)."""
+async def budget_alerts(
+    actor: Actor | None, sink: Sink | None = None
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Threshold crossings the caller may see, as they happen (one per level and window):
+    written to `sink` by the alerts feed while it renders them, the others yielded."""
     actor = require(actor, Perm.BUDGET_READ)
-    async with get_broker().subscribe(ALERT_CHANNEL) as sub:
-        async for message in sub:
-            if is_platform(actor) or message.get("tenant_id") == actor.tenant_id:
-                yield message
+    tenant_id = None if is_platform(actor) else actor.tenant_id
+
+    def concerns(message: dict[str, Any]) -> bool:
+        return tenant_id is None or message.get("tenant_id") == tenant_id
+
+    alerts = feeds.follow_channel(ALERT_CHANNEL, _as_sent, concerns, sink)
+    async with contextlib.aclosing(alerts):  # leaves the feed when the caller does
+        async for message in alerts:
+            yield message
+
+
+def _as_sent(message: dict[str, Any]) -> dict[str, Any]:
+    return message
 
 
 async def list_usage(

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,9 @@ from agentplane.models import Chunk, Document, DocumentStatus
 from agentplane.retrieval import ingest
 from agentplane.retrieval.embedders import get_embedder, to_blob
 from agentplane.retrieval.vectors import vector_index
+from agentplane.subscriptions import feeds
 from agentplane.subscriptions.broker import get_broker
+from agentplane.subscriptions.feeds import Sink
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +245,15 @@ def from_event(data: dict[str, Any]) -> Document:
     )
 
 
-async def updates(tenant_id: str | None, knowledge_base_id: str) -> AsyncIterator[Document]:
-    """Documents of one (already tenant-checked) base as their status or progress changes."""
-    async with get_broker().subscribe(CHANNEL) as sub:
-        async for message in sub:
-            if message.get("knowledge_base_id") != knowledge_base_id:
-                continue
-            if tenant_id is None or message.get("tenant_id") == tenant_id:
-                yield from_event(message)
+def updates(
+    tenant_id: str | None, knowledge_base_id: str, sink: Sink | None = None
+) -> AsyncGenerator[Document, None]:
+    """Documents of one (already tenant-checked) base as their status or progress changes:
+    written to `sink` by the documents feed while it renders them, the others yielded."""
+
+    def concerns(message: dict[str, Any]) -> bool:
+        return message.get("knowledge_base_id") == knowledge_base_id and (
+            tenant_id is None or message.get("tenant_id") == tenant_id
+        )
+
+    return feeds.follow_channel(CHANNEL, from_event, concerns, sink)

@@ -1,9 +1,10 @@
 """Knowledge bases and documents: tenant filter, permissions, ingest, retrieval."""
 
+import contextlib
 import ipaddress
 import mimetypes
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from urllib.parse import urlsplit
 
 import httpx
@@ -30,6 +31,7 @@ from agentplane.retrieval import ingest
 from agentplane.retrieval import knowledge as retrieval
 from agentplane.retrieval.fusion import Hit
 from agentplane.retrieval.vectors import vector_index
+from agentplane.subscriptions.feeds import Sink
 
 ALIASES = {"text": "text/plain", "markdown": "text/markdown", "html": "text/html"}
 FETCH_TIMEOUT_S = 10.0
@@ -303,8 +305,13 @@ async def retrieve(
     return await retrieval.retrieve([kb.id for kb in kbs], query, first)
 
 
-async def document_updates(actor: Actor | None, knowledge_base_id: str) -> AsyncIterator[Document]:
-    """Documents of one base as they are accepted, index (progress) and turn ready/failed."""
+async def document_updates(
+    actor: Actor | None, knowledge_base_id: str, sink: Sink | None = None
+) -> AsyncGenerator[Document, None]:
+    """Documents of one base as they are accepted, index (progress) and turn ready/failed:
+    written to `sink` while it renders them, the others yielded."""
     kb = await get_knowledge_base(actor, knowledge_base_id)
-    async for doc in indexing.updates(kb.tenant_id, kb.id):
-        yield doc
+    updates = indexing.updates(kb.tenant_id, kb.id, sink)
+    async with contextlib.aclosing(updates):  # leaves the feed when the caller does
+        async for doc in updates:
+            yield doc

@@ -16,6 +16,7 @@ from agentplane.core.errors import Forbidden
 from agentplane.models import Task, TaskStatus, Tenant, TenantPhase
 from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, is_platform, require
+from agentplane.subscriptions import feeds
 from agentplane.subscriptions.broker import get_broker
 
 # psutil measures CPU between two calls: this first one starts the interval.
@@ -61,6 +62,9 @@ async def prometheus_text() -> bytes:
     """This process's metrics in Prometheus text format, with the gauges read at scrape time."""
     obs.ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
     obs.BROKER_CHANNELS.set(get_broker().local_channels())
+    obs.BROKER_SUBSCRIPTIONS.set(get_broker().local_subscriptions())
+    obs.LIVE_FEEDS.set(feeds.live_feeds())
+    obs.LIVE_FEED_MEMBERS.set(feeds.live_members())
     try:
         obs.QUEUE_DEPTH.set(await Task.filter(status=TaskStatus.QUEUED).count())
     except Exception:  # the database is down: the rest of the metrics still matter

@@ -51,6 +51,7 @@ STATUS = {
     "EGRESS_REFUSED": 400,
     "APPROVAL_REQUIRED": 409,  # a synchronous run waits for a human's decision
     "FETCH_FAILED": 502,
+    "SLOW_CONSUMER": 429,  # (in an event stream's `error` event) resume from the last id
 }
 
 
@@ -93,8 +94,13 @@ def obj(properties: JSON, required: tuple[str, ...] | list[str] = (), **extra: A
     return schema
 
 
-def sse_schema(data: JSON, events: tuple[str, ...] = (), with_id: bool = False) -> JSON:
-    """One Server-Sent Event: `data` carries JSON text (described by `contentSchema`)."""
+def sse_schema(
+    data: JSON, events: tuple[str, ...] = (), with_id: bool = False, error: JSON | None = None
+) -> JSON:
+    """One Server-Sent Event: `data` carries JSON text (described by `contentSchema`).
+    `error`: the dialect's error envelope, carried by a closing `error` event (no `id`)."""
+    if error is not None:
+        data, events = {"anyOf": [data, error]}, (*events, "error")
     properties: JSON = {
         "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data}
     }
@@ -104,7 +110,8 @@ def sse_schema(data: JSON, events: tuple[str, ...] = (), with_id: bool = False) 
         required.append("event")
     if with_id:
         properties["id"] = {"type": "string", "pattern": "^[0-9]+$"}
-        required.append("id")
+        if error is None:
+            required.append("id")
     return obj(properties, required=required)
 
 
@@ -431,6 +438,11 @@ def sse_event(
     return ServerSentEvent(
         data=orjson.dumps(data).decode(), event=event, id=None if id is None else str(id)
     )
+
+
+def sse_text(event: ServerSentEvent) -> str:
+    """The event as written to an event stream."""
+    return event.encode().decode()
 
 
 def last_event_id(request: Request, query_value: int | None) -> int | None:

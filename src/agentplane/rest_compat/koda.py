@@ -6,15 +6,16 @@ that identifier is the agent's `name` within the caller's tenant, and agentplane
 own `agt_…` ID is accepted wherever an agent is addressed.
 """
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections import OrderedDict
+from collections.abc import Hashable
 
-from sse_starlette.sse import ServerSentEvent
 from starlette.responses import Response
 
-from agentplane.core.errors import CsrfRejected, DomainError
+from agentplane.core.errors import CsrfRejected, DomainError, SlowConsumer
 from agentplane.models import Agent, AgentState, Step, Task, TaskStatus
 from agentplane.resolvers import agents, tasks, traces
-from agentplane.resolvers.auth import KODA_SESSION_COOKIE
+from agentplane.resolvers.auth import KODA_SESSION_COOKIE, Actor
 from agentplane.resolvers.health import readiness
 from agentplane.rest_compat.common import (
     BOOL,
@@ -35,10 +36,11 @@ from agentplane.rest_compat.common import (
     nullable,
     obj,
     record,
-    sse,
     sse_event,
     sse_schema,
+    sse_text,
 )
+from agentplane.rest_compat.event_stream import Writer, event_stream
 from agentplane.subscriptions import streams
 
 _CATEGORY = {
@@ -48,6 +50,7 @@ _CATEGORY = {
     "VALIDATION": "validation",
     "CONFLICT": "conflict",
     "RATE_LIMITED": "rate_limit",
+    "SLOW_CONSUMER": "rate_limit",
     "UNAVAILABLE": "availability",
     "METHOD_NOT_ALLOWED": "validation",
     "DOCUMENT_TOO_LARGE": "validation",
@@ -62,6 +65,7 @@ _USER_ACTION = {
     "VALIDATION": "Fix the request and retry.",
     "CONFLICT": "Use another identifier or update the existing object.",
     "RATE_LIMITED": "Retry with backoff.",
+    "SLOW_CONSUMER": "Reconnect with Last-Event-ID set to the last event's id.",
     "UNAVAILABLE": "Check /api/runtime/ready and retry.",
     "METHOD_NOT_ALLOWED": "Use a method the path allows (see the Allow header).",
     "DOCUMENT_TOO_LARGE": "Split the document or raise AGENTPLANE_MAX_DOCUMENT_BYTES.",
@@ -369,20 +373,62 @@ async def get_trace(call: Call) -> Response:
         "Replays persisted steps after the cursor, then streams live ones; each event's `id` "
         "is the step's `seq`, so `Last-Event-ID` (or `after_seq`) resumes without loss or "
         "duplicates. A comment heartbeat is sent every 15 s; the stream ends after the step "
-        "that makes the task terminal."
+        "that makes the task terminal. A reader that falls more than 1,000 events or 4 MiB "
+        "behind gets an `error` event (`SLOW_CONSUMER`) and the stream ends: reconnect with "
+        "`Last-Event-ID`. A revoked credential ends the stream with an `UNAUTHENTICATED` "
+        "`error` event. A credential holds at most ten streams and websockets at once (429)."
     ),
-    ok=Resp(sse_schema(STEP, ("step",), with_id=True), "A stream of `step` events", SSE),
+    ok=Resp(
+        sse_schema(STEP, ("step",), with_id=True, error=ERROR), "A stream of `step` events", SSE
+    ),
     query=(Param("after_seq", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}),),
 )
 async def task_events(call: Call) -> Response:
     after = last_event_id(call.request, call.query.get("after_seq"))
     task = await tasks.get_task(call.actor, call.path["task_id"])  # 401/404 before streaming
+    return event_stream(call, koda, lambda out: write_steps(out, call.actor, task.id, after))
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
-        async for step in streams.task_events(call.actor, task.id, after):
-            yield sse_event(step_record(step), event="step", id=step.seq)
 
-    return sse(events())
+# Each step's event, framed once per process for every stream that sends it.
+_step_frames: OrderedDict[Hashable, str] = OrderedDict()
+_MAX_FRAMES = 4096
+
+
+class StepEvents:
+    """A stream of `step` events (`id` = seq), as the task's live feed writes to it."""
+
+    def __init__(self, out: Writer) -> None:
+        self.out = out
+
+    async def payload(self, event: Hashable, step: Step) -> str:
+        frame = _step_frames.get(event)
+        if frame is None:
+            frame = sse_text(sse_event(step_record(step), event="step", id=step.seq))
+            _step_frames[event] = frame
+            if len(_step_frames) > _MAX_FRAMES:
+                _step_frames.popitem(last=False)
+        return frame
+
+    async def send(self, payload: str) -> None:
+        await self.out.send(payload)
+
+    def send_now(self, payload: str) -> bool:
+        return self.out.send_now(payload)
+
+
+async def write_steps(out: Writer, actor: Actor | None, task_id: str, after: int | None) -> None:
+    """The task's steps after `after` as `step` events, until the step that ends it."""
+    steps = streams.task_events(actor, task_id, after, StepEvents(out))
+    try:
+        async with contextlib.aclosing(steps):
+            async for _ in steps:  # every step renders here: the feed writes them all
+                pass
+    except SlowConsumer as exc:
+        last = exc.details["lastSeq"]
+        raise SlowConsumer(
+            f"The stream fell behind; reconnect with Last-Event-ID: {last} to resume",
+            lastSeq=last,
+        ) from None
 
 
 # ---------------------------------------------------------------- control plane: agents

@@ -5,10 +5,9 @@ An agent's `id` is agentplane's `agt_…` ID; an execution is a task (`tsk_…`)
 worker queues have UUIDs, as Kubiya callers expect.
 """
 
-from collections.abc import AsyncIterator
+import contextlib
 from typing import Any
 
-from sse_starlette.sse import ServerSentEvent
 from starlette.responses import Response
 
 from agentplane import __version__
@@ -39,12 +38,12 @@ from agentplane.rest_compat.common import (
     nullable,
     obj,
     record,
-    sse,
     sse_event,
     sse_schema,
+    sse_text,
 )
+from agentplane.rest_compat.event_stream import Writer, event_stream, hold_slot
 from agentplane.runtime import catalog
-from agentplane.subscriptions import streams
 
 _CODES = {
     "UNAUTHENTICATED": "UNAUTHORIZED",
@@ -53,6 +52,7 @@ _CODES = {
     "VALIDATION": "VALIDATION_ERROR",
     "CONFLICT": "CONFLICT",
     "RATE_LIMITED": "RATE_LIMIT_EXCEEDED",
+    "SLOW_CONSUMER": "SLOW_CONSUMER",
     "UNAVAILABLE": "SERVICE_UNAVAILABLE",
     "METHOD_NOT_ALLOWED": "METHOD_NOT_ALLOWED",
 }
@@ -67,6 +67,7 @@ def render_error(exc: DomainError, status: int) -> Response:
     )
 
 
+ERROR_ENVELOPE = record({"error": record({"code": STR, "message": STR, "details": OBJ})})
 kubiya = Dialect(
     name="kubiya",
     title="Kubiya",
@@ -78,7 +79,7 @@ kubiya = Dialect(
         "displayName": "display_name",
         "maxSteps": "max_steps",
     },
-    error_schema=record({"error": record({"code": STR, "message": STR, "details": OBJ})}),
+    error_schema=ERROR_ENVELOPE,
     validation_status=422,
     rate_limit_headers=True,
 )
@@ -395,12 +396,22 @@ async def execution_record(call: Call, task: Task) -> JSON:
     description=(
         "Routes the run to `worker_queue_id`. With `stream: true` the answer is a "
         "Server-Sent Events stream: one `step` event per trace step (`id` = its seq), then "
-        "a `done` event with the execution, ending when the run ends."
+        "a `done` event with the execution, ending when the run ends. A reader that falls "
+        "more than 1,000 events or 4 MiB behind gets an `error` event (`SLOW_CONSUMER`, "
+        "`details.lastSeq`) and the stream ends; so does a revoked credential "
+        "(`UNAUTHORIZED`). A credential holds at most ten streams and websockets at once."
     ),
     ok=Resp(
         SUBMITTED,
         "Execution submitted; with `stream: true`, its events",
-        alternatives=((SSE, sse_schema({"anyOf": [koda.STEP, EXECUTION]}, ("step", "done"))),),
+        alternatives=(
+            (
+                SSE,
+                sse_schema(
+                    {"anyOf": [koda.STEP, EXECUTION]}, ("step", "done"), error=ERROR_ENVELOPE
+                ),
+            ),
+        ),
     ),
     body=EXECUTE,
 )
@@ -418,9 +429,16 @@ async def execute_agent(call: Call) -> Response:
     metadata: JSON = {"worker_queue_id": str(queue.id)}
     if body.get("user_metadata"):
         metadata["user_metadata"] = body["user_metadata"]
-    task = await tasks.submit_task(
-        call.actor, agent_id=agent.id, query=body["prompt"], metadata=metadata
-    )
+    held = contextlib.AsyncExitStack()  # a stream's slot, taken before the run starts
+    if body.get("stream"):
+        hold_slot(call, held)
+    try:
+        task = await tasks.submit_task(
+            call.actor, agent_id=agent.id, query=body["prompt"], metadata=metadata
+        )
+    except BaseException:
+        await held.aclose()
+        raise
     if not body.get("stream"):
         return json(
             {
@@ -431,13 +449,12 @@ async def execute_agent(call: Call) -> Response:
             }
         )
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
-        async for step in streams.task_events(call.actor, task.id, 0):
-            yield sse_event(koda.step_record(step), event="step", id=step.seq)
+    async def produce(out: Writer) -> None:
+        await koda.write_steps(out, call.actor, task.id, 0)
         final = await tasks.get_task(call.actor, task.id)
-        yield sse_event(await execution_record(call, final), event="done")
+        await out.send(sse_text(sse_event(await execution_record(call, final), event="done")))
 
-    return sse(events())
+    return event_stream(call, kubiya, produce, held)
 
 
 @kubiya.route("GET", V1 + "/executions/{id}", summary="Get an execution", ok=Resp(EXECUTION))

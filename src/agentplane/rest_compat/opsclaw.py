@@ -6,16 +6,16 @@ dialect share one envelope. Runs are tasks (`tsk_…`); `run`, `chat` and
 `chat/completions` wait for the task to end (synchronous one-shot runs).
 """
 
+import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from sse_starlette.sse import ServerSentEvent
-from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from agentplane import __version__
@@ -44,12 +44,12 @@ from agentplane.rest_compat.common import (
     nullable,
     obj,
     record,
-    sse,
     sse_event,
+    sse_text,
 )
-from agentplane.subscriptions import events as channels
-from agentplane.subscriptions import streams
-from agentplane.subscriptions.broker import SubscriberTooSlow, Subscription, get_broker
+from agentplane.rest_compat.event_stream import Writer, event_stream, hold_slot
+from agentplane.subscriptions import feeds, streams
+from agentplane.subscriptions.feeds import Member, Outcome
 
 _TYPES = {
     "UNAUTHENTICATED": ("invalid_api_key", "authentication_error"),
@@ -436,28 +436,26 @@ class _Tokens:
         }
 
 
-async def _live_text(call: Call, task: Task, output: Subscription) -> AsyncIterator[str]:
+async def _live_text(call: Call, task: Task, output: Member) -> AsyncIterator[str]:
     """The run's model output as it is produced, until the run ends.
 
-    `output` was subscribed before the task existed, so it misses no chunk. Live text is
-    best-effort (not persisted): if the listener falls behind, this stops passing text on,
-    waits for the end, and the caller sends the rest of the durable answer. A run that
-    overruns the task timeout is cancelled.
+    `output` joined the task's output feed before the task existed, so it misses no chunk.
+    Live text is best-effort (not persisted): if the listener falls behind, this stops
+    passing text on, waits for the end, and the caller sends the rest of the durable
+    answer. A run that overruns the task timeout is cancelled.
     """
     deadline = time.monotonic() + call.settings.task_timeout_s + 5
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            message = await output.get(timeout=min(remaining, streams.IDLE_RECHECK_S))
-        except SubscriberTooSlow:
-            break
-        if message is None:
-            status = (await tasks.get_task(call.actor, task.id)).status
-            if status.is_terminal or status == TaskStatus.WAITING_FOR_APPROVAL:
-                return
-            continue
-        if message.get("end") or message.get("parked"):
-            return
-        yield message["text"]
+    chunks = output.stream()
+    async with contextlib.aclosing(chunks):
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                async with asyncio.timeout(remaining):
+                    text = await anext(chunks)
+            except (TimeoutError, StopAsyncIteration):
+                break
+            yield text
+    if output.outcome is Outcome.ENDED:  # the run ended, or waits for an approval
+        return
     # Fell behind, or out of time: follow the durable trace to the end instead.
     end = await streams.run_to_end(call.actor, task, max(deadline - time.monotonic(), 0))
     if not end.status.is_terminal and end.status != TaskStatus.WAITING_FOR_APPROVAL:
@@ -514,14 +512,22 @@ async def chat_completions(call: Call) -> Response:
         for m in messages[: asked[-1]]
         if m.get("role") in ("user", "assistant")
     ]
-    # Streaming listens to the run's live output from before the task exists, so no chunk
-    # can be missed; the listener is closed when the stream ends (or never starts).
+    # Streaming holds one of the caller's stream slots until the stream ends (`held`), and
+    # listens to the run's live output from before the task exists, so no chunk can be
+    # missed, until the live text ends (`listening`).
     task_id = ids.task_id()
+    held = contextlib.AsyncExitStack()
     listening = contextlib.AsyncExitStack()
     output = None
     if body.get("stream"):
-        channel = channels.task_output_channel(task_id)
-        output = await listening.enter_async_context(get_broker().subscribe(channel))
+        hold_slot(call, held)
+        held.push_async_callback(listening.aclose)
+        try:
+            listener = feeds.output_listener(task_id, until_parked=True)
+            output = await listening.enter_async_context(listener)
+        except BaseException:
+            await held.aclose()
+            raise
     try:
         task = await tasks.submit_task(
             call.actor,
@@ -532,7 +538,7 @@ async def chat_completions(call: Call) -> Response:
             history=history,
         )
     except BaseException:
-        await listening.aclose()
+        await held.aclose()
         raise
     model = body.get("model") or agent.model
     completion_id = f"chatcmpl-{task.id}"
@@ -573,7 +579,7 @@ async def chat_completions(call: Call) -> Response:
             }
         )
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncGenerator[ServerSentEvent, None]:
         try:
             yield chunk({"role": "assistant", "content": ""})
             sent = ""
@@ -614,9 +620,12 @@ async def chat_completions(call: Call) -> Response:
             )
         yield ServerSentEvent(data="[DONE]")
 
-    response = sse(events(), sep="\n")
-    response.background = BackgroundTask(listening.aclose)  # if the stream never starts
-    return response
+    async def produce(out: Writer) -> None:
+        async with contextlib.aclosing(events()) as stream:
+            async for event in stream:
+                await out.send(sse_text(event))
+
+    return event_stream(call, opsclaw, produce, held)
 
 
 # ---------------------------------------------------------------- history and billing

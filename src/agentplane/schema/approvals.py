@@ -1,5 +1,6 @@
 """GraphQL for approval requests: tool calls held for a human's decision."""
 
+import contextlib
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from enum import Enum
@@ -12,6 +13,7 @@ from strawberry.types import Info
 from agentplane import models
 from agentplane.resolvers import approvals
 from agentplane.schema.context import Context
+from agentplane.schema.live import LiveFrames
 from agentplane.schema.types import Agent, Connection, Node, Task
 
 strawberry.enum(models.ApprovalStatus)
@@ -141,5 +143,8 @@ class ApprovalSubscription:
     async def approval_updates(
         self, info: Info[Context, None], task_id: strawberry.ID | None = None
     ) -> AsyncGenerator[ApprovalRequest, None]:
-        async for request in approvals.approval_updates(info.context.actor, task_id):
-            yield request  # type: ignore[misc]
+        # Through the approvals feed (subscriptions/feeds.py), as taskEvents goes.
+        updates = approvals.approval_updates(info.context.actor, task_id, LiveFrames.of(info))
+        async with contextlib.aclosing(updates):
+            async for request in updates:
+                yield request  # type: ignore[misc]

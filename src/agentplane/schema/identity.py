@@ -4,6 +4,7 @@ Merged into the root types by inheritance (`Query(IdentityQuery, …)`), so the 
 modules stay untouched but for one base class each.
 """
 
+import contextlib
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from decimal import Decimal
@@ -27,6 +28,7 @@ from agentplane.resolvers import (
 from agentplane.resolvers.budgets import BudgetView
 from agentplane.resolvers.pagination import Page
 from agentplane.schema.context import Context
+from agentplane.schema.live import LiveFrames
 from agentplane.schema.types import AccessToken, Connection, Node, Tenant
 
 strawberry.enum(models.BudgetScope, name="BudgetScope")
@@ -599,5 +601,9 @@ class IdentitySubscription:
         "once per budget, level and window."
     )
     async def budget_alerts(self, info: Info[Context, None]) -> AsyncGenerator[BudgetAlert, None]:
-        async for message in budgets.budget_alerts(info.context.actor):
-            yield _alert(message)
+        # Through the alerts feed (subscriptions/feeds.py), as taskEvents goes.
+        frames = LiveFrames.of(info, convert=_alert)
+        alerts = budgets.budget_alerts(info.context.actor, frames)
+        async with contextlib.aclosing(alerts):
+            async for message in alerts:
+                yield _alert(message)

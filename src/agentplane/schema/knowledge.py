@@ -1,5 +1,6 @@
 """GraphQL for knowledge bases, documents, retrieval previews and memories."""
 
+import contextlib
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from agentplane.resolvers import knowledge, memories
 from agentplane.resolvers.pagination import Page
 from agentplane.retrieval.fusion import Hit
 from agentplane.schema.context import Context
+from agentplane.schema.live import LiveFrames
 from agentplane.schema.types import Connection
 
 
@@ -310,8 +312,12 @@ class KnowledgeSubscription:
     async def document_updates(
         self, info: Info[Context, None], knowledge_base_id: strawberry.ID
     ) -> AsyncGenerator[Document, None]:
-        async for doc in knowledge.document_updates(info.context.actor, knowledge_base_id):
-            yield _doc(doc)
+        # Through the documents feed (subscriptions/feeds.py), as taskEvents goes.
+        frames = LiveFrames.of(info, convert=_doc)
+        updates = knowledge.document_updates(info.context.actor, knowledge_base_id, frames)
+        async with contextlib.aclosing(updates):
+            async for doc in updates:
+                yield _doc(doc)
 
 
 @strawberry.type

@@ -1,4 +1,5 @@
-"""Multiplexed `taskEvents` and `taskUpdates` delivery: one execution and one
+"""Multiplexed subscription delivery (`taskEvents`, `taskUpdates`, `taskOutput`,
+`approvalUpdates`, `documentUpdates`, `budgetAlerts`): one execution and one
 serialisation per event.
 
 Stock subscription handling runs every event through the whole result pipeline once
@@ -39,7 +40,18 @@ from graphql import (
 from graphql.language import Visitor
 from strawberry.types import Info
 
-SHARED_ROOT_FIELDS = frozenset({"taskEvents", "taskUpdates"})
+from agentplane.subscriptions.channel_feed import complete_now
+
+SHARED_ROOT_FIELDS = frozenset(
+    {
+        "taskEvents",
+        "taskUpdates",
+        "taskOutput",
+        "approvalUpdates",
+        "documentUpdates",
+        "budgetAlerts",
+    }
+)
 _MAX_PAYLOADS = 4096
 
 
@@ -165,15 +177,20 @@ class LiveFrames:
         operation: OperationDefinitionNode,
         used: bytes,
         caller: Hashable,
+        convert: Callable[[Any], Any] | None = None,
     ) -> None:
         self.socket = socket
         self.executor = executor
         self.operation = operation
         self.key = (id(operation), used, caller)  # `used`: the values of the variables it uses
+        self.convert = convert
 
     @classmethod
-    def of(cls, info: Info[Any, Any]) -> "LiveFrames | None":
-        """For the calling subscription, if it is on one of our websockets and shareable."""
+    def of(
+        cls, info: Info[Any, Any], convert: Callable[[Any], Any] | None = None
+    ) -> "LiveFrames | None":
+        """For the calling subscription, if it is on one of our websockets and shareable.
+        `convert`: what the subscription makes of a feed's event before it yields it."""
         socket, executor = _socket.get(), _executor.get()
         if socket is None or executor is None:
             return None
@@ -188,7 +205,8 @@ class LiveFrames:
         root = operation.selection_set.selections[0]
         assert isinstance(root, FieldNode)
         reads = _reads_caller(raw.schema, root, raw.return_type, fragments)
-        return cls(socket, executor, operation, used, info.context.actor if reads else ANY)
+        caller = info.context.actor if reads else ANY
+        return cls(socket, executor, operation, used, caller, convert)
 
     def _frame(self, payload: str) -> str:
         return self.socket.frame_prefix + payload + self.socket.frame_suffix
@@ -197,7 +215,7 @@ class LiveFrames:
         await self.socket.send_text(self._frame(payload))
 
     def send_now(self, payload: str) -> bool:
-        return _complete_now(self.socket.send_text(self._frame(payload)))
+        return complete_now(self.socket.send_text(self._frame(payload)))
 
     async def payload(self, event: Hashable, value: Any) -> str | None:
         """The event's `{"data": …}` as JSON text, or None when its result had errors.
@@ -208,6 +226,8 @@ class LiveFrames:
         if cached is not None and cached[0] is self.operation:
             _payloads.move_to_end(key)
             return cached[1]
+        if self.convert is not None:
+            value = self.convert(value)
         result: Any = self.executor.build_per_event_executor(value).execute_operation(False)
         if self.executor.is_awaitable(result):
             result = await result
@@ -222,19 +242,3 @@ class LiveFrames:
         if len(_payloads) > _MAX_PAYLOADS:
             _payloads.popitem(last=False)
         return payload
-
-
-def _complete_now(send: Coroutine[Any, Any, None]) -> bool:
-    """Run a socket write to its end at once; False, with nothing written, if it would
-    have to wait.
-
-    A websocket send only waits while the socket's transport has paused writing, i.e.
-    while the peer reads slowly; a feed serving many sockets must not wait for one (the
-    frame goes to that subscriber's backlog instead).
-    """
-    try:
-        send.send(None)
-    except StopIteration:
-        return True
-    send.close()  # nothing was written: the wait comes before the write
-    return False

@@ -28,10 +28,10 @@ class SubscriberTooSlow(Exception):
 
 
 class Subscription:
-    def __init__(self, broker: "Broker", channel: str) -> None:
+    def __init__(self, broker: "Broker", channel: str, queue_size: int = QUEUE_SIZE) -> None:
         self.broker = broker
         self.channel = channel
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(queue_size)
         self.overflowed = False
 
     def deliver(self, message: dict[str, Any]) -> None:
@@ -98,9 +98,12 @@ class Broker:
             sub.deliver(message)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
-        """A subscription that receives every message published after this returns."""
-        sub = Subscription(self, channel)
+    async def subscribe(
+        self, channel: str, queue_size: int = QUEUE_SIZE
+    ) -> AsyncIterator[Subscription]:
+        """A subscription that receives every message published after this returns; past
+        `queue_size` unread messages it is cut off (SubscriberTooSlow)."""
+        sub = Subscription(self, channel, queue_size)
         local = self._subscribers.setdefault(channel, set())
         local.add(sub)
         try:
@@ -115,6 +118,12 @@ class Broker:
 
     def local_channels(self) -> int:
         return len(self._subscribers)
+
+    def local_subscriptions(self, channel: str | None = None) -> int:
+        """Subscriptions held in this process (to `channel`, or to any)."""
+        if channel is not None:
+            return len(self._subscribers.get(channel, ()))
+        return sum(len(subs) for subs in self._subscribers.values())
 
 
 class MemoryBroker(Broker):

@@ -1,12 +1,16 @@
-"""Close live websockets whose credential stops working as it did: a revoked token or
-session, a deleted tenant, a user whose roles changed (the client reconnects with the
-new ones). Every API process keeps its open sockets by credential and closes them when
-the broker announces a revocation (from any process)."""
+"""Long-lived connections (websockets, GraphQL and REST event streams) by credential.
+
+Each credential holds at most MAX_PER_CREDENTIAL of them open in one API process
+(`ConnectionSlots`). Those whose credential stops working as it did are closed: a revoked
+token or session, a deleted tenant, a user whose roles changed (the client reconnects
+with the new ones). Every API process keeps its open connections by credential and
+closes them when the broker announces a revocation (from any process)."""
 
 import asyncio
 import contextlib
 import logging
 import weakref
+from collections import Counter
 from typing import Any
 
 from agentplane.resolvers import actor_cache
@@ -16,7 +20,30 @@ from agentplane.subscriptions.broker import Broker, get_broker
 log = logging.getLogger(__name__)
 CHANNEL = "agentplane:revocations"
 CLOSE_CODE = 4401  # graphql-transport-ws: unauthorized
+MAX_PER_CREDENTIAL = 10
 _sockets: dict[str, "weakref.WeakSet[Any]"] = {}
+
+
+class ConnectionSlots:
+    """The long-lived connections each credential (`auth.credential_key`) holds open."""
+
+    def __init__(self, limit: int = MAX_PER_CREDENTIAL) -> None:
+        self.limit = limit
+        self.open: Counter[str] = Counter()
+
+    def hold(self, key: str) -> bool:
+        """A slot for one more connection; False when all `limit` are taken."""
+        if self.open[key] >= self.limit:
+            return False
+        self.open[key] += 1
+        return True
+
+    def drop(self, key: str) -> None:
+        self.open[key] -= 1
+        if self.open[key] <= 0:
+            del self.open[key]
+
+
 _listener: tuple[Broker, asyncio.Task[None]] | None = None
 
 
@@ -34,7 +61,8 @@ def _keys(actor: Actor) -> list[str]:
 
 
 def register(actor: Actor | None, websocket: Any) -> None:
-    """Remember an authenticated websocket (weakly: a closed one is simply forgotten)."""
+    """Remember an authenticated connection (weakly: a closed one is simply forgotten);
+    anything with `async close(code, reason)`: a websocket, an event stream."""
     if actor is None:
         return
     for key in _keys(actor):

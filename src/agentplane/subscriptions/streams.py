@@ -1,82 +1,50 @@
-"""Replay-then-tail streams over the broker.
+"""Live streams as their callers use them: authorised here, served by this process's live
+feeds (feeds.py).
 
-`task_events` subscribes first, then replays persisted steps after the cursor,
-then tails live events, dropping any `seq` already sent and reading a gap back
-from the database, so a client resuming with its last `seq` misses nothing and
-sees nothing twice.
+Each takes the subscriber's sink (its socket, which the feed writes rendered events to)
+or None, and yields the events the sink cannot render, for the subscription's own
+pipeline: without a sink, every event. `task_events` replays the trace after the cursor,
+then follows it live, so a client resuming with its last `seq` misses nothing and sees
+nothing twice.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 
-from agentplane.core.errors import SlowConsumer, ValidationFailed
+from agentplane.core.errors import ValidationFailed
 from agentplane.models import Step, StepKind, Task, TaskStatus
-from agentplane.resolvers import traces
 from agentplane.resolvers.agents import get_agent
 from agentplane.resolvers.auth import Actor
 from agentplane.resolvers.permissions import Perm, require
 from agentplane.resolvers.tasks import get_task
-from agentplane.subscriptions import events
-from agentplane.subscriptions.broker import SubscriberTooSlow, get_broker
+from agentplane.subscriptions import feeds
+from agentplane.subscriptions.feeds import Sink
 
-# Re-check the database this often while idle, in case a publish was lost
-# (e.g. Redis restarted) so a stream never hangs on a finished task.
-IDLE_RECHECK_S = 5.0
-BACKLOG_PAGE = 500
 WAITING = TaskStatus.WAITING_FOR_APPROVAL
 
 
-def ends_task(step: Step) -> bool:
-    return step.kind == StepKind.STATUS_CHANGE and step.payload.get("to") in (
-        "completed",
-        "failed",
-        "cancelled",
-    )
-
-
 async def task_events(
-    actor: Actor | None, task_id: str, after_seq: int | None
-) -> AsyncIterator[Step]:
+    actor: Actor | None, task_id: str, after_seq: int | None, sink: Sink | None = None
+) -> AsyncGenerator[Step, None]:
+    """The task's steps after `after_seq` until the step that ends it (SlowConsumer, with
+    the cursor to resume from, if the subscriber falls behind)."""
     task = await get_task(actor, task_id)  # authorises: same answer as a missing task
-    last = max(after_seq or 0, 0)
-    try:
-        async for step in _replay_then_tail(task, last):
-            last = step.seq
+    steps = feeds.follow_steps(task.id, max(after_seq or 0, 0), sink)
+    async with contextlib.aclosing(steps):  # leaves the feed when the caller does
+        async for step in steps:
             yield step
-    except SubscriberTooSlow:
-        raise SlowConsumer(
-            f"Subscriber fell behind; resubscribe with afterSeq: {last}", lastSeq=last
-        ) from None
 
 
-async def _replay_then_tail(task: Task, last: int) -> AsyncIterator[Step]:
-    async with get_broker().subscribe(events.task_channel(task.id)) as sub:
-        while True:
-            # Catch up from the database: the replay, and any gap the live feed skipped.
-            backlog = await traces.steps_after(task.id, last, BACKLOG_PAGE)
-            for step in backlog:
-                last = step.seq
-                yield step
-                if ends_task(step):
-                    return
-            if len(backlog) == BACKLOG_PAGE:
-                continue  # more to read
-            if not backlog and (await Task.get(id=task.id)).status.is_terminal:
-                return  # the terminal step was at or before the cursor
-            while True:
-                message = await sub.get(timeout=IDLE_RECHECK_S)
-                if message is None:
-                    break  # idle: go back to the database
-                seq = message["seq"]
-                if seq <= last:
-                    continue  # already sent during replay
-                if seq > last + 1:
-                    break  # a gap: read it from the database
-                step = events.shared_step(message)
-                last = seq
-                yield step
-                if ends_task(step):
-                    return
+async def task_updates(
+    actor: Actor | None, agent_id: str | None, sink: Sink | None = None
+) -> AsyncGenerator[Task, None]:
+    """Status changes of the caller's tenant's tasks (of one agent if `agent_id`)."""
+    tenant_id = await updates_scope(actor, agent_id)  # authorises
+    updates = feeds.follow_updates(tenant_id, agent_id, sink)
+    async with contextlib.aclosing(updates):
+        async for task in updates:
+            yield task
 
 
 async def updates_scope(actor: Actor | None, agent_id: str | None) -> str:
@@ -92,21 +60,15 @@ async def updates_scope(actor: Actor | None, agent_id: str | None) -> str:
     raise ValidationFailed("Platform-scoped callers must pass `agentId`", field="agentId")
 
 
-async def task_output(actor: Actor | None, task_id: str) -> AsyncIterator[str]:
+async def task_output(
+    actor: Actor | None, task_id: str, sink: Sink | None = None
+) -> AsyncGenerator[str, None]:
     """Live text chunks until the task ends; not replayed (the trace holds the full text)."""
     task = await get_task(actor, task_id)
-    async with get_broker().subscribe(events.task_output_channel(task.id)) as sub:
-        if (await Task.get(id=task.id)).status.is_terminal:
-            return
-        while True:
-            message = await sub.get(timeout=IDLE_RECHECK_S)
-            if message is None:
-                if (await Task.get(id=task.id)).status.is_terminal:
-                    return
-            elif message.get("end"):
-                return
-            elif "text" in message:  # not the notice that the run waits for an approval
-                yield message["text"]
+    chunks = feeds.follow_output(task.id, sink)
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            yield chunk
 
 
 def parks_task(step: Step) -> bool:
@@ -121,10 +83,12 @@ async def run_to_end(actor: Actor | None, task: Task, timeout_s: float) -> Task:
     that waits for a human would wait past any client's patience, so they stop there."""
     try:
         async with asyncio.timeout(timeout_s):
-            async for step in task_events(actor, task.id, 0):
-                # A replayed park may be over already (decided meanwhile): read the row.
-                if parks_task(step) and (await Task.get(id=task.id)).status == WAITING:
-                    break
+            steps = task_events(actor, task.id, 0)
+            async with contextlib.aclosing(steps):
+                async for step in steps:
+                    # A replayed park may be over already (decided meanwhile): read the row.
+                    if parks_task(step) and (await Task.get(id=task.id)).status == WAITING:
+                        break
     except TimeoutError:
         pass
     return await get_task(actor, task.id)
