@@ -1,5 +1,5 @@
-"""Subscription fan-out: N websocket (or, with --sse, GraphQL-over-SSE) subscribers
-watch one live task.
+"""Subscription fan-out: N websocket (or, with --sse, GraphQL-over-SSE; with --rest,
+Koda REST event stream) subscribers watch one live task.
 
 Prints publish-to-client latency p50/p99 (a step's createdAt on the server to the
 moment its frame's bytes are read by a client, see ws_probe.py) and the API
@@ -10,10 +10,12 @@ asyncio tasks and Redis channels return to their baseline after connect/disconne
 cycles. The CPU figure includes running the task (one process runs its worker too)
 and holds steady on a busy machine, where the latencies do not.
 
-    python bench/fanout.py [--subscribers 1000] [--events 20] [--sse]
+    python bench/fanout.py [--subscribers 1000] [--events 20] [--sse | --rest]
 
-With --sse the subscribers are SSE responses (sse_probe.py) instead of websockets;
+With --sse the subscribers are GraphQL-over-SSE responses (sse_probe.py) instead of
+websockets; with --rest, Koda's `GET /api/runtime/tasks/{id}/events` streams. Either way
 the raw baseline stays the websocket broadcast, and the idle-cost figures are skipped.
+Each figure is printed with the machine's load average when it was taken.
 
 With AGENTPLANE_REDIS_URL and a PostgreSQL AGENTPLANE_DATABASE_URL set it also runs
 the two-API-process profile (subscribers split across both, a separate worker).
@@ -39,6 +41,7 @@ from procs import Server, cpu_seconds, migrate, rss_kb, start_server, start_work
 from ws_probe import Probe
 
 SSE = False  # --sse: subscribe over GraphQL over SSE
+REST = False  # --rest: subscribe to Koda's REST event stream
 
 EVENTS = """subscription($id: ID!, $after: Int) {
   taskEvents(taskId: $id, afterSeq: $after) { seq kind createdAt payload } }"""
@@ -101,6 +104,12 @@ async def prepare_paused_task(
 
 
 async def open_subscriber(url: str, token: str, task_id: str) -> Probe | sse_probe.SseProbe:
+    if REST:
+        base = url.replace("ws://", "http://").removesuffix("/graphql")
+        rest = await sse_probe.get(f"{base}/api/runtime/tasks/{task_id}/events", token, 1)
+        await rest.until(1)  # the replayed step 2: tailing live from here
+        assert rest.messages()[0][1]["type"] == "step", rest.messages()
+        return rest
     if SSE:
         variables = {"id": task_id, "after": 1}
         sse = await sse_probe.subscribe(url.replace("ws://", "http://"), token, EVENTS, variables)
@@ -127,9 +136,12 @@ def latencies_of(
     latencies = []
     for probe in probes:
         for arrived, message in probe.messages(start):
-            if message["type"] != "next":
+            if message["type"] == "step":  # a REST event
+                created = message["payload"]["created_at"]
+            elif message["type"] == "next":
+                created = message["payload"]["data"]["taskEvents"]["createdAt"]
+            else:
                 continue
-            created = message["payload"]["data"]["taskEvents"]["createdAt"]
             sent = datetime.fromisoformat(created).timestamp()
             if sent >= since:
                 latencies.append(arrived - sent)
@@ -165,7 +177,7 @@ async def agentplane_fanout(servers: list[Server], subscribers: int, steps: int)
     )
     await asyncio.wait_for(asyncio.gather(*(p.finished for p in probes)), 120)
     cpu = sum(cpu_seconds(s.pid) for s in servers) - cpu
-    before = 1 if SSE else 2  # (the ack and) the replayed step
+    before = 1 if SSE or REST else 2  # (the ack and) the replayed step
     frames = sum(len(p.received) - before for p in probes)
     await asyncio.gather(*(p.close() for p in probes))
     return Run(latencies_of(probes, before, since), cpu / frames * 1e6)
@@ -223,7 +235,9 @@ def report(label: str, ours: Run, raw: Run, target_p99: float) -> None:
     r50, r99 = summary(raw.latencies)
     c, rc = ours.cpu_per_frame_us, raw.cpu_per_frame_us
     w = len(label)
+    load = " ".join(f"{n:.2f}" for n in os.getloadavg())
     print(f"  {label}: p50 {p50:7.1f} ms  p99 {p99:7.1f} ms   (target p99 <= {target_p99:.0f} ms)")
+    print(f"  {'load average (1, 5, 15 min)':>{w}}: {load}")
     print(f"  {'raw websocket broadcast':>{w}}: p50 {r50:7.1f} ms  p99 {r99:7.1f} ms")
     print(f"  {'ratio to raw':>{w}}: p50 {p50 / r50:7.2f}x    p99 {p99 / r99:7.2f}x")
     print(f"  {'server CPU per frame':>{w}}: {c:5.1f} us, raw {rc:5.1f} us ({c / rc:.2f}x)")
@@ -235,7 +249,7 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
     # The rate limit runs, with a limit the bench cannot reach (minting tokens, connecting).
     env = {"AGENTPLANE_SCRIPTED_DELAY_MS": "150", "AGENTPLANE_RATE_LIMIT_PER_MIN": str(10**9)}
 
-    over = "GraphQL over SSE" if SSE else "websockets"
+    over = "Koda REST event streams" if REST else "GraphQL over SSE" if SSE else "websockets"
     print(
         f"subscription fan-out, {args.subscribers} subscribers ({over}), {args.events} live events"
     )
@@ -247,11 +261,11 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
             start_server(workdir, single_url, {**env, "AGENTPLANE_REDIS_URL": ""})
         )
         # Idle cost first, on a fresh process: RSS never shrinks back after a burst.
-        if not SSE:
+        if not (SSE or REST):
             per_sub, before, after = await idle_cost(one, args.subscribers)
         ours = await agentplane_fanout([one], args.subscribers, args.events)
         report("1 API process, memory broker", ours, raw_run, 100)
-        if not SSE:
+        if not (SSE or REST):
             print(f"  RSS per idle subscription: {per_sub:.1f} KB (target <= 50 KB)")
             print(f"  after connect/disconnect cycles: {describe(before, after)}")
 
@@ -283,9 +297,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--events", type=int, default=20)
-    parser.add_argument("--sse", action="store_true", help="subscribe over GraphQL over SSE")
+    over = parser.add_mutually_exclusive_group()
+    over.add_argument("--sse", action="store_true", help="subscribe over GraphQL over SSE")
+    over.add_argument("--rest", action="store_true", help="subscribe to Koda's REST event stream")
     workdir = Path(os.environ.get("BENCH_WORKDIR", "/tmp/agentplane-bench"))
     workdir.mkdir(parents=True, exist_ok=True)
     arguments = parser.parse_args()
-    SSE = arguments.sse
+    SSE, REST = arguments.sse, arguments.rest
     asyncio.run(main(arguments, workdir))

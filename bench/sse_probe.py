@@ -1,7 +1,8 @@
-"""A lean GraphQL-over-SSE client for measuring fan-out: one asyncio Protocol per
+"""A lean Server-Sent Events client for measuring fan-out: one asyncio Protocol per
 response, as ws_probe.py is for websockets. Each event is stamped with the time its
-bytes were read and parsed only after the run; messages come out shaped like the
-websocket ones (`{"type": "next", "payload": …}`, `{"type": "complete"}`)."""
+bytes were read and parsed only after the run. GraphQL-over-SSE messages come out shaped
+like the websocket ones (`{"type": "next", "payload": …}`, `{"type": "complete"}`); a
+REST stream's (Koda's task events) as `{"type": "step", "payload": <the step>}`."""
 
 import asyncio
 import json
@@ -38,6 +39,7 @@ class SseProbe(asyncio.Protocol):
             head, self._raw = self._raw.split(b"\r\n\r\n", 1)
             assert head.startswith(b"HTTP/1.1 200"), head
             self._headers_done = True
+        ended = False
         while True:  # chunked transfer coding: size line, data, CRLF
             size_end = self._raw.find(b"\r\n")
             if size_end < 0:
@@ -47,13 +49,14 @@ class SseProbe(asyncio.Protocol):
                 break
             self._body += self._raw[size_end + 2 : size_end + 2 + size]
             self._raw = self._raw[size_end + 2 + size + 2 :]
+            ended = ended or size == 0  # the last chunk: the response is complete
         while b"\r\n\r\n" in self._body:
             event, self._body = self._body.split(b"\r\n\r\n", 1)
             if event.startswith(b":"):
                 continue  # heartbeat
             self.received.append((arrived, event))
-            if event.startswith(b"event: complete") and not self.finished.done():
-                self.finished.set_result(None)
+        if ended and not self.finished.done():
+            self.finished.set_result(None)
         if self.enough is not None and len(self.received) >= self.wanted:
             self.enough.set_result(None)
             self.enough = None
@@ -78,6 +81,8 @@ class SseProbe(asyncio.Protocol):
             kind, _, data = event.decode().partition("\r\ndata: ")
             if kind == "event: complete":
                 out.append((at, {"type": "complete"}))
+            elif kind.endswith("event: step"):  # a REST stream's `id: …\r\nevent: step`
+                out.append((at, {"type": "step", "payload": json.loads(data)}))
             else:
                 out.append((at, {"type": "next", "payload": json.loads(data)}))
         return out
@@ -97,7 +102,22 @@ async def subscribe(url: str, token: str, query: str, variables: dict[str, Any])
         f"Accept: text/event-stream\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
+    return await _connect(parts.hostname, parts.port, request)
+
+
+async def get(url: str, token: str, last_event_id: int | None = None) -> SseProbe:
+    """GET a REST event stream, e.g. …/api/runtime/tasks/{id}/events."""
+    parts = urlsplit(url)
+    resume = "" if last_event_id is None else f"Last-Event-ID: {last_event_id}\r\n"
+    request = (
+        f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Authorization: Bearer {token}\r\n{resume}\r\n"
+    ).encode()
+    return await _connect(parts.hostname, parts.port, request)
+
+
+async def _connect(host: str | None, port: int | None, request: bytes) -> SseProbe:
     _, probe = await asyncio.get_running_loop().create_connection(
-        lambda: SseProbe(request), parts.hostname, parts.port
+        lambda: SseProbe(request), host, port
     )
     return probe
