@@ -11,14 +11,14 @@ dialect's own error envelope with the matching status code.
 """
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 from jsonschema import Draft202012Validator
-from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -420,18 +420,6 @@ def iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def sse(
-    events: AsyncIterator[ServerSentEvent | dict[str, Any]], sep: str | None = None
-) -> EventSourceResponse:
-    """Server-Sent Events with a heartbeat comment every 15 s (sse-starlette)."""
-    return EventSourceResponse(
-        events,
-        ping=SSE_HEARTBEAT_S,
-        sep=sep,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
 def sse_event(
     data: Any, *, event: str | None = None, id: int | str | None = None
 ) -> ServerSentEvent:
@@ -496,6 +484,5 @@ __all__ = [
     "json",
     "no_content",
     "request_actor",
-    "sse",
     "sse_event",
 ]
